@@ -1,0 +1,117 @@
+"""The lab's command line: `python -m lab up|down|demo|modes` (the Makefile calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+from lab import ROOT
+from lab.knobs import KNOBS, KnobError, Knobs, from_environ
+from lab.modes import MODES
+from lab.procs import Interrupted, LabError
+
+
+def _plan(knobs: Knobs, stack: object) -> None:
+    from lab.native import Stack
+
+    assert isinstance(stack, Stack)
+    limit = stack.app.limit
+    print(f"lab: MODE={knobs.mode} ({knobs.server.summary})")
+    print(
+        f"lab: WORKLOAD={knobs.workload} IO_SECONDS={knobs.io_seconds:g} PRIMES_LIMIT={knobs.primes_limit} "
+        f"WORKERS={knobs.workers} THREADS={knobs.threads}"
+    )
+    print(f"lab: CPU limit CPUS={knobs.cpus:g}: {limit.describe() if limit else 'not applied'}")
+    if limit is not None and not limit.enforced and knobs.cpus > 0:
+        print("lab: WARNING: no CPU limit could be enforced on this machine; results are not limited to CPUS", file=sys.stderr)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from lab.native import Stack
+
+    knobs = from_environ()
+    print(f"lab: starting PostgreSQL, the {knobs.mode} server and the Locust web UI (native backend)...", flush=True)
+    with Stack(knobs, locust_ui=True) as stack:
+        _plan(knobs, stack)
+        print(f"lab: app     {stack.app.url}/currency/convert?from=usd&to=gbp")
+        print(
+            f"lab: Locust  http://127.0.0.1:{stack.place.locust_port}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)"
+        )
+        print(f"lab: logs in {stack.place.logs}; Ctrl-C or `make down` stops everything", flush=True)
+        while True:
+            signal.pause()
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from lab.native import down
+
+    down()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lab.demo import quick_check, render
+    from lab.native import Stack
+
+    knobs = from_environ()
+    print(f"lab: starting PostgreSQL and the {knobs.mode} server...", flush=True)
+    with Stack(knobs) as stack:
+        _plan(knobs, stack)
+        check = quick_check(stack.app.url, knobs.mode, knobs.workload, args.requests)
+    print(render(check))
+    folder = ROOT / "results" / "demos"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / f"demo-{knobs.mode}-{knobs.workload}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    record.write_text(
+        json.dumps(
+            {"knobs": knobs.as_env(), "cpu_limit": stack.app.limit.describe() if stack.app.limit else None, **check.as_dict()},
+            indent=2,
+        )
+    )
+    print(f"lab: recorded in {record.relative_to(ROOT)}")
+    return 0
+
+
+def cmd_modes(args: argparse.Namespace) -> int:
+    width = max(map(len, MODES))
+    for mode in MODES.values():
+        print(f"  {mode.name:<{width}}  {mode.service:<7}  {mode.summary}")
+    return 0
+
+
+def cmd_knobs(args: argparse.Namespace) -> int:
+    for knob in KNOBS.values():
+        print(f"  {knob.name:<13} {knob.default or '(mode)':<9} {knob.help}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start PostgreSQL, the app in MODE and the Locust web UI; Ctrl-C stops").set_defaults(run=cmd_up)
+    sub.add_parser("down", help="stop everything the lab started").set_defaults(run=cmd_down)
+    demo = sub.add_parser("demo", help="the post's quick check: N concurrent requests")
+    demo.add_argument("-n", "--requests", type=int, default=2)
+    demo.set_defaults(run=cmd_demo)
+    sub.add_parser("modes", help="list the server modes").set_defaults(run=cmd_modes)
+    sub.add_parser("knobs", help="list the knobs and their defaults").set_defaults(run=cmd_knobs)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (KnobError, LabError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nlab: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    except Interrupted as signal_name:
+        print(f"lab: {signal_name}: stopped everything it started", file=sys.stderr)
+        return 143
+
+
+if __name__ == "__main__":
+    sys.exit(main())

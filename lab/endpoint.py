@@ -1,0 +1,127 @@
+"""The endpoint's contract, shared by every service: parameters, workloads, SQL and headers.
+
+Stdlib only: it is imported by Django, FastAPI and the Locust user alike.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+CODE_RE = re.compile(r"^[A-Za-z]{3}$")
+WORKLOADS = ("io", "cpu")
+SEED_SQL = Path(__file__).resolve().parent.parent / "db" / "init.sql"
+_SEED_ROW = re.compile(r"\('([a-z]{3})',\s*'([a-z]{3})',\s*([0-9.]+)\)")
+
+# pg_sleep sits in the FROM list so that the wait and the read are one real query.
+RATE_SQL = "SELECT rate FROM rates WHERE from_code = %s AND to_code = %s"
+RATE_WAIT_SQL = "SELECT rate FROM rates, pg_sleep(%s) WHERE from_code = %s AND to_code = %s"
+
+
+class BadRequest(ValueError):
+    """A parameter is missing or malformed (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a service reads from its environment at start."""
+
+    workload: str
+    io_seconds: float
+    primes_limit: int
+    database_url: str
+    db_pool: bool
+    db_pool_size: int
+
+    @classmethod
+    def from_environ(cls) -> Settings:
+        return cls(
+            workload=os.environ.get("WORKLOAD", "io"),
+            io_seconds=float(os.environ.get("IO_SECONDS", "5")),
+            primes_limit=int(os.environ.get("PRIMES_LIMIT", "1000000")),
+            database_url=os.environ.get("DATABASE_URL", "postgresql://lab@127.0.0.1:55432/lab"),
+            db_pool=os.environ.get("DB_POOL", "1") != "0",
+            db_pool_size=int(os.environ.get("DB_POOL_SIZE", "100")),
+        )
+
+
+@dataclass(frozen=True)
+class Conversion:
+    source: str
+    target: str
+    workload: str
+
+
+def parse_query(params: Mapping[str, str], default_workload: str) -> Conversion:
+    """Read from/to/workload, or raise BadRequest naming the parameter."""
+    codes = []
+    for name in ("from", "to"):
+        value = params.get(name)
+        if value is None or value == "":
+            raise BadRequest(f"missing parameter '{name}': a three-letter currency code such as usd")
+        if not CODE_RE.match(value):
+            raise BadRequest(f"parameter '{name}' must be a three-letter currency code, such as usd")
+        codes.append(value.lower())
+    workload = params.get("workload") or default_workload
+    if workload not in WORKLOADS:
+        raise BadRequest(f"parameter 'workload' must be one of {', '.join(WORKLOADS)}")
+    return Conversion(codes[0], codes[1], workload)
+
+
+def count_primes(limit: int) -> int:
+    """Trial division in pure Python: the CPU-bound work, deliberately unoptimised."""
+    count = 0
+    for n in range(2, limit):
+        for divisor in range(2, int(n**0.5) + 1):
+            if n % divisor == 0:
+                break
+        else:
+            count += 1
+    return count
+
+
+def query_for(conversion: Conversion, settings: Settings) -> tuple[str, tuple[object, ...]]:
+    if conversion.workload == "io":
+        return RATE_WAIT_SQL, (settings.io_seconds, conversion.source, conversion.target)
+    return RATE_SQL, (conversion.source, conversion.target)
+
+
+def answer(conversion: Conversion, rate: object) -> dict[str, object]:
+    return {"from": conversion.source, "to": conversion.target, "rate": float(rate), "workload": conversion.workload}  # type: ignore[arg-type]
+
+
+def not_found(conversion: Conversion) -> str:
+    return f"no rate from {conversion.source} to {conversion.target}"
+
+
+class Timer:
+    """Where and when a request was served, for the response headers the timeline is drawn from."""
+
+    def __init__(self) -> None:
+        self.start_us = time.time_ns() // 1000
+        self.phases: dict[str, float] = {}
+
+    def phase(self, name: str, started: float) -> None:
+        self.phases[name] = self.phases.get(name, 0.0) + (time.perf_counter() - started) * 1000
+
+    def headers(self) -> dict[str, str]:
+        end_us = time.time_ns() // 1000
+        timing = ", ".join(f"{name};dur={ms:.3f}" for name, ms in self.phases.items())
+        total = f"total;dur={(end_us - self.start_us) / 1000:.3f}"
+        return {
+            "X-Worker-Pid": str(os.getpid()),
+            "X-Thread-Id": str(threading.get_native_id()),
+            "X-Request-Start": str(self.start_us),
+            "X-Request-End": str(end_us),
+            "Server-Timing": f"{timing}, {total}" if timing else total,
+        }
+
+
+def seeded_rates(path: Path = SEED_SQL) -> dict[tuple[str, str], float]:
+    """The pairs the database is seeded with, read from the seed SQL itself."""
+    return {(a, b): float(rate) for a, b, rate in _SEED_ROW.findall(path.read_text())}

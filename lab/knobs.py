@@ -1,0 +1,177 @@
+"""The lab's knobs: environment variables with defaults, the same for make, compose and native.
+
+`python3 -m lab.knobs check` validates the knobs in the environment (stdlib only, so the
+Makefile can run it before any virtual environment exists) and prints nothing when they are
+good; `python3 -m lab.knobs env` prints the resolved values as KEY=VALUE lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lab.modes import MODES, Mode
+
+WORKLOADS = ("io", "cpu")
+RUN_TIME_RE = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
+
+
+class KnobError(ValueError):
+    """A knob has a value it cannot take; the message names the knob and what it accepts."""
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not low <= value <= high:
+            raise ValueError
+        return value
+
+    parse.accepts = f"{'an integer' if kind is int else 'a number'} from {low:g} to {high:g}"  # type: ignore[attr-defined]
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError
+        return text
+
+    parse.accepts = "one of " + ", ".join(choices)  # type: ignore[attr-defined]
+    return parse
+
+
+def _run_time(text: str) -> str:
+    match = RUN_TIME_RE.match(text)
+    if not text or not match or not any(match.groups()):
+        raise ValueError
+    return text
+
+
+_run_time.accepts = "a duration such as 30s, 2m or 1h30m"  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def accepts(self) -> str:
+        return self.parse.accepts  # type: ignore[attr-defined]
+
+
+# The knobs of LAB.md, in the order `make help` shows them. WORKERS and THREADS default to
+# the mode's own values (empty here); a mode without them accepts only 1.
+KNOBS: dict[str, Knob] = {
+    k.name: k
+    for k in (
+        Knob("MODE", "threaded", _choice(*MODES), "how the endpoint is served (see `make modes`)"),
+        Knob("WORKLOAD", "io", _choice(*WORKLOADS), "io: wait in PostgreSQL; cpu: count primes"),
+        Knob("CPUS", "1", _number(float, 0, 64), "CPU limit of the server, as Docker's --cpus (0: none)"),
+        Knob("WORKERS", "", _number(int, 1, 64), "server processes (modes that have them)"),
+        Knob("THREADS", "", _number(int, 1, 256), "threads per process (modes that have them)"),
+        Knob("IO_SECONDS", "5", _number(float, 0, 30), "seconds each io request waits in the database"),
+        Knob("PRIMES_LIMIT", "1000000", _number(int, 2, 50_000_000), "cpu workload: count primes below this"),
+        Knob("USERS", "10", _number(int, 1, 5000), "concurrent Locust users"),
+        Knob("SPAWN_RATE", "10", _number(float, 0.1, 1000), "Locust users started per second"),
+        Knob("RUN_TIME", "1m", _run_time, "length of a headless Locust run"),
+    )
+}
+
+# Variables the lab reads beside the knobs: not part of an experiment's design, but settings of
+# the machine it runs on. Compose reads SERVICE (derived from MODE by the Makefile) and the
+# database password; the rest are native-only addresses.
+SETTINGS = {
+    "APP_PORT": "8000",
+    "LOCUST_PORT": "8089",
+    "PG_PORT": "55432",
+    "DB_POOL_SIZE": "100",
+}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    mode: str
+    workload: str
+    cpus: float
+    workers: int
+    threads: int
+    io_seconds: float
+    primes_limit: int
+    users: int
+    spawn_rate: float
+    run_time: str
+
+    @property
+    def server(self) -> Mode:
+        return MODES[self.mode]
+
+    def as_env(self) -> dict[str, str]:
+        """The knobs as environment variables, the form every process of the lab reads."""
+        return {name.upper(): _format(value) for name, value in asdict(self).items()}
+
+
+def _format(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse(env: Mapping[str, str]) -> Knobs:
+    """Validate every knob at once, so one run of the command shows every mistake."""
+    errors: list[str] = []
+    values: dict[str, Any] = {}
+    for knob in KNOBS.values():
+        text = str(env.get(knob.name, "") or knob.default).strip()
+        if not text:
+            values[knob.name] = None
+            continue
+        try:
+            values[knob.name] = knob.parse(text)
+        except ValueError:
+            errors.append(f"{knob.name}={text!r} is not valid: {knob.name} takes {knob.accepts}")
+    if errors:
+        raise KnobError("\n".join(errors))
+
+    mode = MODES[values["MODE"]]
+    for name, default in (("WORKERS", mode.default_workers), ("THREADS", mode.default_threads)):
+        if default is None:
+            if values[name] not in (None, 1):
+                errors.append(f"{name}={values[name]} does not apply to MODE={mode.name}: {name} takes only 1 there")
+            values[name] = 1
+        elif values[name] is None:
+            values[name] = default
+    if errors:
+        raise KnobError("\n".join(errors))
+    return Knobs(**{name.lower(): value for name, value in values.items()})
+
+
+def from_environ() -> Knobs:
+    return parse(os.environ)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "check"
+    try:
+        knobs = from_environ()
+    except KnobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if command == "env":
+        for key, value in knobs.as_env().items():
+            print(f"{key}={value}")
+    elif command == "service":
+        print(knobs.server.service)
+    elif command != "check":
+        print("usage: python3 -m lab.knobs [check|env|service]", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

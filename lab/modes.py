@@ -1,0 +1,88 @@
+"""The one table of server modes. Both backends, the tests, `make modes` and the report read it.
+
+A mode is one row: which service it serves, the command that starts it, what it means, and
+what the throughput model needs to know about it (requests in flight C, Python processes P).
+Commands are templates over {host}, {port}, {workers} and {threads}; they run from the
+service's own folder (services/<service>/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+Service = Literal["django", "fastapi"]
+SERVICES: tuple[Service, ...] = ("django", "fastapi")
+
+# A count that depends on the knobs of one run: (workers, threads, pool size) -> count.
+Count = Callable[[int, int, int], int]
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    service: Service
+    argv: tuple[str, ...]
+    summary: str
+    in_flight: Count  # C: requests one instance can hold at once
+    processes: Count  # processes that run Python at once (before the CPU limit)
+    default_workers: int | None = None  # None: the mode has no WORKERS knob
+    default_threads: int | None = None  # None: the mode has no THREADS knob
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self, *, host: str, port: int, workers: int, threads: int) -> list[str]:
+        values = {"host": host, "port": port, "workers": workers, "threads": threads}
+        return [part.format(**values) for part in self.argv]
+
+
+RUNSERVER = ("python", "manage.py", "runserver", "--noreload", "--skip-checks")
+GUNICORN = ("gunicorn", "--config", "gunicorn.conf.py", "--bind", "{host}:{port}")
+UVICORN = ("uvicorn", "--host", "{host}", "--port", "{port}", "--no-access-log")
+
+MODES: dict[str, Mode] = {
+    m.name: m
+    for m in (
+        Mode(
+            "nothreading",
+            "django",
+            (*RUNSERVER, "--nothreading", "{host}:{port}"),
+            "Django runserver, one process, one thread: requests wait in line",
+            in_flight=lambda w, t, pool: 1,
+            processes=lambda w, t, pool: 1,
+        ),
+        Mode(
+            "threaded",
+            "django",
+            (*RUNSERVER, "{host}:{port}"),
+            "Django runserver, a new thread per request, one process (one GIL)",
+            in_flight=lambda w, t, pool: pool,
+            processes=lambda w, t, pool: 1,
+        ),
+        Mode(
+            "async",
+            "fastapi",
+            (*UVICORN, "main:app"),
+            "FastAPI on Uvicorn, one process, one event loop, async pool to PostgreSQL",
+            in_flight=lambda w, t, pool: pool,
+            processes=lambda w, t, pool: 1,
+        ),
+        Mode(
+            "gunicorn",
+            "django",
+            (*GUNICORN, "banksite.wsgi:application"),
+            "Django on Gunicorn, WORKERS processes x THREADS threads (sync worker at THREADS=1)",
+            in_flight=lambda w, t, pool: w * min(t, pool),
+            processes=lambda w, t, pool: w,
+            default_workers=2,
+            default_threads=1,
+        ),
+    )
+}
+
+
+def get_mode(name: str) -> Mode:
+    try:
+        return MODES[name]
+    except KeyError:
+        raise KeyError(f"unknown MODE {name!r}; modes: {', '.join(MODES)}") from None

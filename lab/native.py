@@ -1,0 +1,208 @@
+"""The native backend: PostgreSQL, the app under its CPU limit and Locust, as local processes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab import ROOT
+from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
+from lab.knobs import SETTINGS, Knobs
+from lab.postgres import Postgres
+from lab.procs import alive, check_port_free, reap, spawn, stop_group, stop_on_signals, wait_http_ok
+from lab.serve import launch, resolve
+
+BIN = Path(sys.executable).parent
+LOCUSTFILE = ROOT / "locust" / "locustfile.py"
+
+
+def setting(name: str) -> str:
+    return os.environ.get(name) or SETTINGS[name]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one lab instance keeps its state and listens; tests use their own."""
+
+    state: Path = field(default_factory=lambda: Path(os.environ.get("LAB_STATE_DIR", ROOT / ".lab")))
+    app_port: int = field(default_factory=lambda: int(setting("APP_PORT")))
+    pg_port: int = field(default_factory=lambda: int(setting("PG_PORT")))
+    locust_port: int = field(default_factory=lambda: int(setting("LOCUST_PORT")))
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.state / "stack.json"
+
+    @property
+    def cgroup_name(self) -> str:
+        digest = hashlib.sha1(str(self.state.resolve()).encode()).hexdigest()[:8]
+        return f"concurrency-lab-{digest}"
+
+    def postgres(self) -> Postgres:
+        return Postgres(self.state / "postgres", self.pg_port)
+
+
+class AppServer:
+    """The server under test, in MODE, under its CPU limit."""
+
+    def __init__(self, knobs: Knobs, place: Place, database_url: str) -> None:
+        self.knobs = knobs
+        self.place = place
+        self.database_url = database_url
+        self.log = place.logs / "app.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.limit: CpuLimit | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.place.app_port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
+        env = dict(os.environ)
+        env.update(DATABASE_URL=self.database_url, DB_POOL=os.environ.get("DB_POOL", "1"), DB_POOL_SIZE=setting("DB_POOL_SIZE"))
+        plan = launch(self.knobs, host="127.0.0.1", port=self.place.app_port, base_env=env)
+        self.limit = make_limit(self.knobs.cpus, self.place.cgroup_name)
+        argv = self.limit.wrap(resolve(plan.argv, BIN))
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            out.write(f"\n--- {time.strftime('%F %T')} MODE={self.knobs.mode}: {' '.join(plan.argv)}\n".encode())
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=plan.cwd,
+                env=plan.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=self.limit.preexec,
+            )
+        wait_http_ok(f"{self.url}/healthz", self.proc, f"the {self.knobs.mode} server", self.log, timeout)
+
+    def usage(self) -> CpuUsage:
+        assert self.limit is not None
+        return self.limit.usage(self.proc.pid if self.proc else None)
+
+    def stop(self) -> None:
+        reap(self.proc)
+        if self.limit is not None:
+            for pid in self.limit.pids():  # anything that left the process group
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.limit.remove()
+        self.proc = None
+
+
+class Stack:
+    """PostgreSQL, the app and (optionally) the Locust web UI, started in order and stopped in reverse.
+
+    What runs is written to the stack file as soon as it starts, so `make down` from another
+    shell can stop it even if this process died.
+    """
+
+    def __init__(self, knobs: Knobs, place: Place | None = None, *, locust_ui: bool = False) -> None:
+        self.knobs = knobs
+        self.place = place or Place()
+        self.locust_ui = locust_ui
+        self.pg = self.place.postgres()
+        self.app = AppServer(knobs, self.place, self.pg.url)
+        self.locust: subprocess.Popen[bytes] | None = None
+
+    def _record(self) -> None:
+        state = {
+            "supervisor": os.getpid(),
+            "app": self.app.proc.pid if self.app.proc else None,
+            "locust": self.locust.pid if self.locust else None,
+            "pg_port": self.place.pg_port,
+            "cgroup": self.place.cgroup_name,
+        }
+        self.place.state.mkdir(parents=True, exist_ok=True)
+        self.place.stack_file.write_text(json.dumps(state))
+
+    def __enter__(self) -> Stack:
+        stop_on_signals()
+        if self.place.stack_file.exists():
+            down(self.place, quiet=True)  # what a killed run left behind
+        try:
+            self._record()
+            if self.locust_ui:
+                check_port_free(self.place.locust_port, "the Locust web UI (LOCUST_PORT)")
+            check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
+            self.pg.start()
+            self._record()
+            self.app.start()
+            self._record()
+            if self.locust_ui:
+                self.start_locust_ui()
+                self._record()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_locust_ui(self) -> None:
+        log = self.place.logs / "locust.log"
+        argv = [
+            str(BIN / "locust"),
+            "-f",
+            str(LOCUSTFILE),
+            "--host",
+            self.app.url,
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(self.place.locust_port),
+            "--users",
+            str(self.knobs.users),
+            "--spawn-rate",
+            f"{self.knobs.spawn_rate:g}",
+        ]
+        self.locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
+        wait_http_ok(f"http://127.0.0.1:{self.place.locust_port}/", self.locust, "the Locust web UI", log, 30)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        reap(self.locust)
+        self.locust = None
+        self.app.stop()
+        self.pg.stop()
+        self.place.stack_file.unlink(missing_ok=True)
+
+
+def down(place: Place | None = None, *, quiet: bool = False) -> None:
+    """Stop whatever the stack file says runs: ask the supervisor first, then make sure."""
+    place = place or Place()
+    try:
+        state = json.loads(place.stack_file.read_text())
+    except (OSError, ValueError):
+        state = {}
+    supervisor = state.get("supervisor")
+    if supervisor and supervisor != os.getpid() and alive(supervisor):
+        os.kill(supervisor, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while alive(supervisor) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for key in ("locust", "app"):
+        if state.get(key):
+            stop_group(state[key])
+    for pid in leftover_pids(place.cgroup_name):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    place.postgres().stop()
+    place.stack_file.unlink(missing_ok=True)
+    if not quiet:
+        print("lab: stopped (PostgreSQL, app and Locust of this lab)")

@@ -1,0 +1,148 @@
+"""Starting and stopping the lab's processes: own process groups, logs on disk, no orphans."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+
+class LabError(RuntimeError):
+    """A failure the user can act on; shown as one clear message, never a traceback."""
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGHUP arrived: stop everything, as on Ctrl-C."""
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def stop_on_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupted)
+
+
+def check_port_free(port: int, what: str, host: str = "127.0.0.1") -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as servers do: connections of a previous run in TIME_WAIT do not make a port taken
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise LabError(
+                    f"port {port} on {host} is already taken, so {what} cannot listen there; "
+                    f"stop whatever uses it (`make down`, or `ss -ltnp 'sport = :{port}'` to see it) or choose another port"
+                ) from None
+            raise
+
+
+def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a process in a session of its own, so that it and all its children stop together."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(pgid: int, timeout: float = 10.0, leader: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is still there after `timeout`.
+
+    `leader` is the group's leader when it is our child: it must be reaped, or its zombie
+    keeps the group looking alive.
+    """
+
+    def gone() -> bool:
+        if leader is not None:
+            leader.poll()
+        return not group_alive(pgid)
+
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        if wait_until(gone, wait, interval=0.05):
+            return
+
+
+def reap(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        stop_group(proc.pid, leader=proc)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The status code of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float) -> None:
+    """Poll `url` until it answers 200; fail early, with the log's tail, if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabError(f"{what} exited with code {proc.returncode} before it was ready; end of {log}:\n{tail(log)}")
+        if http_status(url) == 200:
+            return
+        time.sleep(0.1)
+    raise LabError(f"{what} did not answer 200 at {url} within {timeout:g} s; end of {log}:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

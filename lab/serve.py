@@ -1,0 +1,65 @@
+"""Start the server of one MODE: the entrypoint of the compose images and of the native backend.
+
+`python -m lab.serve` reads the knobs from the environment, looks MODE up in the mode table
+and execs its command, so a container and a native run start the very same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import ROOT
+from lab.knobs import KnobError, Knobs, from_environ
+
+
+@dataclass(frozen=True)
+class Launch:
+    cwd: Path
+    argv: list[str]
+    env: dict[str, str]
+
+
+def launch(knobs: Knobs, *, host: str, port: int, base_env: dict[str, str] | None = None) -> Launch:
+    """The folder, command and environment that serve `knobs.mode` on host:port."""
+    mode = knobs.server
+    env = dict(os.environ if base_env is None else base_env)
+    env.update(knobs.as_env())
+    env.update(mode.env)
+    env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "banksite.settings")
+    argv = mode.command(host=host, port=port, workers=knobs.workers, threads=knobs.threads)
+    return Launch(ROOT / "services" / mode.service, argv, env)
+
+
+def resolve(argv: list[str], bin_dir: Path) -> list[str]:
+    """Run the command's program from `bin_dir` (the lab's virtual environment) when it is there."""
+    program = shutil.which(argv[0], path=str(bin_dir)) or argv[0]
+    return [program, *argv[1:]]
+
+
+def main() -> int:
+    try:
+        knobs = from_environ()
+    except KnobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    image_service = os.environ.get("SERVICE")
+    if image_service and image_service != knobs.server.service:
+        print(
+            f"error: MODE={knobs.mode} is served by the {knobs.server.service} service, "
+            f"but this is the {image_service} image (set SERVICE={knobs.server.service})",
+            file=sys.stderr,
+        )
+        return 2
+    plan = launch(knobs, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("APP_PORT", "8000")))
+    print(f"lab.serve: MODE={knobs.mode} {' '.join(plan.argv)}", file=sys.stderr, flush=True)
+    os.chdir(plan.cwd)
+    os.execvpe(plan.argv[0], plan.argv, plan.env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

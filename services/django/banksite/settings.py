@@ -1,0 +1,53 @@
+"""Settings of the lab's Django service, all from the environment (see lab/endpoint.py)."""
+
+import os
+import sys
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+# The shared endpoint contract lives in the project's `lab` package, two folders up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from lab.endpoint import Settings
+
+LAB = Settings.from_environ()
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-set-DJANGO_SECRET_KEY")
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+
+INSTALLED_APPS: list[str] = ["currency"]
+# CommonMiddleware sets Content-Length, without which runserver closes every connection.
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+ROOT_URLCONF = "banksite.urls"
+WSGI_APPLICATION = "banksite.wsgi.application"
+ASGI_APPLICATION = "banksite.asgi.application"
+USE_TZ = True
+
+_db = conninfo_to_dict(LAB.database_url)
+_options: dict[str, object] = {"connect_timeout": 3}
+if LAB.db_pool:
+    # Django's own psycopg pool; its timeout bounds the wait for a free connection, so an
+    # exhausted pool or a database that is down answers 503 within seconds.
+    _options["pool"] = {"min_size": 1, "max_size": LAB.db_pool_size, "timeout": 3}
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _db.get("dbname", "lab"),
+        "USER": _db.get("user", "lab"),
+        "PASSWORD": _db.get("password", os.environ.get("PGPASSWORD", "")),
+        "HOST": _db.get("host", "127.0.0.1"),
+        "PORT": _db.get("port", "5432"),
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": _options,
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # runserver logs every request at INFO: under load that is the benchmark's bottleneck.
+    "loggers": {"django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False}},
+}
