@@ -62,7 +62,7 @@ class Postgres:
     def _run(self, tool: str, *args: str) -> None:
         result = subprocess.run(
             [str(self.bin / tool), *args],
-            user=self.user,
+            **self._as_user(),
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
@@ -70,6 +70,12 @@ class Postgres:
         )
         if result.returncode != 0:
             raise LabError(f"PostgreSQL's {tool} failed: {result.stderr.strip() or result.stdout.strip()}\n{tail(self.log)}")
+
+    def _as_user(self) -> dict[str, object]:
+        """subprocess arguments that drop root: user, group and supplementary groups alike."""
+        if self.user is None:
+            return {}
+        return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
 
     def _prepare_user(self) -> None:
         """As root: a system user for the server, able to reach its folder and binaries."""
@@ -157,7 +163,7 @@ class Postgres:
             return
         subprocess.run(
             [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop"],
-            user=self.user,
+            **self._as_user(),
             capture_output=True,
             stdin=subprocess.DEVNULL,
             timeout=60,

@@ -1,0 +1,94 @@
+"""Fixtures: a real PostgreSQL for the session, real servers per test, and an orphan detector.
+
+Tests listen on their own ports and keep their state in their own folder, so they can run
+beside a lab that is up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lab import ROOT
+from lab.knobs import Knobs, parse
+from lab.native import AppServer, Place
+from lab.postgres import Postgres
+
+PYTHON = sys.executable
+TEST_PORTS = {"APP_PORT": 18000, "PG_PORT": 15433, "LOCUST_PORT": 18089}
+
+
+def make_place(state: Path, offset: int = 0) -> Place:
+    return Place(
+        state=state,
+        app_port=TEST_PORTS["APP_PORT"] + offset,
+        pg_port=TEST_PORTS["PG_PORT"] + offset,
+        locust_port=TEST_PORTS["LOCUST_PORT"] + offset,
+    )
+
+
+def knobs(**values: object) -> Knobs:
+    return parse({k.upper(): str(v) for k, v in values.items()})
+
+
+def lab_env(place: Place, **extra: str) -> dict[str, str]:
+    """The environment for running `python -m lab` as a user would, at the test's place."""
+    env = dict(os.environ)
+    env.update(
+        LAB_STATE_DIR=str(place.state),
+        APP_PORT=str(place.app_port),
+        PG_PORT=str(place.pg_port),
+        LOCUST_PORT=str(place.locust_port),
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    return env
+
+
+def processes_of(state: Path) -> list[psutil.Process]:
+    """Every process started for a lab whose state is in `state`: they all inherit LAB_STATE_DIR."""
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
+            continue
+        try:
+            if proc.environ().get("LAB_STATE_DIR") == str(state):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lab-state")
+
+
+@pytest.fixture(scope="session")
+def place(state_dir: Path) -> Place:
+    return make_place(state_dir)
+
+
+@pytest.fixture(scope="session")
+def database(place: Place) -> Iterator[Postgres]:
+    os.environ["LAB_STATE_DIR"] = str(place.state)  # children inherit it: see processes_of
+    pg = place.postgres()
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@contextmanager
+def running(place: Place, database: Postgres, **values: object) -> Iterator[AppServer]:
+    app = AppServer(knobs(**values), place, database.url)
+    try:
+        app.start()
+        yield app
+    finally:
+        app.stop()

@@ -1,0 +1,114 @@
+"""`python -m lab up` (what `make up` runs) starts everything and leaves nothing behind.
+
+Each test runs the real command line at a place of its own: its own state folder and ports.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from lab import ROOT
+from lab.procs import http_status, wait_until
+
+from .conftest import PYTHON, lab_env, make_place, processes_of
+
+OFFSET = 7  # ports apart from the session's database and servers
+
+
+@pytest.fixture
+def lab_place(tmp_path):
+    return make_place(tmp_path / "lab", OFFSET)
+
+
+def lab(place, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-m", "lab", *args], cwd=ROOT, env=lab_env(place, **env),
+                          capture_output=True, text=True, timeout=120)
+
+
+def start_up(place, **env: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([PYTHON, "-m", "lab", "up"], cwd=ROOT, env=lab_env(place, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    locust = f"http://127.0.0.1:{place.locust_port}/"
+    if not wait_until(lambda: http_status(locust) == 200 or proc.poll() is not None, 90, 0.2):
+        proc.kill()
+        pytest.fail("lab up did not bring the Locust UI up in 90 s")
+    assert proc.poll() is None, proc.stdout.read()
+    return proc
+
+
+def assert_nothing_left(place) -> None:
+    assert wait_until(lambda: not processes_of(place.state), 10), [p.cmdline() for p in processes_of(place.state)]
+    for port in (place.app_port, place.pg_port, place.locust_port):
+        assert http_status(f"http://127.0.0.1:{port}/", timeout=1) is None
+
+
+@pytest.mark.slow
+def test_up_then_down_from_another_shell(lab_place):
+    proc = start_up(lab_place, MODE="gunicorn", WORKLOAD="io", IO_SECONDS="0.1")
+    try:
+        assert http_status(f"http://127.0.0.1:{lab_place.app_port}/currency/convert?from=usd&to=gbp") == 200
+        assert len(processes_of(lab_place.state)) >= 5  # supervisor, postgres, gunicorn x3, locust
+        down = lab(lab_place, "down")
+        assert down.returncode == 0, down.stderr
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    out = proc.stdout.read()
+    assert "cgroup" in out or "affinity" in out or "UNLIMITED" in out  # the limit in force is printed
+    assert_nothing_left(lab_place)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_everything(lab_place):
+    proc = start_up(lab_place, MODE="async")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert_nothing_left(lab_place)
+
+
+def test_failed_start_leaves_nothing(lab_place):
+    # PostgreSQL starts, then the app cannot: everything started so far must be stopped
+    result = lab(lab_place, "demo", MODE="threaded", DJANGO_SETTINGS_MODULE="no.such.settings")
+    assert result.returncode == 2
+    assert "the threaded server exited" in result.stderr
+    assert "Traceback (most recent call last)" not in result.stderr.split("end of")[0]
+    assert_nothing_left(lab_place)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MODE": "fastest"}, "MODE='fastest' is not valid: MODE takes one of"),
+        ({"CPUS": "lots"}, "CPUS='lots' is not valid: CPUS takes a number"),
+        ({"CPUS": "-1"}, "CPUS='-1' is not valid"),
+        ({"MODE": "async", "WORKERS": "4"}, "WORKERS=4 does not apply to MODE=async"),
+        ({"IO_SECONDS": "60"}, "IO_SECONDS='60' is not valid"),
+        ({"RUN_TIME": "soon"}, "RUN_TIME='soon' is not valid"),
+    ],
+)
+def test_bad_knob_stops_before_anything_starts(lab_place, env, message):
+    result = lab(lab_place, "up", **env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not lab_place.state.exists()  # nothing was started, not even a folder made
+
+
+def test_bad_knob_in_make_stops_before_anything_starts():
+    result = subprocess.run(["make", "-n", "up", "MODE=fastest"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "MODE='fastest' is not valid" in result.stderr
+
+
+def test_taken_port_is_named(lab_place):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", lab_place.app_port))
+        blocker.listen()
+        result = lab(lab_place, "demo", MODE="async")
+    assert result.returncode == 2
+    assert f"port {lab_place.app_port} on 127.0.0.1 is already taken" in result.stderr
+    assert_nothing_left(lab_place)

@@ -1,0 +1,64 @@
+"""Every mode of the table starts, answers correctly for both workloads, and stops."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from email.message import Message
+
+import pytest
+
+from lab.endpoint import seeded_rates
+from lab.modes import MODES
+from lab.procs import http_status
+
+from .conftest import processes_of, running
+
+
+def get(url: str) -> tuple[int, Message, dict[str, object]]:
+    """Status, headers (case-insensitive, as HTTP's are) and JSON body of a GET."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.headers, json.loads(response.read())
+
+
+@pytest.mark.parametrize("workload", ["io", "cpu"])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_mode_serves_every_seeded_pair(mode, workload, place, database):
+    with running(place, database, mode=mode, workload=workload, io_seconds=0.05, primes_limit=5000, cpus=1) as app:
+        server_pids = {app.proc.pid, *app.limit.pids()}
+        for (source, target), rate in seeded_rates().items():
+            status, headers, body = get(f"{app.url}/currency/convert?from={source.upper()}&to={target}")
+            assert status == 200
+            assert body == {"from": source, "to": target, "rate": rate, "workload": workload}
+            assert int(headers["X-Worker-Pid"]) in server_pids | set(app.limit.pids())
+            assert int(headers["X-Request-End"]) >= int(headers["X-Request-Start"])
+            phase = "db" if workload == "io" else "cpu"
+            assert f"{phase};dur=" in headers["Server-Timing"]
+        # the request's own override of the configured workload
+        other = "cpu" if workload == "io" else "io"
+        assert get(f"{app.url}/currency/convert?from=usd&to=gbp&workload={other}")[2]["workload"] == other
+    assert http_status(f"{app.url}/healthz", timeout=1) is None
+    assert not [p for p in processes_of(place.state) if p.pid in server_pids]
+
+
+def test_io_wait_happens_in_the_database(place, database):
+    """The io workload's wait is a real query: PostgreSQL shows it as a pg_sleep in flight."""
+    import threading
+
+    import psycopg
+
+    with running(place, database, mode="threaded", workload="io", io_seconds=1.5) as app:
+        thread = threading.Thread(target=get, args=(f"{app.url}/currency/convert?from=usd&to=eur",))
+        thread.start()
+        try:
+            with psycopg.connect(database.url) as conn:
+                seen = False
+                for _ in range(20):
+                    rows = conn.execute("SELECT query FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchall()
+                    if any("pg_sleep" in row[0] for row in rows):
+                        seen = True
+                        break
+                    threading.Event().wait(0.05)
+            assert seen
+        finally:
+            thread.join()

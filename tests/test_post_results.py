@@ -1,0 +1,51 @@
+"""The post's qualitative results hold on real servers, as ratios with a safe margin.
+
+Short waits keep the suite quick: each request waits IO_SECONDS=0.5 in PostgreSQL, or counts
+primes for about half a second. Only ratios are asserted, never absolute times.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.demo import quick_check
+
+from .conftest import running
+
+IO_SECONDS = 0.5
+PRIMES_LIMIT = 250_000
+
+
+def two_requests(place, database, mode: str, workload: str, **values: object) -> float:
+    with running(place, database, mode=mode, workload=workload, io_seconds=IO_SECONDS,
+                 primes_limit=PRIMES_LIMIT, **values) as app:
+        quick_check(app.url, mode, workload, 1)  # warm: connections, imports, first-request work
+        check = quick_check(app.url, mode, workload, 2)
+    assert [r.status for r in check.replies] == [200, 200]
+    return check.total_seconds
+
+
+@pytest.fixture(scope="module")
+def io_totals(place, database) -> dict[str, float]:
+    return {mode: two_requests(place, database, mode, "io", cpus=1) for mode in ("nothreading", "threaded", "async", "gunicorn")}
+
+
+@pytest.mark.parametrize("mode", ["threaded", "async", "gunicorn"])
+def test_io_concurrent_modes_take_half_the_time_of_nothreading(io_totals, mode):
+    # nothreading serves the two waits one after the other (2 x 0.5 s), the others together
+    ratio = io_totals["nothreading"] / io_totals[mode]
+    print(f"io, 2 requests: nothreading {io_totals['nothreading']:.3f}s, {mode} {io_totals[mode]:.3f}s, ratio {ratio:.2f}")
+    assert ratio > 1.6
+    assert io_totals[mode] < 1.5 * IO_SECONDS
+
+
+def test_io_nothreading_serialises(io_totals):
+    assert io_totals["nothreading"] > 1.8 * IO_SECONDS
+
+
+def test_cpu_two_workers_beat_threads_with_two_cpus(place, database):
+    threaded = two_requests(place, database, "threaded", "cpu", cpus=2)
+    gunicorn = two_requests(place, database, "gunicorn", "cpu", cpus=2, workers=2)
+    print(f"cpu, 2 requests, CPUS=2: threaded {threaded:.3f}s, gunicorn 2 workers {gunicorn:.3f}s")
+    # one GIL serialises the two prime counts; two processes run them side by side
+    assert gunicorn < 0.8 * threaded
