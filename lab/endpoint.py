@@ -1,6 +1,6 @@
 """The endpoint's contract, shared by every service: parameters, workloads, SQL and headers.
 
-Stdlib only: it is imported by Django, FastAPI and the Locust user alike.
+Stdlib only (with lab.knobs): it is imported by Django, FastAPI and the Locust user alike.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab.knobs import setting
 
 CODE_RE = re.compile(r"^[A-Za-z]{3}$")
 WORKLOADS = ("io", "cpu")
@@ -41,12 +43,12 @@ class Settings:
     @classmethod
     def from_environ(cls) -> Settings:
         return cls(
-            workload=os.environ.get("WORKLOAD", "io"),
-            io_seconds=float(os.environ.get("IO_SECONDS", "5")),
-            primes_limit=int(os.environ.get("PRIMES_LIMIT", "1000000")),
-            database_url=os.environ.get("DATABASE_URL", "postgresql://lab@127.0.0.1:55432/lab"),
-            db_pool=os.environ.get("DB_POOL", "1") != "0",
-            db_pool_size=int(os.environ.get("DB_POOL_SIZE", "100")),
+            workload=setting("WORKLOAD"),
+            io_seconds=float(setting("IO_SECONDS")),
+            primes_limit=int(setting("PRIMES_LIMIT")),
+            database_url=os.environ["DATABASE_URL"],
+            db_pool=setting("DB_POOL") != "0",
+            db_pool_size=int(setting("DB_POOL_SIZE")),
         )
 
 

@@ -86,14 +86,25 @@ KNOBS: dict[str, Knob] = {
 }
 
 # Variables the lab reads beside the knobs: not part of an experiment's design, but settings of
-# the machine it runs on. Compose reads SERVICE (derived from MODE by the Makefile) and the
-# database password; the rest are native-only addresses.
+# the machine it runs on. Both backends read them, except PG_PORT (native only: compose's
+# PostgreSQL is reached by name); SERVICE is derived from MODE by the Makefile for compose.
 SETTINGS = {
     "APP_PORT": "8000",
     "LOCUST_PORT": "8089",
     "PG_PORT": "55432",
+    "DB_POOL": "1",
     "DB_POOL_SIZE": "100",
+    "DB_PASSWORD": "lab-dev-password",
+    "DJANGO_SECRET_KEY": "insecure-development-key-set-DJANGO_SECRET_KEY",
 }
+NATIVE_ONLY = {"PG_PORT"}
+DERIVED = {"SERVICE"}
+
+
+def setting(name: str) -> str:
+    """A knob's or setting's value from the environment, else its one default."""
+    default = KNOBS[name].default if name in KNOBS else SETTINGS[name]
+    return os.environ.get(name) or default
 
 
 @dataclass(frozen=True)

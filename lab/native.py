@@ -15,17 +15,13 @@ from pathlib import Path
 
 from lab import ROOT
 from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
-from lab.knobs import SETTINGS, Knobs
+from lab.knobs import Knobs, setting
 from lab.postgres import Postgres
 from lab.procs import alive, check_port_free, reap, spawn, stop_group, stop_on_signals, wait_http_ok
 from lab.serve import launch, resolve
 
 BIN = Path(sys.executable).parent
 LOCUSTFILE = ROOT / "locust" / "locustfile.py"
-
-
-def setting(name: str) -> str:
-    return os.environ.get(name) or SETTINGS[name]
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ class AppServer:
     def start(self, timeout: float = 60.0) -> None:
         check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
         env = dict(os.environ)
-        env.update(DATABASE_URL=self.database_url, DB_POOL=os.environ.get("DB_POOL", "1"), DB_POOL_SIZE=setting("DB_POOL_SIZE"))
+        env.update(DATABASE_URL=self.database_url, DB_POOL=setting("DB_POOL"), DB_POOL_SIZE=setting("DB_POOL_SIZE"))
         plan = launch(self.knobs, host="127.0.0.1", port=self.place.app_port, base_env=env)
         self.limit = make_limit(self.knobs.cpus, self.place.cgroup_name)
         argv = self.limit.wrap(resolve(plan.argv, BIN))

@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 
 from lab.endpoint import SEED_SQL
+from lab.knobs import setting
 from lab.procs import LabError, alive, check_port_free, tail, wait_until
 
 PG_USER = "lab"
@@ -43,7 +44,7 @@ def find_binaries() -> Path:
 
 
 def password() -> str:
-    return os.environ.get("DB_PASSWORD", "lab-dev-password")
+    return setting("DB_PASSWORD")
 
 
 class Postgres:

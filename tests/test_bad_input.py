@@ -57,4 +57,3 @@ def test_unknown_path_is_json_404(app):
     status, body, _ = fetch(f"{app.url}/nope")
     assert status == 404
     assert "error" in body
-

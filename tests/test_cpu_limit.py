@@ -30,8 +30,10 @@ def test_half_a_cpu_is_half_a_cpu(place, database):
             requests = sum(pool.map(lambda _: stream(), range(4)))
         after, elapsed = app.usage(), time.monotonic() - started
     used = (after.cpu_seconds - before.cpu_seconds) / elapsed
-    print(f"{requests} requests in {elapsed:.2f}s used {used:.3f} CPU under a 0.5 limit "
-          f"({after.nr_throttled - before.nr_throttled} throttled periods)")
+    print(
+        f"{requests} requests in {elapsed:.2f}s used {used:.3f} CPU under a 0.5 limit "
+        f"({after.nr_throttled - before.nr_throttled} throttled periods)"
+    )
     assert requests > 0
     assert used <= 0.5 * 1.15  # the kernel's accounting, with room for one period's slack
     assert used >= 0.3  # and the server was really busy, so the bound was what held it

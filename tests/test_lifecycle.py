@@ -25,13 +25,20 @@ def lab_place(tmp_path):
 
 
 def lab(place, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "lab", *args], cwd=ROOT, env=lab_env(place, **env),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [PYTHON, "-m", "lab", *args], cwd=ROOT, env=lab_env(place, **env), capture_output=True, text=True, timeout=120
+    )
 
 
 def start_up(place, **env: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([PYTHON, "-m", "lab", "up"], cwd=ROOT, env=lab_env(place, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "lab", "up"],
+        cwd=ROOT,
+        env=lab_env(place, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     locust = f"http://127.0.0.1:{place.locust_port}/"
     if not wait_until(lambda: http_status(locust) == 200 or proc.poll() is not None, 90, 0.2):
         proc.kill()

@@ -17,8 +17,9 @@ PRIMES_LIMIT = 250_000
 
 
 def two_requests(place, database, mode: str, workload: str, **values: object) -> float:
-    with running(place, database, mode=mode, workload=workload, io_seconds=IO_SECONDS,
-                 primes_limit=PRIMES_LIMIT, **values) as app:
+    with running(
+        place, database, mode=mode, workload=workload, io_seconds=IO_SECONDS, primes_limit=PRIMES_LIMIT, **values
+    ) as app:
         quick_check(app.url, mode, workload, 1)  # warm: connections, imports, first-request work
         check = quick_check(app.url, mode, workload, 2)
     assert [r.status for r in check.replies] == [200, 200]

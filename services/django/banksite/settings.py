@@ -10,10 +10,11 @@ from psycopg.conninfo import conninfo_to_dict
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from lab.endpoint import Settings
+from lab.knobs import setting
 
 LAB = Settings.from_environ()
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-development-key-set-DJANGO_SECRET_KEY")
+SECRET_KEY = setting("DJANGO_SECRET_KEY")
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
@@ -36,7 +37,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": _db.get("dbname", "lab"),
         "USER": _db.get("user", "lab"),
-        "PASSWORD": _db.get("password", os.environ.get("PGPASSWORD", "")),
+        "PASSWORD": _db.get("password", ""),
         "HOST": _db.get("host", "127.0.0.1"),
         "PORT": _db.get("port", "5432"),
         "CONN_MAX_AGE": 0,

@@ -1,0 +1,164 @@
+"""The compose backend, checked without a Docker engine: schema, lint, and parity with native.
+
+Parity is read from the files themselves: what compose passes to a container, run through the
+image's entrypoint (lab.serve), must start the command the native backend starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab import ROOT
+from lab.knobs import DERIVED, KNOBS, NATIVE_ONLY, SETTINGS, parse
+from lab.modes import MODES, SERVICES
+from lab.serve import launch
+
+SITE = Path(__import__("compose").__file__).parent
+DOCKER_COMPOSE = SITE / "docker-compose"  # the real binary; the pip entry point always exits 0
+BIN = ROOT / ".venv" / "bin"
+COMPOSE_TEXT = (ROOT / "compose.yaml").read_text()
+
+
+def render(**env: str) -> dict:
+    result = subprocess.run(
+        [str(DOCKER_COMPOSE), "--project-directory", str(ROOT), "-f", str(ROOT / "compose.yaml"), "config", "--format", "json"],
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def dockerfile(service: str) -> str:
+    return (ROOT / "services" / service / "Dockerfile").read_text()
+
+
+def image_env(service: str) -> dict[str, str]:
+    block = re.search(r"^ENV (.*?)(?=^\S)", dockerfile(service), re.M | re.S).group(1)
+    return dict(part.split("=", 1) for part in shlex.split(block.replace("\\\n", " ")))
+
+
+def test_compose_file_passes_docker_compose_config():
+    for service in SERVICES:
+        render(SERVICE=service)
+
+
+def test_compose_file_validates_against_the_compose_spec():
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_passes_hadolint(service):
+    result = subprocess.run(
+        [str(BIN / "hadolint"), str(ROOT / "services" / service / "Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_runs_lab_serve_as_non_root_with_the_native_requirements(service):
+    text = dockerfile(service)
+    assert 'ENTRYPOINT ["python", "-m", "lab.serve"]' in text
+    assert re.search(r"^USER (?!root|0\b)\S+", text, re.M)
+    assert "pip install --no-cache-dir -r requirements/services.txt" in text
+    assert "-r services.txt" in (ROOT / "requirements" / "lab.txt").read_text()
+    assert image_env(service)["SERVICE"] == service
+    assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim", text, re.M)
+
+
+KNOB_CASES = [
+    {},
+    {"WORKLOAD": "cpu", "CPUS": "0.5", "IO_SECONDS": "0.2", "PRIMES_LIMIT": "5000"},
+    {"WORKERS": "3", "THREADS": "4"},
+]
+
+
+@pytest.mark.parametrize("extra", KNOB_CASES, ids=["defaults", "workload", "workers-threads"])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_container_runs_what_native_runs(mode, extra):
+    m = MODES[mode]
+    if "WORKERS" in extra and m.default_workers is None:
+        extra = {}
+    knob_env = {"MODE": mode, **extra}
+    config = render(SERVICE=m.service, **knob_env)
+    app = config["services"]["app"]
+    assert app["build"]["dockerfile"] == f"services/{m.service}/Dockerfile"
+    assert app.get("command") is None and app.get("entrypoint") is None  # the image's lab.serve decides
+
+    image = image_env(m.service)
+    container_env = {**image, **{k: v for k, v in app["environment"].items() if v is not None}}
+    in_container = launch(parse(container_env), host=image["HOST"], port=int(image["APP_PORT"]), base_env=container_env)
+    native_knobs = parse(knob_env)
+    native = launch(native_knobs, host="127.0.0.1", port=8000, base_env={})
+
+    def normal(argv: list[str], host: str) -> list[str]:
+        return [part.replace(host, "{host}") for part in argv]
+
+    assert normal(in_container.argv, image["HOST"]) == normal(native.argv, "127.0.0.1")
+    assert in_container.cwd.relative_to(ROOT) == native.cwd.relative_to(ROOT)
+    for name in ("WORKLOAD", "CPUS", "WORKERS", "THREADS", "IO_SECONDS", "PRIMES_LIMIT"):
+        assert in_container.env[name] == native.env[name], name
+    assert float(app["cpus"]) == native_knobs.cpus
+
+
+def test_compose_reads_exactly_the_lab_knobs_with_the_same_defaults():
+    used = dict(re.findall(r"\$\{(\w+)(?::[-?]([^}]*))?\}", COMPOSE_TEXT))
+    expected = set(KNOBS) | (set(SETTINGS) - NATIVE_ONLY) | DERIVED
+    assert set(used) == expected
+    for name, default in used.items():
+        if name in KNOBS:
+            assert default == KNOBS[name].default, name
+        elif name in SETTINGS:
+            assert default == SETTINGS[name], name
+
+
+def test_ports_are_published_on_loopback_only():
+    config = render(SERVICE="django")
+    for name, service in config["services"].items():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", name
+
+
+def test_locust_image_is_the_pinned_locust():
+    pinned = re.search(r"^locust==(\S+)", (ROOT / "requirements" / "lab.txt").read_text(), re.M).group(1)
+    config = render(SERVICE="django")
+    for name in ("locust-master", "locust-worker"):
+        assert config["services"][name]["image"] == f"locustio/locust:{pinned}"
+
+
+def test_postgres_is_initialised_from_the_native_seed_and_healthchecked():
+    pg = render(SERVICE="django")["services"]["postgres"]
+    assert re.match(r"postgres:\d+$", pg["image"])
+    assert any(
+        v["source"].endswith("db/init.sql") and v["target"].startswith("/docker-entrypoint-initdb.d/") for v in pg["volumes"]
+    )
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_make_shows_the_compose_command(mode):
+    result = subprocess.run(["make", "-n", "up", f"MODE={mode}", "BACKEND=compose"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"MODE={mode}" in result.stdout
+    assert f"SERVICE={MODES[mode].service} docker compose up" in result.stdout
+
+
+def test_make_refuses_a_bad_mode_for_compose():
+    result = subprocess.run(["make", "-n", "up", "MODE=nope", "BACKEND=compose"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "MODE='nope' is not valid" in result.stderr
+    assert "docker compose" not in result.stdout
