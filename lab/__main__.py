@@ -9,9 +9,11 @@ import sys
 import time
 
 from lab import ROOT
+from lab.experiments import ExperimentError
 from lab.knobs import KNOBS, KnobError, Knobs, from_environ
 from lab.modes import MODES
 from lab.procs import Interrupted, LabError
+from lab.records import RecordError
 
 
 def _plan(knobs: Knobs, stack: object) -> None:
@@ -76,6 +78,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lab.bench import run_experiment
+    from lab.experiments import load
+
+    experiment = load(args.experiment)
+    try:
+        run_experiment(experiment, resume=args.resume)
+    except (KeyboardInterrupt, Interrupted):
+        print(
+            f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment} RESUME=1",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
 def cmd_modes(args: argparse.Namespace) -> int:
     width = max(map(len, MODES))
     for mode in MODES.values():
@@ -97,12 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="the post's quick check: N concurrent requests")
     demo.add_argument("-n", "--requests", type=int, default=2)
     demo.set_defaults(run=cmd_demo)
+    bench = sub.add_parser("bench", help="run an experiment headless and record every run")
+    bench.add_argument("experiment", help="a name in experiments/ or a path to a .toml file")
+    bench.add_argument("--resume", action="store_true", help="continue the newest results folder of this experiment")
+    bench.set_defaults(run=cmd_bench)
     sub.add_parser("modes", help="list the server modes").set_defaults(run=cmd_modes)
     sub.add_parser("knobs", help="list the knobs and their defaults").set_defaults(run=cmd_knobs)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (KnobError, LabError) as error:
+    except (KnobError, LabError, ExperimentError, RecordError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -136,13 +136,16 @@ class Postgres:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
         self.seed()
 
+    def version(self) -> str:
+        result = subprocess.run([str(self.bin / "postgres"), "--version"], capture_output=True, text=True)
+        return result.stdout.split()[-1] if result.stdout else "?"
+
     def _check_version(self) -> None:
         version_file = self.data / "PG_VERSION"
         if not version_file.exists():
             return
         made_by = version_file.read_text().strip()
-        result = subprocess.run([str(self.bin / "postgres"), "--version"], capture_output=True, text=True)
-        ours = result.stdout.split()[-1].split(".")[0] if result.stdout else "?"
+        ours = self.version().split(".")[0]
         if made_by != ours:
             raise LabError(
                 f"{self.data} was made by PostgreSQL {made_by}, but the binaries in {self.bin} are "

@@ -2,13 +2,22 @@
 
 FastHttpUser, because on two cores it drives about four times the requests per second of
 HttpUser, and the load generator shares those cores with the server and PostgreSQL.
+
+Two options serve headless experiments (`make bench`): --lab-warmup resets the statistics once
+the warm-up is over, and --lab-timeline keeps where and when the server served each measured
+request (from its response headers), for the report's timeline.
 """
 
+import csv
+import os
 import random
 import sys
 from pathlib import Path
 
-from locust import FastHttpUser, task
+import gevent
+from locust.runners import WorkerRunner
+
+from locust import FastHttpUser, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -16,6 +25,11 @@ from lab.endpoint import seeded_rates
 
 RATES = seeded_rates()
 PAIRS = list(RATES)
+TIMELINE_CAP = 20_000  # rows per load-generating process: enough for a short window of any run
+TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
+
+measuring = {"on": True}
+timeline: list[tuple[str, ...]] = []
 
 
 class Converter(FastHttpUser):
@@ -40,3 +54,58 @@ class Converter(FastHttpUser):
                 return
             if abs(rate - RATES[(source, target)]) > 1e-9:
                 response.failure(f"wrong rate {rate} for {source}->{target}")
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser) -> None:
+    parser.add_argument(
+        "--lab-warmup",
+        type=float,
+        default=0.0,
+        env_var="LOCUST_LAB_WARMUP",
+        help="seconds of warm-up, after which the statistics are reset",
+    )
+    parser.add_argument(
+        "--lab-timeline",
+        default="",
+        env_var="LOCUST_LAB_TIMELINE",
+        help="CSV file for the server-side timeline of measured requests",
+    )
+
+
+@events.test_start.add_listener
+def _start(environment, **kwargs) -> None:
+    warmup = environment.parsed_options.lab_warmup
+    if warmup <= 0:
+        return
+    measuring["on"] = False
+
+    def end_warmup() -> None:
+        measuring["on"] = True
+        if not isinstance(environment.runner, WorkerRunner):  # workers' stats flow to the master
+            environment.runner.stats.reset_all()
+
+    gevent.spawn_later(warmup, end_warmup)
+
+
+@events.request.add_listener
+def _record(response=None, exception=None, response_time=0.0, **kwargs) -> None:
+    if not measuring["on"] or response is None or len(timeline) >= TIMELINE_CAP:
+        return
+    headers = getattr(response, "headers", None) or {}
+    values = tuple(headers.get(name) or "" for name in TIMELINE_HEADERS)
+    if all(values):
+        timeline.append((*values, str(response.status_code), f"{response_time:.3f}"))
+
+
+@events.test_stop.add_listener
+def _write_timeline(environment, **kwargs) -> None:
+    path = environment.parsed_options.lab_timeline
+    if not path or not timeline:
+        return
+    if isinstance(environment.runner, WorkerRunner):  # one file per load-generating process
+        path = f"{path}.{os.getpid()}"
+    with open(path, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(("pid", "thread", "start_us", "end_us", "status", "client_ms"))
+        writer.writerows(timeline)

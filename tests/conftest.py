@@ -7,6 +7,7 @@ beside a lab that is up.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,3 +93,25 @@ def running(place: Place, database: Postgres, **values: object) -> Iterator[AppS
         yield app
     finally:
         app.stop()
+
+
+def run_bench(place: Place, results: Path, experiment: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "lab", "bench", experiment, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=lab_env(place, LAB_RESULTS=str(results), **env),
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real run of the `smoke` experiment (what CI runs), shared by the bench and report tests."""
+    base = tmp_path_factory.mktemp("smoke")
+    place = make_place(base / "state", 3)
+    result = run_bench(place, base / "results", "smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not processes_of(place.state)
+    return (base / "results" / "latest").resolve()

@@ -1,0 +1,398 @@
+"""`make bench`: run an experiment's configurations one by one, headless, and record each.
+
+For each configuration: start the app in its mode under its CPU limit, verify it (right answers
+for every pair, and the work really happens), let Locust warm up and measure, stop the app, and
+write the run's record before the next run starts. A run that fails is recorded with its reason
+and the experiment goes on; Ctrl-C keeps every finished run, and RESUME=1 continues.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lab import ROOT, machine
+from lab.endpoint import seeded_rates
+from lab.experiments import Experiment, RunConfig
+from lab.knobs import setting
+from lab.native import BIN, LOCUSTFILE, AppServer, Place
+from lab.procs import LabError, alive, reap, spawn, stop_on_signals
+from lab.records import SCHEMA, recorded_ids, write_record, write_summary
+
+RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
+SATURATED = 0.85  # a load-generating process above this share of a core bounds the measurement
+MAX_FAILURE_RATIO = 0.05
+
+
+class VerificationError(RuntimeError):
+    """The app answered, but not as the configuration says it should."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def results_folder(experiment: str, resume: bool) -> Path:
+    if resume:
+        earlier = sorted(p for p in RESULTS.glob(f"{experiment}-*") if (p / "experiment.json").exists())
+        if earlier:
+            return earlier[-1]
+        print(f"bench: nothing to resume for {experiment}; starting anew")
+    return RESULTS / f"{experiment}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+
+
+def _get(url: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, {}, {}
+
+
+def _timing(headers: dict[str, str], phase: str) -> float:
+    for part in headers.get("server-timing", "").split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if name == phase:
+            return float(duration) / 1000
+    return 0.0
+
+
+def verify(app: AppServer, config: RunConfig) -> dict[str, Any]:
+    """Every pair right, and the work real: the database shows the wait, or the CPU time grows."""
+    before = app.usage().cpu_seconds
+    waited, computed = [], []
+    for (source, target), rate in seeded_rates().items():
+        status, headers, body = _get(f"{app.url}/currency/convert?from={source}&to={target}&workload={config.workload}")
+        if status != 200 or body.get("rate") != rate:
+            raise VerificationError(f"{source}->{target}: HTTP {status}, answer {body or 'none'} (expected rate {rate})")
+        waited.append(_timing(headers, "db"))
+        computed.append(_timing(headers, "cpu"))
+    cpu_used = app.usage().cpu_seconds - before
+    if config.workload == "io" and min(waited) < 0.9 * config.io_seconds:
+        raise VerificationError(f"the database answered in {min(waited):.3f}s, below IO_SECONDS={config.io_seconds:g}")
+    if config.workload == "cpu" and cpu_used < 0.2 * min(1.0, config.cpus or 1.0) * sum(computed):
+        raise VerificationError(f"the server used {cpu_used:.3f} CPU-s for {sum(computed):.3f}s of prime counting")
+    return {"ok": True, "pairs": len(waited), "db_seconds": round(min(waited), 4), "cpu_seconds_used": round(cpu_used, 4)}
+
+
+def _locust_stats(prefix: Path) -> dict[str, Any]:
+    with open(f"{prefix}_stats.csv", newline="") as stats:
+        rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    row = rows.get("Aggregated") or {}
+
+    def number(column: str) -> float:
+        value = row.get(column) or "0"
+        return 0.0 if value == "N/A" else float(value)
+
+    requests, failures = int(number("Request Count")), int(number("Failure Count"))
+    return {
+        "requests": requests,
+        "failures": failures,
+        "failure_ratio": round(failures / requests, 4) if requests else None,
+        "rps": round(number("Requests/s"), 3),
+        "avg_ms": round(number("Average Response Time"), 2),
+        **{f"p{p}_ms": number(f"{p}%") for p in (50, 90, 95, 99)},
+        "max_ms": number("Max Response Time"),
+    }
+
+
+def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) -> dict[str, Any]:
+    """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
+    load generator's CPU are read from the kernel around it."""
+    work = folder / "locust"
+    work.mkdir(parents=True, exist_ok=True)
+    prefix = work / config.id
+    timeline = folder / "timeline" / f"{config.id}.csv"
+    timeline.parent.mkdir(exist_ok=True)
+    total = config.warmup + config.run_time
+    argv = [
+        str(BIN / "locust"),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        app.url,
+        "--users",
+        str(config.users),
+        "--spawn-rate",
+        f"{config.spawn_rate:g}",
+        "--run-time",
+        f"{total:g}s",
+        "--stop-timeout",
+        "0",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+        "--lab-warmup",
+        f"{config.warmup:g}",
+        "--lab-timeline",
+        str(timeline),
+    ]
+    if config.locust_processes > 1:
+        argv += ["--processes", str(config.locust_processes)]
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    log = work / f"{config.id}.log"
+    locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
+    state_hook(locust=locust.pid)
+    try:
+        measured_from, usage_from = None, None
+        deadline = started + total + 60
+        while locust.poll() is None:
+            if measured_from is None and time.monotonic() - started >= config.warmup:
+                measured_from, usage_from = time.monotonic(), app.usage()
+            if time.monotonic() > deadline:
+                raise LabError(f"Locust did not finish within {total + 60:g} s; see {log}")
+            time.sleep(0.05)
+        ended, usage_to = time.monotonic(), app.usage()
+    finally:
+        reap(locust)
+        state_hook(locust=None)
+    if locust.returncode != 0:
+        raise LabError(f"Locust exited with code {locust.returncode}; see {log}")
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if measured_from is None or usage_from is None:
+        measured_from, usage_from = started, usage_to
+    stats = _locust_stats(prefix)
+    stats["measured_seconds"] = round(ended - measured_from, 3)
+    cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
+    server = {
+        "cpu_seconds": round(cpu, 4),
+        "cpu_seconds_per_request": round(cpu / stats["requests"], 6) if stats["requests"] else None,
+        "utilisation": round(cpu / (ended - measured_from), 4),
+        "nr_throttled": None if usage_to.nr_throttled is None else usage_to.nr_throttled - (usage_from.nr_throttled or 0),
+        "throttled_seconds": None
+        if usage_to.throttled_seconds is None
+        else round(usage_to.throttled_seconds - (usage_from.throttled_seconds or 0), 4),
+    }
+    loadgen_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    wall = ended - started
+    processes = config.locust_processes
+    loadgen = {
+        "cpu_seconds": round(loadgen_cpu, 3),
+        "processes": processes,
+        "utilisation": round(loadgen_cpu / wall / processes, 3) if wall > 0 else None,
+        "locust_warned_cpu": "CPU usage" in log.read_text(errors="replace"),
+    }
+    rows = _merge_timeline(timeline)
+    return {
+        "locust": stats,
+        "server": server,
+        "load_generator": loadgen,
+        "timeline": {"file": str(timeline.relative_to(folder)), "rows": rows} if rows else None,
+    }
+
+
+def _merge_timeline(path: Path) -> int:
+    """--processes writes one file per load-generating process: merge them into one."""
+    parts = sorted(path.parent.glob(path.name + ".*"))
+    if parts:
+        rows = []
+        for part in parts:
+            with part.open(newline="") as f:
+                reader = csv.reader(f)
+                header = next(reader)
+                rows.extend(reader)
+            part.unlink()
+        with path.open("w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+    if not path.exists():
+        return 0
+    with path.open() as f:
+        return sum(1 for _ in f) - 1
+
+
+def judge(config: RunConfig, result: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Was the load generator, not the server, the bottleneck? Say so, with the figures."""
+    warnings, loadgen = [], result["load_generator"]
+    bounded = False
+    if loadgen["utilisation"] is not None and loadgen["utilisation"] >= SATURATED:
+        bounded = True
+        warnings.append(
+            f"the load generator used {loadgen['utilisation']:.0%} of a core per process: "
+            "throughput is bounded by Locust, not the server (add locust_processes, or fewer users)"
+        )
+    if loadgen.get("locust_warned_cpu"):
+        bounded = True
+        warnings.append("Locust itself warned that its CPU usage was above 90%")
+    server = result["server"]
+    if (
+        config.workload == "cpu"
+        and config.cpus
+        and server["utilisation"] < 0.5 * min(config.cpus, os.cpu_count() or 1)
+        and loadgen["utilisation"]
+        and loadgen["utilisation"] > 0.7
+    ):
+        bounded = True
+        warnings.append(
+            f"the server was idle {1 - server['utilisation'] / config.cpus:.0%} of its CPU limit "
+            "while Locust was busy: the users waited on the load generator"
+        )
+    return bounded, warnings
+
+
+def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, state_hook: Any) -> dict[str, Any]:
+    knobs = config.knobs()
+    record: dict[str, Any] = {
+        "status": "failed",
+        "reason": None,
+        "started_at": now(),
+        "verification": None,
+        "locust": None,
+        "server": None,
+        "load_generator": None,
+        "bounded_by_load_generator": False,
+        "warnings": [],
+        "timeline": None,
+        "model": {
+            "in_flight": knobs.server.in_flight(knobs.workers, knobs.threads, int(setting("DB_POOL_SIZE"))),
+            "processes": knobs.server.processes(knobs.workers, knobs.threads, 0),
+        },
+    }
+    app = AppServer(knobs, place, database_url)
+    try:
+        try:
+            app.start()
+        except LabError as error:
+            record["reason"] = f"the app did not start: {str(error).splitlines()[0]}"
+            return record
+        finally:
+            record["cpu_limit"] = {
+                "cpus": config.cpus,
+                "method": app.limit.describe() if app.limit else None,
+                "enforced": bool(app.limit and app.limit.enforced),
+            }
+        state_hook(app=app.proc.pid if app.proc else None)
+        try:
+            record["verification"] = verify(app, config)
+        except VerificationError as error:
+            record["verification"] = {"ok": False, "detail": str(error)}
+            record["reason"] = f"verification failed: {error}"
+            return record
+        try:
+            result = measure(app, config, folder, state_hook)
+        except LabError as error:
+            record["reason"] = str(error)
+            return record
+        record.update(result)
+        record["bounded_by_load_generator"], record["warnings"] = judge(config, result)
+        ratio = result["locust"]["failure_ratio"]
+        if not result["locust"]["requests"]:
+            record["reason"] = "no request completed in the measured window"
+        elif ratio is not None and ratio > MAX_FAILURE_RATIO:
+            record["reason"] = f"too many errors: {ratio:.1%} of requests failed (see locust/{config.id}_failures.csv)"
+        else:
+            record["status"] = "ok"
+        return record
+    finally:
+        app.stop()
+        state_hook(app=None)
+        record["finished_at"] = now()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def run_experiment(
+    experiment: Experiment, *, resume: bool = False, place: Place | None = None, folder: Path | None = None
+) -> Path:
+    place = place or Place()
+    folder = folder or results_folder(experiment.name, resume)
+    folder.mkdir(parents=True, exist_ok=True)
+    latest = folder.parent / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(folder.name)
+    done = recorded_ids(folder)
+    todo = [(i, c) for i, c in enumerate(experiment.runs, 1) if c.id not in done]
+    print(
+        f"bench: {experiment.name}: {len(experiment.runs)} runs, {len(done)} already recorded, results in "
+        f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
+        flush=True,
+    )
+    stop_on_signals()
+    pg = place.postgres()
+    state: dict[str, Any] = {"supervisor": os.getpid(), "pg_port": place.pg_port, "cgroup": place.cgroup_name}
+
+    def state_hook(**pids: int | None) -> None:
+        state.update(pids)
+        place.stack_file.write_text(json.dumps(state))
+
+    from lab.native import down
+
+    if place.stack_file.exists():
+        prior = json.loads(place.stack_file.read_text() or "{}")
+        if prior.get("supervisor") and alive(prior["supervisor"]):
+            raise LabError("the lab is already running (make up, demo or bench): stop it with `make down` first")
+        down(place, quiet=True)
+    place.state.mkdir(parents=True, exist_ok=True)
+    state_hook()
+    try:
+        pg.start()
+        info = machine.describe(pg.version())
+        manifest = folder / "experiment.json"
+        if not manifest.exists():
+            manifest.write_text(
+                json.dumps(
+                    {
+                        "name": experiment.name,
+                        "description": experiment.description,
+                        "definition": experiment.source,
+                        "runs": [r.as_dict() for r in experiment.runs],
+                        "backend": "native",
+                        "started_at": now(),
+                        "machine": info,
+                    },
+                    indent=2,
+                )
+            )
+        started = time.monotonic()
+        for n, (index, config) in enumerate(todo):
+            remaining = sum(c.warmup + c.run_time + 4 for _, c in todo[n:])
+            print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
+            record = run_one(config, place, pg.url, folder, state_hook)
+            record.update(
+                schema=SCHEMA,
+                experiment=experiment.name,
+                index=index,
+                total=len(experiment.runs),
+                config=config.as_dict(),
+                backend="native",
+                machine=info,
+            )
+            write_record(folder, record)
+            write_summary(folder)
+            print("    " + _outcome(record), flush=True)
+        print(f"bench: done in {_duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
+    finally:
+        pg.stop()
+        place.stack_file.unlink(missing_ok=True)
+    return folder
+
+
+def _outcome(record: dict[str, Any]) -> str:
+    if record["status"] != "ok":
+        return f"FAILED: {record['reason']}"
+    locust, server = record["locust"], record["server"]
+    text = (
+        f"{locust['rps']:.1f} req/s, p50 {locust['p50_ms']:.0f} ms, p95 {locust['p95_ms']:.0f} ms, "
+        f"{locust['failures']} failures; server {server['utilisation']:.2f} CPU, "
+        f"load generator {record['load_generator']['utilisation']:.0%} of a core"
+    )
+    for warning in record["warnings"]:
+        text += f"\n    WARNING: {warning}"
+    return text

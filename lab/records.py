@@ -1,0 +1,180 @@
+"""Run records: one JSON file per run, written before the next run starts, and summary.csv.
+
+Reports are built from these files alone, so a record carries everything needed to trust and
+redraw it. `validate` says what a record lacks; `load_records` names the file that is corrupt.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+RUNS = "runs"
+# Fields every record has (None where a failed run could not measure them).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "": (
+        "schema",
+        "experiment",
+        "index",
+        "total",
+        "config",
+        "status",
+        "reason",
+        "started_at",
+        "finished_at",
+        "backend",
+        "cpu_limit",
+        "machine",
+        "model",
+        "verification",
+        "locust",
+        "server",
+        "load_generator",
+        "bounded_by_load_generator",
+        "warnings",
+        "timeline",
+    ),
+    "config": (
+        "id",
+        "mode",
+        "workload",
+        "cpus",
+        "users",
+        "workers",
+        "threads",
+        "io_seconds",
+        "primes_limit",
+        "warmup",
+        "run_time",
+    ),
+    "cpu_limit": ("cpus", "method", "enforced"),
+    "model": ("in_flight", "processes"),
+    "locust": (
+        "requests",
+        "failures",
+        "failure_ratio",
+        "rps",
+        "p50_ms",
+        "p90_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+        "measured_seconds",
+    ),
+    "server": ("cpu_seconds", "cpu_seconds_per_request", "nr_throttled", "throttled_seconds"),
+    "load_generator": ("cpu_seconds", "processes", "utilisation"),
+}
+SUMMARY_COLUMNS = (
+    "index",
+    "id",
+    "status",
+    "mode",
+    "workload",
+    "cpus",
+    "users",
+    "workers",
+    "threads",
+    "io_seconds",
+    "primes_limit",
+    "requests",
+    "failures",
+    "rps",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "server_cpu_seconds",
+    "server_cpu_ms_per_request",
+    "throttled_seconds",
+    "load_generator_utilisation",
+    "bounded_by_load_generator",
+    "cpu_limit_method",
+    "reason",
+)
+
+
+class RecordError(ValueError):
+    """A record that cannot be read or lacks fields; the message names the file."""
+
+
+def validate(record: dict[str, Any]) -> list[str]:
+    missing = []
+    for section, fields in REQUIRED.items():
+        holder = record if not section else record.get(section)
+        if section and holder is None and record.get("status") == "failed":
+            continue  # a failed run may not have reached this part
+        if not isinstance(holder, dict):
+            missing.append(section)
+            continue
+        missing += [f"{section}.{f}" if section else f for f in fields if f not in holder]
+    return missing
+
+
+def write_record(folder: Path, record: dict[str, Any]) -> Path:
+    """Atomically: a run is on disk whole, or not at all."""
+    runs = folder / RUNS
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / f"{record['index']:03d}-{record['config']['id']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def load_records(folder: Path) -> list[dict[str, Any]]:
+    if not (folder / RUNS).is_dir():
+        raise RecordError(f"{folder} holds no run records (no {RUNS}/ folder): is it a results folder of `make bench`?")
+    records = []
+    for path in sorted((folder / RUNS).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise RecordError(f"{path}: not a readable run record ({error})") from None
+        missing = validate(record) if isinstance(record, dict) else ["(not a JSON object)"]
+        if missing:
+            raise RecordError(f"{path}: run record lacks {', '.join(missing)}")
+        record["_file"] = path.name
+        records.append(record)
+    return records
+
+
+def recorded_ids(folder: Path) -> set[str]:
+    return {r["config"]["id"] for r in load_records(folder)} if (folder / RUNS).is_dir() else set()
+
+
+def summary_row(record: dict[str, Any]) -> dict[str, Any]:
+    config, locust = record["config"], record.get("locust") or {}
+    server, loadgen = record.get("server") or {}, record.get("load_generator") or {}
+    per_request = server.get("cpu_seconds_per_request")
+    return {
+        "index": record["index"],
+        "id": config["id"],
+        "status": record["status"],
+        **{k: config[k] for k in ("mode", "workload", "cpus", "users", "workers", "threads", "io_seconds", "primes_limit")},
+        **{k: locust.get(k) for k in ("requests", "failures", "rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")},
+        "server_cpu_seconds": server.get("cpu_seconds"),
+        "server_cpu_ms_per_request": None if per_request is None else round(per_request * 1000, 3),
+        "throttled_seconds": server.get("throttled_seconds"),
+        "load_generator_utilisation": loadgen.get("utilisation"),
+        "bounded_by_load_generator": record["bounded_by_load_generator"],
+        "cpu_limit_method": (record.get("cpu_limit") or {}).get("method"),
+        "reason": record["reason"],
+    }
+
+
+def write_summary(folder: Path) -> Path:
+    """summary.csv from the records themselves, so the two cannot disagree."""
+    path = folder / "summary.csv"
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        for record in load_records(folder):
+            writer.writerow(summary_row(record))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,110 @@
+"""Unit tests of the pure parts of `make bench`: matrix expansion and record validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab.experiments import EXPERIMENTS, ExperimentError, expand, load
+from lab.modes import MODES
+from lab.records import REQUIRED, RecordError, load_records, validate
+
+
+def test_product_of_the_lists():
+    exp = expand(
+        "t", {"matrix": [{"modes": ["threaded", "async"], "workloads": ["io", "cpu"], "users": [1, 4], "cpus": [0.5, 1]}]}
+    )
+    assert len(exp.runs) == 2 * 2 * 2 * 2
+    assert len({r.id for r in exp.runs}) == len(exp.runs)
+
+
+def test_workers_and_threads_multiply_only_the_modes_that_have_them():
+    exp = expand(
+        "t", {"matrix": [{"modes": ["gunicorn", "nothreading"], "workloads": "io", "workers": [1, 2, 4], "threads": [1, 8]}]}
+    )
+    gunicorn = [r for r in exp.runs if r.mode == "gunicorn"]
+    assert sorted((r.workers, r.threads) for r in gunicorn) == [(1, 1), (1, 8), (2, 1), (2, 8), (4, 1), (4, 8)]
+    assert [(r.workers, r.threads) for r in exp.runs if r.mode == "nothreading"] == [(1, 1)]
+
+
+def test_top_level_values_are_defaults_for_each_matrix():
+    exp = expand(
+        "t", {"io_seconds": 0.3, "run_time": 5, "matrix": [{"modes": "async"}, {"modes": "threaded", "io_seconds": 0.7}]}
+    )
+    by_mode = {r.mode: r for r in exp.runs if r.workload == "io"}
+    assert by_mode["async"].io_seconds == 0.3
+    assert by_mode["threaded"].io_seconds == 0.7
+    assert all(r.run_time == 5 for r in exp.runs)
+
+
+def test_the_same_configuration_in_two_matrices_runs_once():
+    exp = expand("t", {"matrix": [{"modes": "async", "users": [1, 2]}, {"modes": "async", "users": [2, 4]}]})
+    assert sorted(r.users for r in exp.runs if r.workload == "io") == [1, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "at least one [[matrix]]"),
+        ({"matrix": [{"workloads": "io"}]}, "'modes' is required"),
+        ({"matrix": [{"modes": "turbo"}]}, "MODE='turbo' is not valid"),
+        ({"matrix": [{"modes": "async", "cpus": -2}]}, "CPUS='-2' is not valid"),
+        ({"matrix": [{"modes": "async", "usres": 3}]}, "unknown keys ['usres']"),
+        ({"matrix": [{"modes": "async", "run_time": 0}]}, "run_time > 0"),
+    ],
+)
+def test_bad_experiments_name_the_problem(data, message):
+    with pytest.raises(ExperimentError) as error:
+        expand("bad", data)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXPERIMENTS.glob("*.toml")))
+def test_shipped_experiments_load(name):
+    exp = load(name)
+    assert exp.runs and exp.description
+
+
+def test_quick_covers_every_mode_and_both_workloads():
+    exp = load("quick")
+    assert {(r.mode, r.workload) for r in exp.runs} == {(m, w) for m in MODES for w in ("io", "cpu")}
+
+
+def test_unknown_experiment_lists_the_known_ones():
+    with pytest.raises(ExperimentError, match=r"EXPERIMENT takes one of .*quick"):
+        load("nope")
+
+
+def complete_record() -> dict:
+    record = {field: None for field in REQUIRED[""]}
+    for section, fields in REQUIRED.items():
+        if section:
+            record[section] = {f: 1 for f in fields}
+    record["status"] = "ok"
+    return record
+
+
+def test_a_complete_record_validates():
+    assert validate(complete_record()) == []
+
+
+def test_a_record_missing_fields_says_which():
+    record = complete_record()
+    del record["locust"]["p99_ms"]
+    del record["machine"]
+    assert validate(record) == ["machine", "locust.p99_ms"]
+
+
+def test_a_failed_record_may_lack_measurements():
+    record = complete_record()
+    record.update(status="failed", locust=None, server=None, load_generator=None, model=None)
+    assert validate(record) == []
+
+
+def test_a_corrupt_record_names_its_file(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "001-x.json").write_text(json.dumps(complete_record()))
+    (tmp_path / "runs" / "002-y.json").write_text("{not json")
+    with pytest.raises(RecordError, match=r"002-y\.json"):
+        load_records(tmp_path)
