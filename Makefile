@@ -31,7 +31,7 @@ export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m lab.
 # Shown in full, so `make -n up BACKEND=compose` says exactly what would run.
 COMPOSE = $(strip $(foreach k,$(KNOBS),$(if $($(k)),$(k)=$($(k))))) SERVICE=$(SERVICE) docker compose
 
-.PHONY: help setup up down demo bench modes knobs logs ps test lint clean
+.PHONY: help setup up down demo bench report modes knobs logs ps test lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
@@ -90,6 +90,9 @@ demo: setup ## the post's quick check: N=2 concurrent requests against MODE, eac
 
 bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one
 	$(PY) -m lab bench $(EXPERIMENT) $(if $(filter 1 yes true,$(RESUME)),--resume)
+
+report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
+	$(PY) -m lab report $(RESULTS)
 
 modes: ## list the server modes
 	@$(PYTHON) -m lab modes

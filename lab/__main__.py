@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 from lab import ROOT
 from lab.experiments import ExperimentError
@@ -94,6 +95,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from lab.report.build import build
+
+    page = build(args.results)
+    print(f"report: {page}\nreport: {page.with_name('report.md')} and the charts beside it")
+    return 0
+
+
 def cmd_modes(args: argparse.Namespace) -> int:
     width = max(map(len, MODES))
     for mode in MODES.values():
@@ -119,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("experiment", help="a name in experiments/ or a path to a .toml file")
     bench.add_argument("--resume", action="store_true", help="continue the newest results folder of this experiment")
     bench.set_defaults(run=cmd_bench)
+    report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")
+    report.add_argument("results", type=Path, nargs="?", default=ROOT / "results" / "latest")
+    report.set_defaults(run=cmd_report)
     sub.add_parser("modes", help="list the server modes").set_defaults(run=cmd_modes)
     sub.add_parser("knobs", help="list the knobs and their defaults").set_defaults(run=cmd_knobs)
     args = parser.parse_args(argv)

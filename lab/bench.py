@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import ROOT, machine
+from lab.demo import quick_check
 from lab.endpoint import seeded_rates
 from lab.experiments import Experiment, RunConfig
 from lab.knobs import setting
@@ -112,47 +113,29 @@ def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) ->
     prefix = work / config.id
     timeline = folder / "timeline" / f"{config.id}.csv"
     timeline.parent.mkdir(exist_ok=True)
+    window_file = work / f"{config.id}.window.json"
+    window_file.unlink(missing_ok=True)
     total = config.warmup + config.run_time
-    argv = [
-        str(BIN / "locust"),
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--host",
-        app.url,
-        "--users",
-        str(config.users),
-        "--spawn-rate",
-        f"{config.spawn_rate:g}",
-        "--run-time",
-        f"{total:g}s",
-        "--stop-timeout",
-        "0",
-        "--csv",
-        str(prefix),
-        "--only-summary",
-        "--loglevel",
-        "WARNING",
-        "--exit-code-on-error",
-        "0",
-        "--lab-warmup",
-        f"{config.warmup:g}",
-        "--lab-timeline",
-        str(timeline),
-    ]
+    options = {
+        "--host": app.url, "--users": config.users, "--spawn-rate": f"{config.spawn_rate:g}", "--run-time": f"{total:g}s",
+        "--stop-timeout": 0, "--csv": prefix, "--loglevel": "WARNING", "--exit-code-on-error": 0,
+        "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
+    }  # fmt: skip
     if config.locust_processes > 1:
-        argv += ["--processes", str(config.locust_processes)]
+        options["--processes"] = config.locust_processes
+    argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+    argv += [str(part) for pair in options.items() for part in pair]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     log = work / f"{config.id}.log"
     locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
     state_hook(locust=locust.pid)
     try:
-        measured_from, usage_from = None, None
+        usage_from = None
         deadline = started + total + 60
         while locust.poll() is None:
-            if measured_from is None and time.monotonic() - started >= config.warmup:
-                measured_from, usage_from = time.monotonic(), app.usage()
+            if usage_from is None and window_file.exists():  # Locust has just reset its statistics
+                usage_from = app.usage()
             if time.monotonic() > deadline:
                 raise LabError(f"Locust did not finish within {total + 60:g} s; see {log}")
             time.sleep(0.05)
@@ -163,15 +146,22 @@ def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) ->
     if locust.returncode != 0:
         raise LabError(f"Locust exited with code {locust.returncode}; see {log}")
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if measured_from is None or usage_from is None:
-        measured_from, usage_from = started, usage_to
+    try:
+        window = json.loads(window_file.read_text())
+        seconds = window["end"] - window["start"]
+    except (OSError, ValueError, KeyError):
+        raise LabError(f"Locust recorded no measured window (warm-up longer than the run?); see {log}") from None
+    if usage_from is None or seconds <= 0:
+        raise LabError(f"the measured window was empty; see {log}")
     stats = _locust_stats(prefix)
-    stats["measured_seconds"] = round(ended - measured_from, 3)
+    # Locust's own Requests/s ends at the last request; ours is the whole measured window
+    stats["locust_rps"], stats["rps"] = stats["rps"], round(stats["requests"] / seconds, 3)
+    stats["measured_seconds"] = round(seconds, 3)
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
     server = {
         "cpu_seconds": round(cpu, 4),
         "cpu_seconds_per_request": round(cpu / stats["requests"], 6) if stats["requests"] else None,
-        "utilisation": round(cpu / (ended - measured_from), 4),
+        "utilisation": round(cpu / seconds, 4),
         "nr_throttled": None if usage_to.nr_throttled is None else usage_to.nr_throttled - (usage_from.nr_throttled or 0),
         "throttled_seconds": None
         if usage_to.throttled_seconds is None
@@ -281,6 +271,8 @@ def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, st
             record["verification"] = {"ok": False, "detail": str(error)}
             record["reason"] = f"verification failed: {error}"
             return record
+        # the post's quick check, on the same server: two concurrent requests, timed
+        record["quick_check"] = quick_check(app.url, config.mode, config.workload, 2).as_dict()
         try:
             result = measure(app, config, folder, state_hook)
         except LabError as error:

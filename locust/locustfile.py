@@ -3,15 +3,18 @@
 FastHttpUser, because on two cores it drives about four times the requests per second of
 HttpUser, and the load generator shares those cores with the server and PostgreSQL.
 
-Two options serve headless experiments (`make bench`): --lab-warmup resets the statistics once
-the warm-up is over, and --lab-timeline keeps where and when the server served each measured
-request (from its response headers), for the report's timeline.
+Three options serve headless experiments (`make bench`): --lab-warmup resets the statistics
+once the warm-up is over, --lab-window writes when the measured window began and ended, and
+--lab-timeline keeps where and when the server served each measured request (from its
+response headers), for the report's timeline.
 """
 
 import csv
+import json
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 import gevent
@@ -29,6 +32,7 @@ TIMELINE_CAP = 20_000  # rows per load-generating process: enough for a short wi
 TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
 
 measuring = {"on": True}
+window: dict[str, float] = {}
 timeline: list[tuple[str, ...]] = []
 
 
@@ -71,12 +75,29 @@ def _options(parser) -> None:
         env_var="LOCUST_LAB_TIMELINE",
         help="CSV file for the server-side timeline of measured requests",
     )
+    parser.add_argument(
+        "--lab-window",
+        default="",
+        env_var="LOCUST_LAB_WINDOW",
+        help="JSON file for the measured window: written when it starts and when it ends",
+    )
+
+
+def _window(environment, **times: float) -> None:
+    """The measured window, in wall-clock seconds, for the bench to align its CPU readings with."""
+    path = environment.parsed_options.lab_window
+    if path and not isinstance(environment.runner, WorkerRunner):
+        window.update(times)
+        with open(path + ".tmp", "w") as out:
+            json.dump(window, out)
+        os.replace(path + ".tmp", path)
 
 
 @events.test_start.add_listener
 def _start(environment, **kwargs) -> None:
     warmup = environment.parsed_options.lab_warmup
     if warmup <= 0:
+        _window(environment, start=time.time())
         return
     measuring["on"] = False
 
@@ -84,6 +105,7 @@ def _start(environment, **kwargs) -> None:
         measuring["on"] = True
         if not isinstance(environment.runner, WorkerRunner):  # workers' stats flow to the master
             environment.runner.stats.reset_all()
+            _window(environment, start=time.time())
 
     gevent.spawn_later(warmup, end_warmup)
 
@@ -100,6 +122,8 @@ def _record(response=None, exception=None, response_time=0.0, **kwargs) -> None:
 
 @events.test_stop.add_listener
 def _write_timeline(environment, **kwargs) -> None:
+    if "start" in window:
+        _window(environment, end=time.time())
     path = environment.parsed_options.lab_timeline
     if not path or not timeline:
         return

@@ -1,0 +1,1 @@
+"""`make report`: charts, theory beside measurement, and conclusions, from run records alone."""

@@ -1,0 +1,200 @@
+"""From records to rows: each run's measurement beside its prediction, and the conclusions."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from lab.modes import MODES
+from lab.report.model import Prediction, explain, predict
+
+# The post's published quick-check totals (two concurrent requests), seconds.
+POST_QUICK_CHECK = {
+    ("nothreading", "io"): 10.0472,
+    ("threaded", "io"): 5.0370,
+    ("async", "io"): 5.0860,
+    ("nothreading", "cpu"): 8.8519,
+    ("threaded", "cpu"): 9.2367,
+    ("gunicorn", "cpu"): 4.9310,
+}
+STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
+
+
+@dataclass
+class Row:
+    record: dict[str, Any]
+    label: str
+    prediction: Prediction | None
+    ratio: float | None
+    note: str
+
+    @property
+    def ok(self) -> bool:
+        return self.record["status"] == "ok"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.record["config"]
+
+    @property
+    def rps(self) -> float:
+        return self.record["locust"]["rps"] if self.ok else 0.0
+
+
+def label(config: dict[str, Any]) -> str:
+    mode = MODES.get(config["mode"])
+    text = config["mode"]
+    if mode is not None and mode.default_workers is not None:
+        text += f" {config['workers']}×{config['threads']}"
+    return text
+
+
+def analyse(record: dict[str, Any]) -> Row:
+    config = record["config"]
+    if record["status"] != "ok":
+        return Row(record, label(config), None, None, f"failed: {record['reason']}")
+    d_cpu = record["server"]["cpu_seconds_per_request"]
+    model = record["model"]
+    if not d_cpu or not model:
+        return Row(record, label(config), None, None, "no CPU accounting for this run: no prediction")
+    prediction = predict(
+        users=config["users"],
+        in_flight=model["in_flight"],
+        processes=model["processes"],
+        cpus=config["cpus"],
+        cores=record["machine"]["cores_available"] or 1,
+        d_io=config["io_seconds"] if config["workload"] == "io" else 0.0,
+        d_cpu=d_cpu,
+    )
+    measured = record["locust"]["rps"]
+    note = explain(
+        prediction,
+        measured,
+        load_generator_bound=record["bounded_by_load_generator"],
+        throttled_seconds=record["server"]["throttled_seconds"],
+        failures=record["locust"]["failures"],
+        mode=config["mode"],
+    )
+    return Row(record, label(config), prediction, measured / prediction.throughput, note)
+
+
+def baseline(rows: list[Row]) -> tuple[float, int]:
+    """The (CPUS, users) most runs share: the setting at which modes are compared side by side."""
+    counts = Counter((r.config["cpus"], r.config["users"]) for r in rows)
+    return counts.most_common(1)[0][0]
+
+
+def compared(rows: list[Row]) -> list[Row]:
+    cpus, users = baseline(rows)
+    return [r for r in rows if r.config["cpus"] == cpus and r.config["users"] == users]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def conclusions(rows: list[Row]) -> list[str]:
+    """Plain sentences computed from the data; a different result gives different sentences."""
+    sentences: list[str] = []
+    ok = [r for r in rows if r.ok]
+    failed = [r for r in rows if not r.ok]
+    if not ok:
+        return [
+            "No run succeeded, so there is nothing to compare: "
+            + "; ".join(f"{r.config['id']}: {r.record['reason']}" for r in failed)
+        ]
+    cpus, users = baseline(ok)
+    for workload in ("io", "cpu"):
+        group = sorted((r for r in compared(ok) if r.config["workload"] == workload), key=lambda r: -r.rps)
+        if len(group) < 2:
+            continue
+        best, second, worst = group[0], group[1], group[-1]
+        sentences.append(
+            f"For the {workload} workload ({users} users, CPUS={cpus:g}), {best.label} served the most: "
+            f"{_fmt(best.rps)} req/s, {best.rps / second.rps:.2f}× the next ({second.label}, {_fmt(second.rps)} req/s) "
+            f"and {best.rps / worst.rps:.1f}× the slowest ({worst.label}, {_fmt(worst.rps)} req/s)."
+            if second.rps and worst.rps
+            else f"For the {workload} workload, {best.label} served the most: {_fmt(best.rps)} req/s."
+        )
+    sentences += _saturation(ok, "users", "users")
+    sentences += _saturation(ok, "cpus", "CPUs")
+    sentences += _saturation(ok, "workers", "workers")
+    bounded = [r for r in ok if r.record["bounded_by_load_generator"]]
+    if bounded:
+        sentences.append(
+            f"{len(bounded)} run(s) were bounded by the load generator, not the server: "
+            + ", ".join(r.config["id"] for r in bounded)
+            + "."
+        )
+    else:
+        sentences.append("No run was bounded by the load generator.")
+    explained = [r for r in ok if r.ratio is not None and 0.8 <= r.ratio <= 1.2]
+    if any(r.ratio is not None for r in ok):
+        sentences.append(f"The model explains {len(explained)} of {len(ok)} runs within 20%.")
+    if failed:
+        sentences.append(
+            f"{len(failed)} run(s) failed: " + "; ".join(f"{r.config['id']} ({r.record['reason']})" for r in failed) + "."
+        )
+    return sentences
+
+
+def _reasons(failed: list[Row]) -> str:
+    return "; ".join(f"{r.config['id']} ({r.record['reason']})" for r in failed)
+
+
+def _saturation(rows: list[Row], key: str, noun: str) -> list[str]:
+    """Where adding `key` stopped helping, per mode and workload, when an experiment varied it."""
+    others = [k for k in ("users", "cpus", "workers", "threads") if k != key]
+    series: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for row in rows:
+        series[(row.config["mode"], row.config["workload"], *(row.config[k] for k in others))].append(row)
+    sentences = []
+    for (mode, workload, *_), group in series.items():
+        group.sort(key=lambda r: r.config[key])
+        if len(group) < 3:
+            continue
+        for previous, current in itertools.pairwise(group):
+            if previous.rps and current.rps < previous.rps * (1 + STALL):
+                sentences.append(
+                    f"{mode} ({workload}): more {noun} stopped helping at {previous.config[key]:g} "
+                    f"({_fmt(previous.rps)} req/s; {current.config[key]:g} gave {_fmt(current.rps)} req/s)."
+                )
+                break
+        else:
+            sentences.append(
+                f"{mode} ({workload}): throughput still grew up to {group[-1].config[key]:g} {noun} "
+                f"({_fmt(group[-1].rps)} req/s)."
+            )
+    return sentences
+
+
+def _check_order(item: tuple[tuple[str, str], Any]) -> tuple[str, int]:
+    (mode, workload), _ = item
+    return workload, list(MODES).index(mode) if mode in MODES else len(MODES)
+
+
+def quick_checks(records: list[dict[str, Any]], demos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The quick check per (mode, workload): the lab's two-request total beside the post's, as ratios
+    to nothreading (absolute times depend on IO_SECONDS and the machine)."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for check in [r["quick_check"] for r in records if r.get("quick_check")] + demos:
+        latest[(check["mode"], check["workload"])] = check
+    rows = []
+    for (mode, workload), check in sorted(latest.items(), key=_check_order):
+        base = latest.get(("nothreading", workload))
+        post = POST_QUICK_CHECK.get((mode, workload))
+        post_base = POST_QUICK_CHECK.get(("nothreading", workload))
+        rows.append(
+            {
+                "mode": mode,
+                "workload": workload,
+                "replies": check["replies"],
+                "total": check["total_seconds"],
+                "ratio": check["total_seconds"] / base["total_seconds"] if base else None,
+                "post_total": post,
+                "post_ratio": post / post_base if post and post_base else None,
+            }
+        )
+    return rows

@@ -1,0 +1,237 @@
+"""Build report.html (self-contained), report.md and the chart PNGs from a results folder."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from lab.records import RecordError, load_records
+from lab.report import charts
+from lab.report.analysis import Row, analyse, conclusions, quick_checks
+
+TABLE_COLUMNS = (
+    "run",
+    "status",
+    "users",
+    "CPUS",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "failures",
+    "server CPU",
+    "CPU ms/req",
+    "throttled s",
+    "Locust CPU",
+    "predicted req/s",
+    "binds",
+    "measured/predicted",
+    "note",
+)
+
+
+def _demos(folder: Path) -> list[dict[str, Any]]:
+    demos = []
+    for place in (folder / "demos", folder.parent / "demos"):
+        for path in sorted(place.glob("*.json")):
+            try:
+                demos.append(json.loads(path.read_text()))
+            except ValueError as error:
+                raise RecordError(f"{path}: not a readable demo record ({error})") from None
+    return demos
+
+
+def _n(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def run_table(rows: list[Row]) -> list[list[str]]:
+    table = []
+    for r in rows:
+        rec, c = r.record, r.config
+        locust, server, loadgen = rec.get("locust") or {}, rec.get("server") or {}, rec.get("load_generator") or {}
+        per_request = server.get("cpu_seconds_per_request")
+        p = r.prediction
+        flag = " ⚠ load generator" if rec["bounded_by_load_generator"] else ""
+        table.append(
+            [
+                f"{r.label} · {c['workload']}",
+                rec["status"],
+                str(c["users"]),
+                f"{c['cpus']:g}",
+                _n(locust.get("rps")),
+                _n(locust.get("p50_ms"), 0),
+                _n(locust.get("p95_ms"), 0),
+                _n(locust.get("p99_ms"), 0),
+                _n(locust.get("failures")),
+                _n(server.get("utilisation"), 2),
+                _n(None if per_request is None else per_request * 1000, 2),
+                _n(server.get("throttled_seconds"), 2),
+                _n(loadgen.get("utilisation"), 2) + flag,
+                _n(p.throughput if p else None),
+                p.binding if p else "–",
+                _n(r.ratio, 2),
+                r.note,
+            ]
+        )
+    return table
+
+
+def quick_table(checks: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            c["mode"],
+            c["workload"],
+            " / ".join(f"{q['seconds']:.3f}s" for q in c["replies"]),
+            f"{c['total']:.3f}s",
+            _n(c["ratio"], 2),
+            _n(c["post_total"], 2) + ("s" if c["post_total"] else ""),
+            _n(c["post_ratio"], 2),
+        ]
+        for c in checks
+    ]
+
+
+QUICK_COLUMNS = ("mode", "workload", "each reply", "total", "÷ nothreading", "post's total", "post's ÷ nothreading")
+
+
+def _md_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}.warn{color:#a40}code{background:#f5f5f5}"""
+
+THEORY = (
+    "In a closed loop of U users with no think time, throughput X = U / R. A mode holds at most C requests in flight "
+    "(1 for nothreading, the pool or thread count, WORKERS × THREADS) and runs Python in at most P processes at once "
+    "(P = min(processes, CPUS) under the GIL). With D_io the database wait and D_cpu the CPU time of one request "
+    "(measured from the server's cgroup), X ≤ min(U, C) / (D_io + D_cpu) and X ≤ P / D_cpu. "
+    "'binds' says which bound is lower; measured/predicted near 1 means the model explains the run."
+)
+
+
+def build(folder: Path) -> Path:
+    folder = folder.resolve()
+    if not folder.is_dir():
+        raise RecordError(f"{folder} is not a results folder: run `make bench` first, or pass RESULTS=<folder>")
+    records = load_records(folder)
+    if not records:
+        raise RecordError(f"{folder} has no run records yet: run `make bench` first")
+    manifest_path = folder / "experiment.json"
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    except ValueError as error:
+        raise RecordError(f"{manifest_path}: not readable ({error})") from None
+    rows = [analyse(r) for r in records]
+    pngs: list[tuple[str, Path]] = []
+    for title, made in (
+        ("Throughput per mode", charts.throughput(rows, folder / "chart-throughput.png")),
+        ("Latency percentiles per mode", charts.latency(rows, folder / "chart-latency.png")),
+        ("Throughput against users", charts.sweep(rows, "users", "users", folder / "chart-users.png")),
+        ("Throughput against the CPU limit", charts.sweep(rows, "cpus", "CPUS", folder / "chart-cpus.png")),
+        ("Timeline, io workload (the post's figures 1–4)", charts.timeline(rows, folder, "io", folder / "chart-timeline-io.png")),
+        ("Timeline, cpu workload", charts.timeline(rows, folder, "cpu", folder / "chart-timeline-cpu.png")),
+    ):
+        if made is not None:
+            pngs.append((title, made))
+    sentences = conclusions(rows)
+    checks = quick_checks(records, _demos(folder))
+    info = records[0]["machine"]
+    name = manifest.get("name") or records[0]["experiment"]
+    machine_line = (
+        f"{info['cores']} cores ({info['cpu_model']}), {info['os']}, Python {info['python']}, PostgreSQL "
+        f"{info.get('postgres')}, "
+        + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v)
+        + f"; git {str((info.get('git') or {}).get('revision'))[:12]}"
+    )
+    limit_methods = sorted({(r.get("cpu_limit") or {}).get("method") or "–" for r in records})
+    bounded = [r for r in rows if r.record["bounded_by_load_generator"]]
+    failed = [r for r in rows if not r.ok]
+    warnings = []
+    if bounded:
+        warnings.append(f"Warning: {len(bounded)} run(s) were bounded by the load generator, not the server.")
+    if failed:
+        warnings.append(f"{len(failed)} run(s) failed; their reasons are in the table.")
+
+    md = [f"# Concurrency lab report: {name}", "", manifest.get("description", ""), "", "## Conclusions", ""]
+    md += [f"- {s}" for s in sentences]
+    md += [f"\n**{w}**" for w in warnings]
+    md += ["", "## Runs: measured and predicted", "", THEORY, "", _md_table(TABLE_COLUMNS, run_table(rows)), ""]
+    md += ["## Charts", ""] + [f"### {t}\n\n![{t}]({p.name})\n" for t, p in pngs]
+    if checks:
+        md += [
+            "## The post's quick check: two concurrent requests",
+            "",
+            "Absolute times depend on IO_SECONDS, PRIMES_LIMIT and the machine; compare the ratios.",
+            "",
+            _md_table(QUICK_COLUMNS, quick_table(checks)),
+            "",
+        ]
+    md += [
+        "## Machine",
+        "",
+        machine_line,
+        "",
+        "CPU limit: " + "; ".join(limit_methods),
+        "",
+        "The load generator, the server and PostgreSQL share this machine's cores.",
+    ]
+    (folder / "report.md").write_text("\n".join(md) + "\n")
+
+    def img(path: Path) -> str:
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+    body = [
+        f"<h1>Concurrency lab report: {html.escape(name)}</h1>",
+        f"<p>{html.escape(manifest.get('description', ''))}</p>",
+        "<h2>Conclusions</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
+    ]
+    if bounded:
+        body.append(
+            f'<p class="warn"><b>Warning:</b> {len(bounded)} run(s) were bounded by the load generator, not the server.</p>'
+        )
+    if failed:
+        body.append(f'<p class="warn"><b>{len(failed)} run(s) failed</b>; their reasons are in the table.</p>')
+    body += [
+        "<h2>Runs: measured and predicted</h2>",
+        f"<p>{html.escape(THEORY)}</p>",
+        _html_table(TABLE_COLUMNS, run_table(rows)),
+    ]
+    body += ["<h2>Charts</h2>"] + [f"<h3>{html.escape(t)}</h3>{img(p)}" for t, p in pngs]
+    if checks:
+        body += [
+            "<h2>The post's quick check: two concurrent requests</h2>",
+            "<p>Absolute times depend on IO_SECONDS, PRIMES_LIMIT and the machine; compare the ratios.</p>",
+            _html_table(QUICK_COLUMNS, quick_table(checks)),
+        ]
+    body += [
+        "<h2>Machine</h2>",
+        f"<p>{html.escape(machine_line)}</p>",
+        f"<p>CPU limit: {html.escape('; '.join(limit_methods))}</p>",
+        "<p>The load generator, the server and PostgreSQL share this machine's cores.</p>",
+    ]
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lab report: {html.escape(name)}</title>'
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
+    out = folder / "report.html"
+    out.write_text(page)
+    return out

@@ -1,0 +1,165 @@
+"""The report's charts, as PNG files: labelled axes with units, a legend, one idea each."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
+
+from lab.modes import MODES
+from lab.report.analysis import Row, baseline, compared
+
+POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
+WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452"}
+DPI = 110
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _order(labels: list[str]) -> list[str]:
+    modes = list(MODES)
+    return sorted(set(labels), key=lambda lab: (modes.index(lab.split()[0]) if lab.split()[0] in modes else 99, lab))
+
+
+def throughput(rows: list[Row], path: Path) -> Path | None:
+    group = [r for r in compared(rows) if r.ok]
+    if not group:
+        return None
+    cpus, users = baseline(rows)
+    labels = _order([r.label for r in group])
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
+    width = 0.38
+    for i, workload in enumerate(("io", "cpu")):
+        values = {r.label: r.rps for r in group if r.config["workload"] == workload}
+        xs = [j + (i - 0.5) * width for j in range(len(labels))]
+        bars = ax.bar(xs, [values.get(lab, 0) for lab in labels], width, label=workload, color=WORKLOAD_COLOURS[workload])
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set_ylabel("throughput (requests/s)")
+    ax.set_title(f"Throughput per mode ({users} users, CPUS={cpus:g})")
+    ax.legend(title="workload")
+    return _save(fig, path)
+
+
+def latency(rows: list[Row], path: Path) -> Path | None:
+    group = [r for r in compared(rows) if r.ok]
+    if not group:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=False)
+    for ax, workload in zip(axes, ("io", "cpu"), strict=True):
+        runs = sorted((r for r in group if r.config["workload"] == workload), key=lambda r: _order([r.label]))
+        labels = _order([r.label for r in runs])
+        by_label = {r.label: r for r in runs}
+        for k, (pct, shade) in enumerate((("p50", 0.45), ("p95", 0.7), ("p99", 0.95))):
+            xs = [j + (k - 1) * 0.27 for j in range(len(labels))]
+            ax.bar(
+                xs, [by_label[lab].record["locust"][f"{pct}_ms"] for lab in labels], 0.27, label=pct, color=plt.cm.Greys(shade)
+            )
+        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"Latency percentiles, {workload} workload")
+        ax.legend()
+    return _save(fig, path)
+
+
+def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
+    """Throughput against `key`, one line per mode, when the experiment varied it."""
+    ok = [r for r in rows if r.ok]
+    if len({r.config[key] for r in ok}) < 2:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    others = [k for k in ("users", "cpus") if k != key]
+    for ax, workload in zip(axes, ("io", "cpu"), strict=True):
+        lines: dict[str, list[Row]] = defaultdict(list)
+        runs = [r for r in ok if r.config["workload"] == workload]
+        if not runs:
+            continue
+        # hold the other axis at its most common value
+        common = max({r.config[others[0]] for r in runs}, key=lambda v: sum(r.config[others[0]] == v for r in runs))
+        for r in runs:
+            if r.config[others[0]] == common:
+                lines[r.label].append(r)
+        for lab in _order(list(lines)):
+            series = sorted(lines[lab], key=lambda r: r.config[key])
+            if len(series) > 1:
+                ax.plot([r.config[key] for r in series], [r.rps for r in series], marker="o", label=lab)
+        if key == "users":
+            ax.set_xscale("log", base=2)
+        ax.set_xlabel(unit)
+        ax.set_ylabel("throughput (requests/s)")
+        ax.set_title(f"Throughput against {unit}, {workload} ({others[0]}={common:g})")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def read_timeline(path: Path) -> list[dict[str, int]]:
+    with path.open(newline="") as f:
+        return [
+            {k: int(float(v)) for k, v in row.items() if k in ("pid", "thread", "start_us", "end_us")}
+            for row in csv.DictReader(f)
+        ]
+
+
+def timeline(rows: list[Row], folder: Path, workload: str, path: Path, window_requests: int = 12) -> Path | None:
+    """One lane per worker process and thread, one bar per request from its server-side start to end:
+    the post's figures 1-4, drawn from what really happened."""
+    picks = []
+    for mode in POST_MODES:
+        candidates = [
+            r
+            for r in compared(rows)
+            if r.ok and r.config["mode"] == mode and r.config["workload"] == workload and r.record.get("timeline")
+        ]
+        if candidates:
+            picks.append(candidates[0])
+    if not picks:
+        return None
+    fig, axes = plt.subplots(len(picks), 1, figsize=(11, 1.6 + 1.5 * len(picks)), squeeze=False)
+    for ax, row in zip(axes[:, 0], picks, strict=True):
+        requests = sorted(read_timeline(folder / row.record["timeline"]["file"]), key=lambda q: q["start_us"])
+        if not requests:
+            continue
+        # a short window: the first requests of the measured part, enough to see the pattern
+        durations = sorted(q["end_us"] - q["start_us"] for q in requests)
+        typical = durations[len(durations) // 2] or 1
+        origin = requests[0]["start_us"]
+        window = max(typical * window_requests / max(1, row.config["users"]) * 2, typical * 4)
+        shown = [q for q in requests if q["start_us"] - origin <= window]
+        lanes = sorted({(q["pid"], q["thread"]) for q in shown})
+        index = {lane: i for i, lane in enumerate(lanes)}
+        pids = sorted({pid for pid, _ in lanes})
+        colours = {pid: plt.cm.tab10(i % 10) for i, pid in enumerate(pids)}
+        for q in shown:
+            lane = index[(q["pid"], q["thread"])]
+            ax.barh(
+                lane,
+                (q["end_us"] - q["start_us"]) / 1000,
+                left=(q["start_us"] - origin) / 1000,
+                height=0.6,
+                color=colours[q["pid"]],
+                edgecolor="black",
+                linewidth=0.4,
+            )
+        ax.set_yticks(range(len(lanes)), [f"pid {p} / thread {t % 100000}" for p, t in lanes], fontsize=7)
+        ax.set_ylim(-0.7, len(lanes) - 0.3)
+        ax.set_xlabel("server time since the first request in the window (ms)")
+        ax.set_title(
+            f"{row.label}: {len(shown)} requests, {len(lanes)} lane(s), "
+            f"{len(pids)} process(es) ({row.config['users']} users, {workload})",
+            fontsize=9,
+        )
+        if len(pids) > 1:
+            ax.legend(handles=[Patch(color=colours[p], label=f"pid {p}") for p in pids], fontsize=7, loc="upper right")
+    fig.suptitle(f"Who served what, when: {workload} workload (one bar per request)")
+    return _save(fig, path)
