@@ -84,25 +84,39 @@ def verify(app: AppServer, config: RunConfig) -> dict[str, Any]:
     return {"ok": True, "pairs": len(waited), "db_seconds": round(min(waited), 4), "cpu_seconds_used": round(cpu_used, 4)}
 
 
-def _locust_stats(prefix: Path) -> dict[str, Any]:
-    with open(f"{prefix}_stats.csv", newline="") as stats:
-        rows = {row["Name"]: row for row in csv.DictReader(stats)}
-    row = rows.get("Aggregated") or {}
+def percentile(histogram: dict[float, int], fraction: float) -> float | None:
+    """The response time below which `fraction` of requests fell, from Locust's histogram
+    (response time, rounded as Locust rounds it -> count), computed as Locust computes it."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    wanted = int(total * fraction)
+    seen = 0
+    for value in sorted(histogram, reverse=True):
+        seen += histogram[value]
+        if total - seen <= wanted:
+            return float(value)
+    return float(min(histogram))
 
-    def number(column: str) -> float:
-        value = row.get(column) or "0"
-        return 0.0 if value == "N/A" else float(value)
 
-    requests, failures = int(number("Request Count")), int(number("Failure Count"))
+def _locust_stats(json_file: Path) -> dict[str, Any]:
+    """Statistics of the measured window from Locust's final JSON (its CSV may lag the end)."""
+    entries = json.loads(json_file.read_text())
+    histogram: dict[float, int] = {}
+    requests = failures = 0
+    total_ms, max_ms = 0.0, 0.0
+    for entry in entries:
+        requests += entry["num_requests"]
+        failures += entry["num_failures"]
+        total_ms += entry["total_response_time"]
+        max_ms = max(max_ms, entry["max_response_time"] or 0.0)
+        for value, count in entry["response_times"].items():
+            histogram[float(value)] = histogram.get(float(value), 0) + count
     return {
-        "requests": requests,
-        "failures": failures,
-        "failure_ratio": round(failures / requests, 4) if requests else None,
-        "rps": round(number("Requests/s"), 3),
-        "avg_ms": round(number("Average Response Time"), 2),
-        **{f"p{p}_ms": number(f"{p}%") for p in (50, 90, 95, 99)},
-        "max_ms": number("Max Response Time"),
-    }
+        "requests": requests, "failures": failures, "failure_ratio": round(failures / requests, 4) if requests else None,
+        "avg_ms": round(total_ms / requests, 2) if requests else None,
+        **{f"p{p}_ms": percentile(histogram, p / 100) for p in (50, 90, 95, 99)}, "max_ms": round(max_ms, 2),
+    }  # fmt: skip
 
 
 def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) -> dict[str, Any]:
@@ -118,7 +132,7 @@ def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) ->
     total = config.warmup + config.run_time
     options = {
         "--host": app.url, "--users": config.users, "--spawn-rate": f"{config.spawn_rate:g}", "--run-time": f"{total:g}s",
-        "--stop-timeout": 0, "--csv": prefix, "--loglevel": "WARNING", "--exit-code-on-error": 0,
+        "--stop-timeout": 0, "--json-file": prefix, "--loglevel": "WARNING", "--exit-code-on-error": 0,
         "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
     }  # fmt: skip
     if config.locust_processes > 1:
@@ -153,9 +167,8 @@ def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) ->
         raise LabError(f"Locust recorded no measured window (warm-up longer than the run?); see {log}") from None
     if usage_from is None or seconds <= 0:
         raise LabError(f"the measured window was empty; see {log}")
-    stats = _locust_stats(prefix)
-    # Locust's own Requests/s ends at the last request; ours is the whole measured window
-    stats["locust_rps"], stats["rps"] = stats["rps"], round(stats["requests"] / seconds, 3)
+    stats = _locust_stats(prefix.with_name(prefix.name + ".json"))
+    stats["rps"] = round(stats["requests"] / seconds, 3)
     stats["measured_seconds"] = round(seconds, 3)
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
     server = {
@@ -284,7 +297,7 @@ def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, st
         if not result["locust"]["requests"]:
             record["reason"] = "no request completed in the measured window"
         elif ratio is not None and ratio > MAX_FAILURE_RATIO:
-            record["reason"] = f"too many errors: {ratio:.1%} of requests failed (see locust/{config.id}_failures.csv)"
+            record["reason"] = f"too many errors: {ratio:.1%} of requests failed (see locust/{config.id}.log)"
         else:
             record["status"] = "ok"
         return record

@@ -111,6 +111,21 @@ def read_timeline(path: Path) -> list[dict[str, int]]:
         ]
 
 
+def _pack(requests: list[dict[str, int]]) -> dict[tuple[int, int], list[tuple[dict[str, int], int]]]:
+    """Per lane, give each request the first slot free when it starts, so that requests one thread
+    holds at once (an event loop's) are drawn side by side instead of over each other."""
+    lanes: dict[tuple[int, int], list[tuple[dict[str, int], int]]] = defaultdict(list)
+    busy_until: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for q in sorted(requests, key=lambda q: q["start_us"]):
+        lane, ends = (q["pid"], q["thread"]), busy_until[(q["pid"], q["thread"])]
+        slot = next((i for i, end in enumerate(ends) if end <= q["start_us"]), len(ends))
+        if slot == len(ends):
+            ends.append(0)
+        ends[slot] = q["end_us"]
+        lanes[lane].append((q, slot))
+    return lanes
+
+
 def timeline(rows: list[Row], folder: Path, workload: str, path: Path, window_requests: int = 12) -> Path | None:
     """One lane per worker process and thread, one bar per request from its server-side start to end:
     the post's figures 1-4, drawn from what really happened."""
@@ -140,17 +155,19 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path, window_re
         index = {lane: i for i, lane in enumerate(lanes)}
         pids = sorted({pid for pid, _ in lanes})
         colours = {pid: plt.cm.tab10(i % 10) for i, pid in enumerate(pids)}
-        for q in shown:
-            lane = index[(q["pid"], q["thread"])]
-            ax.barh(
-                lane,
-                (q["end_us"] - q["start_us"]) / 1000,
-                left=(q["start_us"] - origin) / 1000,
-                height=0.6,
-                color=colours[q["pid"]],
-                edgecolor="black",
-                linewidth=0.4,
-            )
+        for (pid, thread), slots in _pack(shown).items():
+            depth = max(slot for _, slot in slots) + 1  # requests one thread holds at once (async)
+            for q, slot in slots:
+                y = index[(pid, thread)] - 0.35 + (slot + 0.5) * 0.7 / depth
+                ax.barh(
+                    y,
+                    (q["end_us"] - q["start_us"]) / 1000,
+                    left=(q["start_us"] - origin) / 1000,
+                    height=0.7 / depth * 0.85,
+                    color=colours[pid],
+                    edgecolor="black",
+                    linewidth=0.4,
+                )
         ax.set_yticks(range(len(lanes)), [f"pid {p} / thread {t % 100000}" for p, t in lanes], fontsize=7)
         ax.set_ylim(-0.7, len(lanes) - 0.3)
         ax.set_xlabel("server time since the first request in the window (ms)")
