@@ -113,6 +113,7 @@ def test_bad_knob_in_make_stops_before_anything_starts():
 
 def test_taken_port_is_named(lab_place):
     with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous test's TIME_WAIT is no obstacle
         blocker.bind(("127.0.0.1", lab_place.app_port))
         blocker.listen()
         result = lab(lab_place, "demo", MODE="async")

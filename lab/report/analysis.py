@@ -59,24 +59,20 @@ def analyse(record: dict[str, Any]) -> Row:
     model = record["model"]
     if not d_cpu or not model:
         return Row(record, label(config), None, None, "no CPU accounting for this run: no prediction")
+    d_io = config["io_seconds"] if config["workload"] == "io" else 0.0
     prediction = predict(
         users=config["users"],
         in_flight=model["in_flight"],
         processes=model["processes"],
         cpus=config["cpus"],
         cores=record["machine"]["cores_available"] or 1,
-        d_io=config["io_seconds"] if config["workload"] == "io" else 0.0,
+        d_io=d_io,
         d_cpu=d_cpu,
     )
     measured = record["locust"]["rps"]
-    note = explain(
-        prediction,
-        measured,
-        load_generator_bound=record["bounded_by_load_generator"],
-        throttled_seconds=record["server"]["throttled_seconds"],
-        failures=record["locust"]["failures"],
-        mode=config["mode"],
-    )
+    note = explain(prediction, measured, load_generator_bound=record["bounded_by_load_generator"],
+                   throttled_seconds=record["server"]["throttled_seconds"], failures=record["locust"]["failures"],
+                   median_ms=record["locust"]["p50_ms"], work_ms=(d_io + d_cpu) * 1000)  # fmt: skip
     return Row(record, label(config), prediction, measured / prediction.throughput, note)
 
 

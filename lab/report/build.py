@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lab.modes import MODES
 from lab.records import RecordError, load_records
 from lab.report import charts
 from lab.report.analysis import Row, analyse, conclusions, quick_checks
@@ -173,6 +174,8 @@ def build(folder: Path) -> Path:
     md = [f"# Concurrency lab report: {name}", "", manifest.get("description", ""), "", "## Conclusions", ""]
     md += [f"- {s}" for s in sentences]
     md += [f"\n**{w}**" for w in warnings]
+    modes = [(m, MODES[m].summary) for m in MODES if any(r.config["mode"] == m for r in rows)]
+    md += ["", "## Modes compared", ""] + [f"- `{m}`: {summary}" for m, summary in modes]
     md += ["", "## Runs: measured and predicted", "", THEORY, "", _md_table(TABLE_COLUMNS, run_table(rows)), ""]
     md += ["## Charts", ""] + [f"### {t}\n\n![{t}]({p.name})\n" for t, p in pngs]
     if checks:
@@ -204,17 +207,10 @@ def build(folder: Path) -> Path:
         f"<p>{html.escape(manifest.get('description', ''))}</p>",
         "<h2>Conclusions</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
     ]
-    if bounded:
-        body.append(
-            f'<p class="warn"><b>Warning:</b> {len(bounded)} run(s) were bounded by the load generator, not the server.</p>'
-        )
-    if failed:
-        body.append(f'<p class="warn"><b>{len(failed)} run(s) failed</b>; their reasons are in the table.</p>')
-    body += [
-        "<h2>Runs: measured and predicted</h2>",
-        f"<p>{html.escape(THEORY)}</p>",
-        _html_table(TABLE_COLUMNS, run_table(rows)),
-    ]
+    body += [f'<p class="warn">{html.escape(w)}</p>' for w in warnings]
+    modes_html = "".join(f"<li><code>{m}</code>: {html.escape(summary)}</li>" for m, summary in modes)
+    body += [f"<h2>Modes compared</h2><ul>{modes_html}</ul>", "<h2>Runs: measured and predicted</h2>"]
+    body += [f"<p>{html.escape(THEORY)}</p>", _html_table(TABLE_COLUMNS, run_table(rows))]
     body += ["<h2>Charts</h2>"] + [f"<h3>{html.escape(t)}</h3>{img(p)}" for t, p in pngs]
     if checks:
         body += [

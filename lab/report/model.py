@@ -52,7 +52,8 @@ def explain(
     load_generator_bound: bool,
     throttled_seconds: float | None,
     failures: int,
-    mode: str,
+    median_ms: float | None = None,
+    work_ms: float | None = None,
 ) -> str:
     """One sentence: which bound was expected to bind, and what else may have bound if far off."""
     ratio = measured / prediction.throughput if prediction.throughput else 0.0
@@ -70,6 +71,12 @@ def explain(
     if throttled_seconds and prediction.binding == CONCURRENCY:
         others.append(f"the CPU quota throttled the server for {throttled_seconds:.1f}s")
     if ratio < 0.8:
-        others.append("per-request overhead outside D_io and D_cpu (connection handling, scheduling on 2 shared cores)")
+        if median_ms and work_ms and median_ms > 1.2 * work_ms:
+            others.append(
+                f"a median request took {median_ms:.0f} ms for {work_ms:.0f} ms of work: time spent outside "
+                "the handler (connection handling, response writes, scheduling on shared cores)"
+            )
+        else:
+            others.append("per-request overhead outside D_io and D_cpu (connection handling, scheduling on shared cores)")
         return f"below the model ({expected} in theory); likely also binding: " + "; ".join(others)
     return f"above the model ({expected} in theory): D_cpu from the cgroup includes work the requests overlap"

