@@ -4,14 +4,14 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -o errexit -o pipefail -o nounset -c
 
-KNOBS := MODE WORKLOAD CPUS WORKERS THREADS IO_SECONDS PRIMES_LIMIT USERS SPAWN_RATE RUN_TIME
-export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL DB_POOL_SIZE
+PYTHON ?= python3
+KNOBS := $(shell $(PYTHON) -m lab.knobs names)
+export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE
 
 BACKEND ?= auto
 EXPERIMENT ?= quick
 RESULTS ?= results/latest
 LOCUST_WORKERS ?= 1
-PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 

@@ -259,10 +259,7 @@ def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, st
         "bounded_by_load_generator": False,
         "warnings": [],
         "timeline": None,
-        "model": {
-            "in_flight": knobs.server.in_flight(knobs.workers, knobs.threads, int(setting("DB_POOL_SIZE"))),
-            "processes": knobs.server.processes(knobs.workers, knobs.threads, 0),
-        },
+        "model": dict(zip(("in_flight", "processes"), knobs.capacity(int(setting("DB_POOL_SIZE"))), strict=True)),
     }
     app = AppServer(knobs, place, database_url)
     try:

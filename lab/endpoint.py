@@ -25,6 +25,12 @@ RATE_SQL = "SELECT rate FROM rates WHERE from_code = %s AND to_code = %s"
 RATE_WAIT_SQL = "SELECT rate FROM rates, pg_sleep(%s) WHERE from_code = %s AND to_code = %s"
 
 
+# Seconds to wait for a pooled connection (or a new one): an exhausted pool or a database that
+# is down answers 503 within this, never hangs.
+POOL_TIMEOUT = 3.0
+NOT_FOUND_PAGE = "not found: the endpoint is /currency/convert?from=usd&to=gbp"
+
+
 class BadRequest(ValueError):
     """A parameter is missing or malformed (HTTP 400)."""
 
@@ -39,6 +45,7 @@ class Settings:
     database_url: str
     db_pool: bool
     db_pool_size: int
+    cpu_offload: bool
 
     @classmethod
     def from_environ(cls) -> Settings:
@@ -49,6 +56,7 @@ class Settings:
             database_url=os.environ["DATABASE_URL"],
             db_pool=setting("DB_POOL") != "0",
             db_pool_size=int(setting("DB_POOL_SIZE")),
+            cpu_offload=setting("CPU_OFFLOAD") == "process",
         )
 
 

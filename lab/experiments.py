@@ -17,7 +17,7 @@ from lab import ROOT
 from lab.knobs import KnobError, Knobs, parse
 
 EXPERIMENTS = ROOT / "experiments"
-LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads")
+LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload")
 SCALAR_KEYS = ("io_seconds", "primes_limit", "spawn_rate", "warmup", "run_time", "locust_processes")
 DEFAULTS: dict[str, Any] = {
     "workloads": ["io", "cpu"],
@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "users": [10],
     "workers": [None],
     "threads": [None],
+    "db_pool": ["1"],
+    "cpu_offload": ["none"],
     "io_seconds": 0.1,
     "primes_limit": 20_000,
     "spawn_rate": 100,
@@ -52,12 +54,21 @@ class RunConfig:
     warmup: float
     run_time: float
     locust_processes: int
+    db_pool: str = "1"
+    cpu_offload: str = "none"
 
     @property
     def id(self) -> str:
         parts = [self.mode, self.workload, f"cpus{self.cpus:g}", f"u{self.users}"]
-        if self.knobs().server.default_workers is not None:
-            parts.append(f"w{self.workers}t{self.threads}")
+        server = self.knobs().server
+        if server.default_workers is not None:
+            parts.append(f"w{self.workers}")
+        if server.default_threads is not None:
+            parts.append(f"t{self.threads}")
+        if self.db_pool == "0":
+            parts.append("nopool")
+        if self.cpu_offload != "none":
+            parts.append(f"offload-{self.cpu_offload}")
         return "-".join(parts)
 
     def knobs(self) -> Knobs:
@@ -111,48 +122,36 @@ def expand(name: str, data: dict[str, Any]) -> Experiment:
         if "modes" not in values:
             raise ExperimentError(f"experiment {name}, matrix {i}: 'modes' is required")
         lists = {k: _as_list(values[k]) for k in LIST_KEYS}
-        for mode, workload, cpus, users in product(lists["modes"], lists["workloads"], lists["cpus"], lists["users"]):
-            for workers, threads in product(lists["workers"], lists["threads"]):
-                try:
-                    config = _config(mode, workload, cpus, users, workers, threads, values)
-                except (KnobError, TypeError, ValueError) as error:
-                    raise ExperimentError(f"experiment {name}, matrix {i}: {error}") from None
-                runs.setdefault(config.id, config)  # a mode without workers/threads appears once
+        for combination in product(*lists.values()):
+            try:
+                config = _config(dict(zip(lists, combination, strict=True)), values)
+            except (KnobError, TypeError, ValueError) as error:
+                raise ExperimentError(f"experiment {name}, matrix {i}: {error}") from None
+            runs.setdefault(config.id, config)  # a mode without workers/threads appears once
     return Experiment(name, str(data.get("description", "")), list(runs.values()), data)
 
 
-def _config(
-    mode: str, workload: str, cpus: float, users: int, workers: int | None, threads: int | None, values: dict[str, Any]
-) -> RunConfig:
+def _config(choice: dict[str, Any], values: dict[str, Any]) -> RunConfig:
+    """One run: `choice` holds one value of each list; knobs a mode does not have are left out."""
     from lab.modes import MODES
 
-    server = MODES.get(mode)
-    env = {"MODE": str(mode), "WORKLOAD": str(workload), "CPUS": str(cpus), "USERS": str(users)}
-    if server is not None and server.default_workers is not None and workers is not None:
-        env["WORKERS"] = str(workers)
-    if server is not None and server.default_threads is not None and threads is not None:
-        env["THREADS"] = str(threads)
-    env.update(
-        IO_SECONDS=str(values["io_seconds"]), PRIMES_LIMIT=str(values["primes_limit"]), SPAWN_RATE=str(values["spawn_rate"])
-    )
+    server = MODES.get(choice["modes"])
+    env = {"MODE": str(choice["modes"]), "WORKLOAD": str(choice["workloads"]), "CPUS": str(choice["cpus"]),
+           "USERS": str(choice["users"]), "DB_POOL": str(choice["db_pool"]), "IO_SECONDS": str(values["io_seconds"]),
+           "PRIMES_LIMIT": str(values["primes_limit"]), "SPAWN_RATE": str(values["spawn_rate"])}  # fmt: skip
+    if server is not None and server.default_workers is not None and choice["workers"] is not None:
+        env["WORKERS"] = str(choice["workers"])
+    if server is not None and server.default_threads is not None and choice["threads"] is not None:
+        env["THREADS"] = str(choice["threads"])
+    if server is not None and server.offloads_cpu and choice["workloads"] == "cpu":
+        env["CPU_OFFLOAD"] = str(choice["cpu_offload"])  # it only moves the prime count
     knobs = parse(env)
     warmup, run_time, processes = float(values["warmup"]), float(values["run_time"]), int(values["locust_processes"])
     if warmup < 0 or run_time <= 0 or processes < 1:
         raise ValueError("warmup must be >= 0, run_time > 0 and locust_processes >= 1")
-    return RunConfig(
-        knobs.mode,
-        knobs.workload,
-        knobs.cpus,
-        knobs.users,
-        knobs.workers,
-        knobs.threads,
-        knobs.io_seconds,
-        knobs.primes_limit,
-        knobs.spawn_rate,
-        warmup,
-        run_time,
-        processes,
-    )
+    return RunConfig(knobs.mode, knobs.workload, knobs.cpus, knobs.users, knobs.workers, knobs.threads,
+                     knobs.io_seconds, knobs.primes_limit, knobs.spawn_rate, warmup, run_time, processes,
+                     knobs.db_pool, knobs.cpu_offload)  # fmt: skip
 
 
 def load(name: str) -> Experiment:

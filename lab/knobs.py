@@ -82,6 +82,8 @@ KNOBS: dict[str, Knob] = {
         Knob("USERS", "10", _number(int, 1, 5000), "concurrent Locust users"),
         Knob("SPAWN_RATE", "10", _number(float, 0.1, 1000), "Locust users started per second"),
         Knob("RUN_TIME", "1m", _run_time, "length of a headless Locust run"),
+        Knob("DB_POOL", "1", _choice("1", "0"), "1: a connection pool per process; 0: a new connection per request (Django)"),
+        Knob("CPU_OFFLOAD", "none", _choice("none", "process"), "async modes: count primes in a process pool"),
     )
 }
 
@@ -92,7 +94,6 @@ SETTINGS = {
     "APP_PORT": "8000",
     "LOCUST_PORT": "8089",
     "PG_PORT": "55432",
-    "DB_POOL": "1",
     "DB_POOL_SIZE": "100",
     "DB_PASSWORD": "lab-dev-password",
     "DJANGO_SECRET_KEY": "insecure-development-key-set-DJANGO_SECRET_KEY",
@@ -119,10 +120,20 @@ class Knobs:
     users: int
     spawn_rate: float
     run_time: str
+    db_pool: str
+    cpu_offload: str
 
     @property
     def server(self) -> Mode:
         return MODES[self.mode]
+
+    def capacity(self, pool_size: int) -> tuple[int, int]:
+        """The model's C (requests in flight) and processes running Python, for these knobs."""
+        c = self.server.in_flight(self.workers, self.threads, pool_size)
+        p = self.server.processes(self.workers, self.threads, pool_size)
+        if self.cpu_offload == "process":  # prime counts run in a pool of one process per core
+            p = max(p, os.cpu_count() or 1)
+        return c, p
 
     def as_env(self) -> dict[str, str]:
         """The knobs as environment variables, the form every process of the lab reads."""
@@ -157,6 +168,9 @@ def parse(env: Mapping[str, str]) -> Knobs:
             values[name] = 1
         elif values[name] is None:
             values[name] = default
+    if values["CPU_OFFLOAD"] != "none" and not mode.offloads_cpu:
+        offloading = ", ".join(m.name for m in MODES.values() if m.offloads_cpu)
+        errors.append(f"CPU_OFFLOAD={values['CPU_OFFLOAD']} does not apply to MODE={mode.name}: only to {offloading}")
     if errors:
         raise KnobError("\n".join(errors))
     return Knobs(**{name.lower(): value for name, value in values.items()})
@@ -176,10 +190,12 @@ def main(argv: list[str]) -> int:
     if command == "env":
         for key, value in knobs.as_env().items():
             print(f"{key}={value}")
+    elif command == "names":
+        print(" ".join(KNOBS))
     elif command == "service":
         print(knobs.server.service)
     elif command != "check":
-        print("usage: python3 -m lab.knobs [check|env|service]", file=sys.stderr)
+        print("usage: python3 -m lab.knobs [check|env|names|service]", file=sys.stderr)
         return 2
     return 0
 

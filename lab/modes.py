@@ -29,7 +29,8 @@ class Mode:
     processes: Count  # processes that run Python at once (before the CPU limit)
     default_workers: int | None = None  # None: the mode has no WORKERS knob
     default_threads: int | None = None  # None: the mode has no THREADS knob
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # what the mode sets for its server
+    offloads_cpu: bool = False  # takes CPU_OFFLOAD=process: prime counts in a process pool
 
     def command(self, *, host: str, port: int, workers: int, threads: int) -> list[str]:
         values = {"host": host, "port": port, "workers": workers, "threads": threads}
@@ -39,6 +40,7 @@ class Mode:
 RUNSERVER = ("python", "manage.py", "runserver", "--noreload", "--skip-checks")
 GUNICORN = ("gunicorn", "--config", "gunicorn.conf.py", "--bind", "{host}:{port}")
 UVICORN = ("uvicorn", "--host", "{host}", "--port", "{port}", "--no-access-log")
+GRANIAN = ("granian", "--host", "{host}", "--port", "{port}", "--workers", "{workers}", "--no-ws")
 
 MODES: dict[str, Mode] = {
     m.name: m
@@ -66,6 +68,7 @@ MODES: dict[str, Mode] = {
             "FastAPI on Uvicorn, one process, one event loop, async pool to PostgreSQL",
             in_flight=lambda w, t, pool: pool,
             processes=lambda w, t, pool: 1,
+            offloads_cpu=True,
         ),
         Mode(
             "gunicorn",
@@ -76,6 +79,65 @@ MODES: dict[str, Mode] = {
             processes=lambda w, t, pool: w,
             default_workers=2,
             default_threads=1,
+        ),
+        # Beyond the post: what production deployments run.
+        Mode(
+            "gthread",
+            "django",
+            (*GUNICORN, "banksite.wsgi:application"),
+            "Django on Gunicorn's threaded worker: WORKERS processes x THREADS threads (production `threaded`)",
+            in_flight=lambda w, t, pool: w * min(t, pool),
+            processes=lambda w, t, pool: w,
+            default_workers=2,
+            default_threads=4,
+            env={"GUNICORN_WORKER_CLASS": "gthread"},
+        ),
+        Mode(
+            "async-workers",
+            "fastapi",
+            (*UVICORN, "--workers", "{workers}", "main:app"),
+            "FastAPI on Uvicorn with WORKERS processes, each an event loop: async and multi-process together",
+            in_flight=lambda w, t, pool: w * pool,
+            processes=lambda w, t, pool: w,
+            default_workers=2,
+            offloads_cpu=True,
+        ),
+        Mode(
+            "fastapi-sync",
+            "fastapi",
+            (*UVICORN, "sync_main:app"),
+            "FastAPI with a plain `def` handler, run in its thread pool (THREADS), over psycopg's sync pool",
+            in_flight=lambda w, t, pool: min(t, pool),
+            processes=lambda w, t, pool: 1,
+            default_threads=40,
+        ),
+        Mode(
+            "django-asgi",
+            "django",
+            (*UVICORN, "--lifespan", "off", "banksite.asgi:application"),
+            "Django's async view on Uvicorn (ASGI), with psycopg's async pool: one event loop",
+            in_flight=lambda w, t, pool: pool,
+            processes=lambda w, t, pool: 1,
+            env={"DJANGO_URLCONF": "banksite.urls_async"},
+        ),
+        Mode(
+            "granian",
+            "django",
+            (*GRANIAN, "--interface", "wsgi", "--blocking-threads", "{threads}", "banksite.wsgi:application"),
+            "Django over WSGI on Granian (Rust HTTP server): WORKERS processes x THREADS blocking threads",
+            in_flight=lambda w, t, pool: w * min(t, pool),
+            processes=lambda w, t, pool: w,
+            default_workers=2,
+            default_threads=1,
+        ),
+        Mode(
+            "granian-asgi",
+            "fastapi",
+            (*GRANIAN, "--interface", "asgi", "main:app"),
+            "FastAPI over ASGI on Granian (Rust HTTP server): WORKERS processes, each an event loop",
+            in_flight=lambda w, t, pool: w * pool,
+            processes=lambda w, t, pool: w,
+            default_workers=2,
         ),
     )
 }

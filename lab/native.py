@@ -68,7 +68,7 @@ class AppServer:
     def start(self, timeout: float = 60.0) -> None:
         check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
         env = dict(os.environ)
-        env.update(DATABASE_URL=self.database_url, DB_POOL=setting("DB_POOL"), DB_POOL_SIZE=setting("DB_POOL_SIZE"))
+        env.update(DATABASE_URL=self.database_url, DB_POOL_SIZE=setting("DB_POOL_SIZE"))
         plan = launch(self.knobs, host="127.0.0.1", port=self.place.app_port, base_env=env)
         self.limit = make_limit(self.knobs.cpus, self.place.cgroup_name)
         argv = self.limit.wrap(resolve(plan.argv, BIN))

@@ -95,6 +95,9 @@ def test_failed_start_leaves_nothing(lab_place):
         ({"MODE": "async", "WORKERS": "4"}, "WORKERS=4 does not apply to MODE=async"),
         ({"IO_SECONDS": "60"}, "IO_SECONDS='60' is not valid"),
         ({"RUN_TIME": "soon"}, "RUN_TIME='soon' is not valid"),
+        ({"MODE": "async", "THREADS": "8"}, "THREADS=8 does not apply to MODE=async"),
+        ({"MODE": "gunicorn", "CPU_OFFLOAD": "process"}, "CPU_OFFLOAD=process does not apply to MODE=gunicorn"),
+        ({"DB_POOL": "maybe"}, "DB_POOL='maybe' is not valid: DB_POOL takes one of 1, 0"),
     ],
 )
 def test_bad_knob_stops_before_anything_starts(lab_place, env, message):

@@ -50,3 +50,11 @@ def test_cpu_two_workers_beat_threads_with_two_cpus(place, database):
     print(f"cpu, 2 requests, CPUS=2: threaded {threaded:.3f}s, gunicorn 2 workers {gunicorn:.3f}s")
     # one GIL serialises the two prime counts; two processes run them side by side
     assert gunicorn < 0.8 * threaded
+
+
+def test_async_cpu_offload_unblocks_the_event_loop(place, database):
+    """Beyond the post: the async mode's blocked event loop, and its remedy, a process pool."""
+    blocked = two_requests(place, database, "async", "cpu", cpus=2)
+    offloaded = two_requests(place, database, "async", "cpu", cpus=2, cpu_offload="process")
+    print(f"async cpu, 2 requests, CPUS=2: in the loop {blocked:.3f}s, in a process pool {offloaded:.3f}s")
+    assert offloaded < 0.8 * blocked

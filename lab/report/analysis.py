@@ -46,8 +46,16 @@ class Row:
 def label(config: dict[str, Any]) -> str:
     mode = MODES.get(config["mode"])
     text = config["mode"]
-    if mode is not None and mode.default_workers is not None:
+    if mode is not None and mode.default_workers is not None and mode.default_threads is not None:
         text += f" {config['workers']}×{config['threads']}"
+    elif mode is not None and mode.default_workers is not None:
+        text += f" ×{config['workers']}"
+    elif mode is not None and mode.default_threads is not None:
+        text += f" {config['threads']} threads"
+    if config.get("cpu_offload", "none") != "none":
+        text += f" +{config['cpu_offload']} offload"
+    if str(config.get("db_pool", "1")) == "0":
+        text += " (no pool)"
     return text
 
 

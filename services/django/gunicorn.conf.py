@@ -4,8 +4,9 @@ import os
 
 workers = int(os.environ.get("WORKERS", "2"))
 threads = int(os.environ.get("THREADS", "1"))
-# sync workers at one thread (the post's setup), gthread when threads are asked for
-worker_class = "sync" if threads == 1 else "gthread"
+# sync workers at one thread (the post's setup), gthread when threads are asked for, or when
+# the mode says so (MODE=gthread)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or ("sync" if threads == 1 else "gthread")
 # Longer than any request the lab allows (IO_SECONDS <= 30, plus the cpu workload under a
 # small CPU limit), so that a slow request is measured, never killed.
 timeout = 120

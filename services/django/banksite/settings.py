@@ -9,7 +9,7 @@ from psycopg.conninfo import conninfo_to_dict
 # The shared endpoint contract lives in the project's `lab` package, two folders up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from lab.endpoint import Settings
+from lab.endpoint import POOL_TIMEOUT, Settings
 from lab.knobs import setting
 
 LAB = Settings.from_environ()
@@ -21,7 +21,8 @@ ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").sp
 INSTALLED_APPS: list[str] = ["currency"]
 # CommonMiddleware sets Content-Length, without which runserver closes every connection.
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
-ROOT_URLCONF = "banksite.urls"
+# MODE=django-asgi routes to the async view (lab/modes.py sets DJANGO_URLCONF)
+ROOT_URLCONF = os.environ.get("DJANGO_URLCONF", "banksite.urls")
 WSGI_APPLICATION = "banksite.wsgi.application"
 ASGI_APPLICATION = "banksite.asgi.application"
 USE_TZ = True
@@ -31,7 +32,7 @@ _options: dict[str, object] = {"connect_timeout": 3}
 if LAB.db_pool:
     # Django's own psycopg pool; its timeout bounds the wait for a free connection, so an
     # exhausted pool or a database that is down answers 503 within seconds.
-    _options["pool"] = {"min_size": 1, "max_size": LAB.db_pool_size, "timeout": 3}
+    _options["pool"] = {"min_size": 1, "max_size": LAB.db_pool_size, "timeout": POOL_TIMEOUT}
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",

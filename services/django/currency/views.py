@@ -8,12 +8,12 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from psycopg_pool import PoolTimeout
 
-from lab.endpoint import BadRequest, Timer, answer, count_primes, not_found, parse_query, query_for
+from lab.endpoint import NOT_FOUND_PAGE, BadRequest, Timer, answer, count_primes, not_found, parse_query, query_for
 
 DB_UNAVAILABLE = (DatabaseError, PoolTimeout)
 
 
-def _error(status: int, message: str, timer: Timer | None = None) -> JsonResponse:
+def error_response(status: int, message: str, timer: Timer | None = None) -> JsonResponse:
     return JsonResponse({"error": message}, status=status, headers=timer.headers() if timer else None)
 
 
@@ -22,7 +22,7 @@ def convert(request: HttpRequest) -> JsonResponse:
     try:
         conversion = parse_query(request.GET, settings.LAB.workload)
     except BadRequest as error:
-        return _error(400, str(error), timer)
+        return error_response(400, str(error), timer)
     if conversion.workload == "cpu":
         started = time.perf_counter()
         count_primes(settings.LAB.primes_limit)
@@ -34,11 +34,11 @@ def convert(request: HttpRequest) -> JsonResponse:
             cursor.execute(sql, params)
             row = cursor.fetchone()
     except DB_UNAVAILABLE as error:
-        return _error(503, f"database unavailable: {type(error).__name__}", timer)
+        return error_response(503, f"database unavailable: {type(error).__name__}", timer)
     finally:
         timer.phase("db", started)
     if row is None:
-        return _error(404, not_found(conversion), timer)
+        return error_response(404, not_found(conversion), timer)
     return JsonResponse(answer(conversion, row[0]), headers=timer.headers())
 
 
@@ -47,17 +47,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DB_UNAVAILABLE as error:
-        return _error(503, f"database unavailable: {type(error).__name__}")
+        return error_response(503, f"database unavailable: {type(error).__name__}")
     return JsonResponse({"status": "ok"})
 
 
 def _handler(status: int, message: str) -> Callable[..., JsonResponse]:
     def handler(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-        return _error(status, message)
+        return error_response(status, message)
 
     return handler
 
 
 bad_request = _handler(400, "bad request")
-not_found_page = _handler(404, "not found: the endpoint is /currency/convert?from=usd&to=gbp")
+not_found_page = _handler(404, NOT_FOUND_PAGE)
 server_error = _handler(500, "internal error")

@@ -1,0 +1,55 @@
+"""The currency endpoint as a Django async view, under an ASGI server (MODE=django-asgi).
+
+Django's own database layer is synchronous (an async view would reach it through a thread), so
+the async path goes to PostgreSQL through psycopg's async pool, opened on first use in the
+server's event loop.
+"""
+
+import asyncio
+import time
+
+import psycopg
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from currency.views import error_response
+from lab.endpoint import POOL_TIMEOUT, BadRequest, Timer, answer, count_primes, not_found, parse_query, query_for
+
+DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
+_pool: AsyncConnectionPool | None = None
+_lock = asyncio.Lock()
+
+
+async def pool() -> AsyncConnectionPool:
+    global _pool
+    async with _lock:
+        if _pool is None:
+            _pool = AsyncConnectionPool(settings.LAB.database_url, min_size=1, max_size=settings.LAB.db_pool_size,
+                                        timeout=POOL_TIMEOUT, kwargs={"connect_timeout": 3}, open=False)  # fmt: skip
+            await _pool.open(wait=False)
+    return _pool
+
+
+async def convert(request: HttpRequest) -> JsonResponse:
+    timer = Timer()
+    try:
+        conversion = parse_query(request.GET, settings.LAB.workload)
+    except BadRequest as bad:
+        return error_response(400, str(bad), timer)
+    if conversion.workload == "cpu":
+        started = time.perf_counter()
+        count_primes(settings.LAB.primes_limit)  # in the event loop, as FastAPI's async mode does
+        timer.phase("cpu", started)
+    sql, params = query_for(conversion, settings.LAB)
+    started = time.perf_counter()
+    try:
+        async with (await pool()).connection() as conn:
+            row = await (await conn.execute(sql, params)).fetchone()
+    except DB_UNAVAILABLE as failure:
+        return error_response(503, f"database unavailable: {type(failure).__name__}", timer)
+    finally:
+        timer.phase("db", started)
+    if row is None:
+        return error_response(404, not_found(conversion), timer)
+    return JsonResponse(answer(conversion, row[0]), headers=timer.headers())

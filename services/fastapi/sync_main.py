@@ -1,0 +1,70 @@
+"""The currency endpoint on FastAPI with plain `def` handlers: FastAPI runs each in its thread
+pool (THREADS threads), over psycopg's synchronous pool. A common mistake (a sync driver in an
+async framework) and a common remedy (keep the handler sync), measured side by side."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from anyio import to_thread
+from common import POOL_ARGS, ROUTES, SETTINGS, error, make_app, reply
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from lab.endpoint import BadRequest, Timer, count_primes, parse_query, query_for
+from lab.knobs import setting
+
+DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    to_thread.current_default_thread_limiter().total_tokens = int(setting("THREADS") or 40)
+    pool = ConnectionPool(SETTINGS.database_url, open=False, **POOL_ARGS)
+    pool.open(wait=False)
+    app.state.pool = pool
+    try:
+        yield
+    finally:
+        pool.close()
+
+
+app = make_app(lifespan)
+
+
+def convert(request: Request) -> JSONResponse:
+    timer = Timer()
+    try:
+        conversion = parse_query(request.query_params, SETTINGS.workload)
+    except BadRequest as bad:
+        return error(400, str(bad), timer)
+    if conversion.workload == "cpu":
+        started = time.perf_counter()
+        count_primes(SETTINGS.primes_limit)
+        timer.phase("cpu", started)
+    sql, params = query_for(conversion, SETTINGS)
+    started = time.perf_counter()
+    try:
+        with request.app.state.pool.connection() as conn:
+            row = conn.execute(sql, params).fetchone()
+    except DB_UNAVAILABLE as failure:
+        return error(503, f"database unavailable: {type(failure).__name__}", timer)
+    finally:
+        timer.phase("db", started)
+    return reply(conversion, row, timer)
+
+
+def healthz(request: Request) -> JSONResponse:
+    try:
+        with request.app.state.pool.connection() as conn:
+            conn.execute("SELECT 1")
+    except DB_UNAVAILABLE as failure:
+        return error(503, f"database unavailable: {type(failure).__name__}")
+    return JSONResponse({"status": "ok"})
+
+
+for route in ROUTES:
+    app.add_api_route(route, convert, methods=["GET"], include_in_schema=False)
+app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
