@@ -89,7 +89,7 @@ demo: setup ## the post's quick check: N=2 concurrent requests against MODE, eac
 	$(PY) -m lab demo --requests $${N:-2}
 
 bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one
-	$(PY) -m lab bench $(EXPERIMENT) $(if $(filter 1 yes true,$(RESUME)),--resume)
+	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
 	$(PY) -m lab report $(RESULTS)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import resource
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from lab import ROOT, machine
 from lab.demo import quick_check
 from lab.endpoint import seeded_rates
 from lab.experiments import Experiment, RunConfig
-from lab.knobs import setting
+from lab.knobs import Knobs, setting
 from lab.native import BIN, LOCUSTFILE, AppServer, Place
 from lab.procs import LabError, alive, reap, spawn, stop_on_signals
 from lab.records import SCHEMA, recorded_ids, write_record, write_summary
@@ -119,26 +122,52 @@ def _locust_stats(json_file: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) -> dict[str, Any]:
-    """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
-    load generator's CPU are read from the kernel around it."""
-    work = folder / "locust"
+@dataclass(frozen=True)
+class Backend:
+    """Where runs happen: the app for a configuration, and the command of a headless Locust run."""
+
+    name: str
+    make_app: Callable[[Knobs], Any]  # an AppServer or a compose.ComposeApp
+    locust_argv: Callable[[dict[str, Any], Path], list[str]]
+    measures_load_generator: bool  # the load generator's CPU is ours to read (a child process)
+
+
+def native_locust_argv(options: dict[str, Any], folder: Path) -> list[str]:
+    argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+    return argv + [str(part) for pair in options.items() for part in pair]
+
+
+def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
+    """Where a run's Locust output, timeline and measured window go."""
+    work, timelines = folder / "locust", folder / "timeline"
     work.mkdir(parents=True, exist_ok=True)
-    prefix = work / config.id
-    timeline = folder / "timeline" / f"{config.id}.csv"
-    timeline.parent.mkdir(exist_ok=True)
-    window_file = work / f"{config.id}.window.json"
-    window_file.unlink(missing_ok=True)
-    total = config.warmup + config.run_time
+    timelines.mkdir(exist_ok=True)
+    return work, timelines / f"{config.id}.csv", work / f"{config.id}.window.json"
+
+
+def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
+    """A headless run's options, whichever backend runs Locust."""
+    work, timeline, window_file = _paths(folder, config)
     options = {
-        "--host": app.url, "--users": config.users, "--spawn-rate": f"{config.spawn_rate:g}", "--run-time": f"{total:g}s",
-        "--stop-timeout": 0, "--json-file": prefix, "--loglevel": "WARNING", "--exit-code-on-error": 0,
+        "--host": url, "--users": config.users, "--spawn-rate": f"{config.spawn_rate:g}",
+        "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
+        "--json-file": work / config.id, "--loglevel": "WARNING", "--exit-code-on-error": 0,
         "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
     }  # fmt: skip
     if config.locust_processes > 1:
         options["--processes"] = config.locust_processes
-    argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
-    argv += [str(part) for pair in options.items() for part in pair]
+    return options
+
+
+def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend: Backend) -> dict[str, Any]:
+    """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
+    load generator's CPU are read from the kernel around it."""
+    work, timeline, window_file = _paths(folder, config)
+    prefix = work / config.id
+    window_file.unlink(missing_ok=True)
+    total = config.warmup + config.run_time
+    options = locust_options(config, app.url, folder)
+    argv = backend.locust_argv(options, RESULTS)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     log = work / f"{config.id}.log"
@@ -186,7 +215,7 @@ def measure(app: AppServer, config: RunConfig, folder: Path, state_hook: Any) ->
     loadgen = {
         "cpu_seconds": round(loadgen_cpu, 3),
         "processes": processes,
-        "utilisation": round(loadgen_cpu / wall / processes, 3) if wall > 0 else None,
+        "utilisation": round(loadgen_cpu / wall / processes, 3) if wall > 0 and backend.measures_load_generator else None,
         "locust_warned_cpu": "CPU usage" in log.read_text(errors="replace"),
     }
     rows = _merge_timeline(timeline)
@@ -246,7 +275,7 @@ def judge(config: RunConfig, result: dict[str, Any]) -> tuple[bool, list[str]]:
     return bounded, warnings
 
 
-def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, state_hook: Any) -> dict[str, Any]:
+def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) -> dict[str, Any]:
     knobs = config.knobs()
     record: dict[str, Any] = {
         "status": "failed",
@@ -261,7 +290,7 @@ def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, st
         "timeline": None,
         "model": dict(zip(("in_flight", "processes"), knobs.capacity(int(setting("DB_POOL_SIZE"))), strict=True)),
     }
-    app = AppServer(knobs, place, database_url)
+    app = backend.make_app(knobs)
     try:
         try:
             app.start()
@@ -274,7 +303,7 @@ def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, st
                 "method": app.limit.describe() if app.limit else None,
                 "enforced": bool(app.limit and app.limit.enforced),
             }
-        state_hook(app=app.proc.pid if app.proc else None)
+        state_hook(app=app.proc.pid if getattr(app, "proc", None) else None)
         try:
             record["verification"] = verify(app, config)
         except VerificationError as error:
@@ -284,7 +313,7 @@ def run_one(config: RunConfig, place: Place, database_url: str, folder: Path, st
         # the post's quick check, on the same server: two concurrent requests, timed
         record["quick_check"] = quick_check(app.url, config.mode, config.workload, 2).as_dict()
         try:
-            result = measure(app, config, folder, state_hook)
+            result = measure(app, config, folder, state_hook, backend)
         except LabError as error:
             record["reason"] = str(error)
             return record
@@ -310,7 +339,12 @@ def _duration(seconds: float) -> str:
 
 
 def run_experiment(
-    experiment: Experiment, *, resume: bool = False, place: Place | None = None, folder: Path | None = None
+    experiment: Experiment,
+    *,
+    resume: bool = False,
+    place: Place | None = None,
+    folder: Path | None = None,
+    backend_name: str = "native",
 ) -> Path:
     place = place or Place()
     folder = folder or results_folder(experiment.name, resume)
@@ -343,9 +377,18 @@ def run_experiment(
         down(place, quiet=True)
     place.state.mkdir(parents=True, exist_ok=True)
     state_hook()
+    if backend_name == "compose":
+        from lab import compose
+
+        if not folder.resolve().is_relative_to(RESULTS.resolve()):
+            raise LabError(f"with the compose backend, results must be under {RESULTS} (Locust's container mounts it)")
+        backend = Backend("compose", compose.ComposeApp, compose.locust_argv, measures_load_generator=False)
+    else:
+        backend = Backend("native", lambda knobs: AppServer(knobs, place, pg.url), native_locust_argv, True)
     try:
-        pg.start()
-        info = machine.describe(pg.version())
+        if backend.name == "native":
+            pg.start()
+        info = machine.describe(pg.version() if backend.name == "native" else "the postgres image of compose.yaml")
         manifest = folder / "experiment.json"
         if not manifest.exists():
             manifest.write_text(
@@ -355,7 +398,7 @@ def run_experiment(
                         "description": experiment.description,
                         "definition": experiment.source,
                         "runs": [r.as_dict() for r in experiment.runs],
-                        "backend": "native",
+                        "backend": backend.name,
                         "started_at": now(),
                         "machine": info,
                     },
@@ -366,14 +409,14 @@ def run_experiment(
         for n, (index, config) in enumerate(todo):
             remaining = sum(c.warmup + c.run_time + 4 for _, c in todo[n:])
             print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
-            record = run_one(config, place, pg.url, folder, state_hook)
+            record = run_one(config, backend, folder, state_hook)
             record.update(
                 schema=SCHEMA,
                 experiment=experiment.name,
                 index=index,
                 total=len(experiment.runs),
                 config=config.as_dict(),
-                backend="native",
+                backend=backend.name,
                 machine=info,
             )
             write_record(folder, record)
@@ -381,6 +424,8 @@ def run_experiment(
             print("    " + _outcome(record), flush=True)
         print(f"bench: done in {_duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
     finally:
+        if backend.name == "compose":
+            compose.down()
         pg.stop()
         place.stack_file.unlink(missing_ok=True)
     return folder

@@ -91,8 +91,9 @@ KNOB_CASES = [
 @pytest.mark.parametrize("mode", list(MODES))
 def test_container_runs_what_native_runs(mode, extra):
     m = MODES[mode]
-    if "WORKERS" in extra and m.default_workers is None:
-        extra = {}
+    # each mode gets only the knobs it has
+    extra = {k: v for k, v in extra.items() if not (k == "WORKERS" and m.default_workers is None)
+             and not (k == "THREADS" and m.default_threads is None)}  # fmt: skip
     knob_env = {"MODE": mode, **extra}
     config = render(SERVICE=m.service, **knob_env)
     app = config["services"]["app"]
@@ -162,3 +163,54 @@ def test_make_refuses_a_bad_mode_for_compose():
     assert result.returncode != 0
     assert "MODE='nope' is not valid" in result.stderr
     assert "docker compose" not in result.stdout
+
+
+def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
+    from lab import compose
+    from lab.bench import RESULTS, locust_options, native_locust_argv
+    from lab.experiments import load
+
+    config = load("quick").runs[0]
+    folder = RESULTS / "quick-test"
+    options = locust_options(config, "http://127.0.0.1:8000", folder)
+    native = native_locust_argv(options, RESULTS)
+    contained = compose.locust_argv(options, RESULTS)
+    assert contained[:2] == ["docker", "compose"]
+    flags = lambda argv: {a: argv[i + 1] for i, a in enumerate(argv) if a.startswith("--") and i + 1 < len(argv)}  # noqa: E731
+    native_flags, container_flags = flags(native), flags(contained)
+    assert container_flags["--host"] == "http://app:8000"
+    for flag, value in native_flags.items():
+        if flag in ("--host", "--project-directory"):
+            continue
+        if value.startswith(str(RESULTS)):
+            assert container_flags[flag] == "/results/" + str(Path(value).relative_to(RESULTS))
+        else:
+            assert container_flags[flag] == value, flag
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_compose_bench_environment_names_the_mode_and_its_service(mode):
+    from lab import compose
+
+    env = compose.compose_env(parse({"MODE": mode}))
+    assert env["SERVICE"] == MODES[mode].service
+    assert all(name in env for name in KNOBS)
+
+
+def test_make_bench_passes_the_backend():
+    result = subprocess.run(
+        ["make", "-n", "bench", "BACKEND=compose", "EXPERIMENT=smoke"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert "lab bench smoke --backend compose" in result.stdout
+
+
+def test_readme_lists_every_mode_knob_and_target():
+    readme = (ROOT / "README.md").read_text()
+    for mode in MODES:
+        assert f"`{mode}`" in readme, mode
+    for knob in KNOBS:
+        assert f"`{knob}`" in readme or f"`{knob}`, " in readme or knob in readme, knob
+    makefile = (ROOT / "Makefile").read_text()
+    for target in re.findall(r"^([a-z]+):.*## ", makefile, re.M):
+        if target not in ("help", "setup", "lint", "clean", "knobs", "modes", "logs", "ps"):
+            assert f"make {target}" in readme, target

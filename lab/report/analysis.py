@@ -20,6 +20,7 @@ POST_QUICK_CHECK = {
     ("gunicorn", "cpu"): 4.9310,
 }
 STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
+LEVEL = 0.05  # throughputs within 5% are level: closer than runs on shared cores can tell apart
 
 
 @dataclass
@@ -114,14 +115,20 @@ def conclusions(rows: list[Row]) -> list[str]:
         group = sorted((r for r in compared(ok) if r.config["workload"] == workload), key=lambda r: -r.rps)
         if len(group) < 2:
             continue
-        best, second, worst = group[0], group[1], group[-1]
-        sentences.append(
-            f"For the {workload} workload ({users} users, CPUS={cpus:g}), {best.label} served the most: "
-            f"{_fmt(best.rps)} req/s, {best.rps / second.rps:.2f}× the next ({second.label}, {_fmt(second.rps)} req/s) "
-            f"and {best.rps / worst.rps:.1f}× the slowest ({worst.label}, {_fmt(worst.rps)} req/s)."
-            if second.rps and worst.rps
-            else f"For the {workload} workload, {best.label} served the most: {_fmt(best.rps)} req/s."
-        )
+        best, worst = group[0], group[-1]
+        level = [r for r in group[1:] if r.rps >= best.rps / (1 + LEVEL)]  # within measurement noise of the best
+        runner_up = group[len(level) + 1] if len(group) > len(level) + 1 else None
+        head = f"For the {workload} workload ({users} users, CPUS={cpus:g}), "
+        if level:
+            names = ", ".join(r.label for r in level)
+            text = head + f"{best.label} served the most ({_fmt(best.rps)} req/s), level with {names} (within {LEVEL:.0%})"
+        else:
+            text = head + f"{best.label} served the most: {_fmt(best.rps)} req/s"
+        if runner_up is not None and runner_up.rps:
+            text += f", {best.rps / runner_up.rps:.2f}× the next ({runner_up.label}, {_fmt(runner_up.rps)} req/s)"
+        if worst is not best and worst.rps and worst not in level:
+            text += f" and {best.rps / worst.rps:.1f}× the slowest ({worst.label}, {_fmt(worst.rps)} req/s)"
+        sentences.append(text + ".")
     sentences += _saturation(ok, "users", "users")
     sentences += _saturation(ok, "cpus", "CPUs")
     sentences += _saturation(ok, "workers", "workers")
