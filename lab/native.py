@@ -123,6 +123,8 @@ class Stack:
             "locust": self.locust.pid if self.locust else None,
             "pg_port": self.place.pg_port,
             "cgroup": self.place.cgroup_name,
+            "mode": self.knobs.mode,
+            "cpu_limit": self.app.limit.describe() if self.app.limit else None,
         }
         self.place.state.mkdir(parents=True, exist_ok=True)
         self.place.stack_file.write_text(json.dumps(state))
