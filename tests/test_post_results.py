@@ -20,10 +20,11 @@ def two_requests(place, database, mode: str, workload: str, **values: object) ->
     with running(
         place, database, mode=mode, workload=workload, io_seconds=IO_SECONDS, primes_limit=PRIMES_LIMIT, **values
     ) as app:
-        quick_check(app.url, mode, workload, 1)  # warm: connections, imports, first-request work
-        check = quick_check(app.url, mode, workload, 2)
-    assert [r.status for r in check.replies] == [200, 200]
-    return check.total_seconds
+        quick_check(app.url, mode, workload, 2)  # warm: connections, imports, first-request work
+        # the best of three: the least disturbed by whatever else the two shared cores run
+        checks = [quick_check(app.url, mode, workload, 2) for _ in range(3)]
+    assert all(r.status == 200 for check in checks for r in check.replies)
+    return min(check.total_seconds for check in checks)
 
 
 @pytest.fixture(scope="module")
