@@ -62,24 +62,23 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path) 
         )
 
 
-def alive(pid: int) -> bool:
+def _exists(send: Callable[[int, int], None], target: int) -> bool:
+    """Signal 0 checks without touching: gone, or there (ours or not)."""
     try:
-        os.kill(pid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def alive(pid: int) -> bool:
+    return _exists(os.kill, pid)
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _exists(os.killpg, pgid)
 
 
 def stop_group(pgid: int, timeout: float = 10.0, leader: subprocess.Popen[bytes] | None = None) -> None:
