@@ -43,8 +43,10 @@ def throughput(rows: list[Row], path: Path) -> Path | None:
     for i, workload in enumerate(("io", "cpu")):
         values = {r.label: r.rps for r in group if r.config["workload"] == workload}
         xs = [j + (i - 0.5) * width for j in range(len(labels))]
-        bars = ax.bar(xs, [values.get(lab, 0) for lab in labels], width, label=workload, color=WORKLOAD_COLOURS[workload])
-        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+        heights = [values.get(lab, 0.0) for lab in labels]
+        bars = ax.bar(xs, heights, width, label=workload, color=WORKLOAD_COLOURS[workload])
+        # a configuration that was not run for this workload gets no bar and no "0"
+        ax.bar_label(bars, labels=[f"{values[lab]:.0f}" if lab in values else "" for lab in labels], fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel("throughput (requests/s)")
     ax.set_title(f"Throughput per mode ({users} users, CPUS={cpus:g})")
