@@ -44,6 +44,12 @@ def add_error_handlers(app: FastAPI) -> None:
         return error(500, "internal error")
 
 
+def add_routes(app: FastAPI, convert, healthz) -> None:
+    for route in ROUTES:
+        app.add_api_route(route, convert, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+
+
 def make_app(lifespan) -> FastAPI:
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     add_error_handlers(app)

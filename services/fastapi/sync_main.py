@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from anyio import to_thread
-from common import POOL_ARGS, ROUTES, SETTINGS, error, make_app, reply
+from common import POOL_ARGS, SETTINGS, add_routes, error, make_app, reply
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -65,6 +65,4 @@ def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-for route in ROUTES:
-    app.add_api_route(route, convert, methods=["GET"], include_in_schema=False)
-app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+add_routes(app, convert, healthz)
