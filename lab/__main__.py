@@ -44,8 +44,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"lab: Locust  http://127.0.0.1:{stack.place.locust_port}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)"
         )
         print(f"lab: logs in {stack.place.logs}; Ctrl-C or `make down` stops everything", flush=True)
-        while True:
-            signal.pause()
+        try:
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:  # the way to stop a foreground `make up`: not an error
+            print("\nlab: stopping...", flush=True)
+    print("lab: stopped everything it started")
     return 0
 
 
