@@ -137,12 +137,14 @@ def _config(choice: dict[str, Any], values: dict[str, Any]) -> RunConfig:
 
     server = MODES.get(choice["modes"])
     env = {"MODE": str(choice["modes"]), "WORKLOAD": str(choice["workloads"]), "CPUS": str(choice["cpus"]),
-           "USERS": str(choice["users"]), "DB_POOL": str(choice["db_pool"]), "IO_SECONDS": str(values["io_seconds"]),
+           "USERS": str(choice["users"]), "IO_SECONDS": str(values["io_seconds"]),
            "PRIMES_LIMIT": str(values["primes_limit"]), "SPAWN_RATE": str(values["spawn_rate"])}  # fmt: skip
     if server is not None and server.default_workers is not None and choice["workers"] is not None:
         env["WORKERS"] = str(choice["workers"])
     if server is not None and server.default_threads is not None and choice["threads"] is not None:
         env["THREADS"] = str(choice["threads"])
+    if server is not None and server.django_db:
+        env["DB_POOL"] = str(choice["db_pool"])
     if server is not None and server.offloads_cpu and choice["workloads"] == "cpu":
         env["CPU_OFFLOAD"] = str(choice["cpu_offload"])  # it only moves the prime count
     knobs = parse(env)

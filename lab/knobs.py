@@ -129,6 +129,8 @@ class Knobs:
 
     def capacity(self, pool_size: int) -> tuple[int, int]:
         """The model's C (requests in flight) and processes running Python, for these knobs."""
+        if self.db_pool == "0":
+            pool_size = 10**6  # a connection per request: no pool caps the requests in flight
         c = self.server.in_flight(self.workers, self.threads, pool_size)
         p = self.server.processes(self.workers, self.threads, pool_size)
         if self.cpu_offload == "process":  # prime counts run in a pool of one process per core
@@ -168,6 +170,9 @@ def parse(env: Mapping[str, str]) -> Knobs:
             values[name] = 1
         elif values[name] is None:
             values[name] = default
+    if values["DB_POOL"] == "0" and not mode.django_db:
+        django = ", ".join(m.name for m in MODES.values() if m.django_db)
+        errors.append(f"DB_POOL=0 does not apply to MODE={mode.name}, which always uses a psycopg pool: only to {django}")
     if values["CPU_OFFLOAD"] != "none" and not mode.offloads_cpu:
         offloading = ", ".join(m.name for m in MODES.values() if m.offloads_cpu)
         errors.append(f"CPU_OFFLOAD={values['CPU_OFFLOAD']} does not apply to MODE={mode.name}: only to {offloading}")

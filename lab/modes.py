@@ -31,6 +31,7 @@ class Mode:
     default_threads: int | None = None  # None: the mode has no THREADS knob
     env: dict[str, str] = field(default_factory=dict)  # what the mode sets for its server
     offloads_cpu: bool = False  # takes CPU_OFFLOAD=process: prime counts in a process pool
+    django_db: bool = False  # reads the database through Django's own layer: takes DB_POOL=0
 
     def command(self, *, host: str, port: int, workers: int, threads: int) -> list[str]:
         values = {"host": host, "port": port, "workers": workers, "threads": threads}
@@ -52,6 +53,7 @@ MODES: dict[str, Mode] = {
             "Django runserver, one process, one thread: requests wait in line",
             in_flight=lambda w, t, pool: 1,
             processes=lambda w, t, pool: 1,
+            django_db=True,
         ),
         Mode(
             "threaded",
@@ -60,6 +62,7 @@ MODES: dict[str, Mode] = {
             "Django runserver, a new thread per request, one process (one GIL)",
             in_flight=lambda w, t, pool: pool,
             processes=lambda w, t, pool: 1,
+            django_db=True,
         ),
         Mode(
             "async",
@@ -77,6 +80,7 @@ MODES: dict[str, Mode] = {
             "Django on Gunicorn, WORKERS processes x THREADS threads (sync worker at THREADS=1)",
             in_flight=lambda w, t, pool: w * min(t, pool),
             processes=lambda w, t, pool: w,
+            django_db=True,
             default_workers=2,
             default_threads=1,
         ),
@@ -88,6 +92,7 @@ MODES: dict[str, Mode] = {
             "Django on Gunicorn's threaded worker: WORKERS processes x THREADS threads (production `threaded`)",
             in_flight=lambda w, t, pool: w * min(t, pool),
             processes=lambda w, t, pool: w,
+            django_db=True,
             default_workers=2,
             default_threads=4,
             env={"GUNICORN_WORKER_CLASS": "gthread"},
@@ -127,6 +132,7 @@ MODES: dict[str, Mode] = {
             "Django over WSGI on Granian (Rust HTTP server): WORKERS processes x THREADS blocking threads",
             in_flight=lambda w, t, pool: w * min(t, pool),
             processes=lambda w, t, pool: w,
+            django_db=True,
             default_workers=2,
             default_threads=1,
         ),

@@ -99,6 +99,7 @@ def test_failed_start_leaves_nothing(lab_place):
         ({"MODE": "async", "THREADS": "8"}, "THREADS=8 does not apply to MODE=async"),
         ({"MODE": "gunicorn", "CPU_OFFLOAD": "process"}, "CPU_OFFLOAD=process does not apply to MODE=gunicorn"),
         ({"DB_POOL": "maybe"}, "DB_POOL='maybe' is not valid: DB_POOL takes one of 1, 0"),
+        ({"MODE": "async", "DB_POOL": "0"}, "DB_POOL=0 does not apply to MODE=async"),
     ],
 )
 def test_bad_knob_stops_before_anything_starts(lab_place, env, message):

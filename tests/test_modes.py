@@ -41,6 +41,21 @@ def test_mode_serves_every_seeded_pair(mode, workload, place, database):
     assert not [p for p in processes_of(place.state) if p.pid in server_pids]
 
 
+@pytest.mark.parametrize("mode", [m for m in MODES if MODES[m].django_db])
+def test_django_without_a_pool_opens_a_connection_per_request(mode, place, database):
+    import psycopg
+
+    with running(place, database, mode=mode, workload="io", io_seconds=0.01, db_pool=0) as app:
+        for _ in range(3):
+            assert get(f"{app.url}/currency/convert?from=usd&to=eur")[2]["rate"] == 0.86
+        with psycopg.connect(database.url) as conn:
+            # no connection is kept open between requests (only ours remains)
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'lab' AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+    assert others == 0
+
+
 def test_io_wait_happens_in_the_database(place, database):
     """The io workload's wait is a real query: PostgreSQL shows it as a pg_sleep in flight."""
     import threading
