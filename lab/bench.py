@@ -383,6 +383,9 @@ def run_experiment(
         if not folder.resolve().is_relative_to(RESULTS.resolve()):
             raise LabError(f"with the compose backend, results must be under {RESULTS} (Locust's container mounts it)")
         backend = Backend("compose", compose.ComposeApp, compose.locust_argv, measures_load_generator=False)
+        for sub in ("locust", "timeline"):  # Locust's container runs as its image's own user
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            (folder / sub).chmod(0o777)
     else:
         backend = Backend("native", lambda knobs: AppServer(knobs, place, pg.url), native_locust_argv, True)
     try:
