@@ -122,3 +122,30 @@ def test_report_opens_offline_in_a_real_browser(copied, tmp_path):
     lo, hi = image.getextrema()
     assert hi - lo > 100  # not blank: text and charts
     assert len(image.resize((64, 64)).getcolors(maxcolors=4096) or []) > 20
+
+
+def test_sweeps_draw_lines_and_find_where_more_stopped_helping(copied):
+    """Records that vary users and CPUs (as `scaling` does) give the sweep charts and sentences."""
+    originals = [json.loads(p.read_text()) for p in records_of(copied)]
+    for p in records_of(copied):
+        p.unlink()
+    index = 0
+    for record in originals:
+        for users, gain in ((4, 1.0), (8, 1.9), (16, 2.0), (32, 2.02)):
+            index += 1
+            clone = json.loads(json.dumps(record))
+            clone["index"] = index
+            clone["config"].update(users=users, id=f"{record['config']['id']}-x{users}")
+            clone["locust"]["rps"] = record["locust"]["rps"] * gain
+            (copied / "runs" / f"{index:03d}-{clone['config']['id']}.json").write_text(json.dumps(clone))
+        for cpus in (0.5, 2):
+            index += 1
+            clone = json.loads(json.dumps(record))
+            clone["index"] = index
+            clone["config"].update(cpus=cpus, id=f"{record['config']['id']}-c{cpus}")
+            (copied / "runs" / f"{index:03d}-{clone['config']['id']}.json").write_text(json.dumps(clone))
+    build(copied)
+    md = (copied / "report.md").read_text()
+    assert (copied / "chart-users.png").stat().st_size > 10_000
+    assert (copied / "chart-cpus.png").stat().st_size > 10_000
+    assert "more users stopped helping at 8" in md

@@ -98,6 +98,8 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
                 ax.plot([r.config[key] for r in series], [r.rps for r in series], marker="o", label=lab)
         if key == "users":
             ax.set_xscale("log", base=2)
+        values = sorted({r.config[key] for r in runs})
+        ax.set_xticks(values, [f"{v:g}" for v in values])  # the values run, not powers of two
         ax.set_xlabel(unit)
         ax.set_ylabel("throughput (requests/s)")
         ax.set_title(f"Throughput against {unit}, {workload} ({others[0]}={common:g})")
