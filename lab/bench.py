@@ -26,7 +26,7 @@ from lab import ROOT, machine
 from lab.demo import quick_check
 from lab.endpoint import seeded_rates
 from lab.experiments import Experiment, RunConfig
-from lab.knobs import Knobs, setting
+from lab.knobs import Knobs, int_setting
 from lab.native import BIN, LOCUSTFILE, AppServer, Place
 from lab.procs import LabError, alive, reap, spawn, stop_on_signals
 from lab.records import SCHEMA, recorded_ids, write_record, write_summary
@@ -288,7 +288,7 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
         "bounded_by_load_generator": False,
         "warnings": [],
         "timeline": None,
-        "model": dict(zip(("in_flight", "processes"), knobs.capacity(int(setting("DB_POOL_SIZE"))), strict=True)),
+        "model": dict(zip(("in_flight", "processes"), knobs.capacity(int_setting("DB_POOL_SIZE")), strict=True)),
     }
     app = backend.make_app(knobs)
     try:

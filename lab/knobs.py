@@ -108,6 +108,22 @@ def setting(name: str) -> str:
     return os.environ.get(name) or default
 
 
+# The numeric settings and the values they take; validated with the knobs.
+SETTING_RANGES = {"APP_PORT": (1, 65535), "LOCUST_PORT": (1, 65535), "PG_PORT": (1, 65535), "DB_POOL_SIZE": (1, 250)}
+
+
+def int_setting(name: str) -> int:
+    low, high = SETTING_RANGES[name]
+    text = setting(name)
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise KnobError(f"{name}={text!r} is not valid: {name} takes an integer from {low} to {high}")
+    return value
+
+
 @dataclass(frozen=True)
 class Knobs:
     mode: str
@@ -182,7 +198,10 @@ def parse(env: Mapping[str, str]) -> Knobs:
 
 
 def from_environ() -> Knobs:
-    return parse(os.environ)
+    knobs = parse(os.environ)
+    for name in SETTING_RANGES:
+        int_setting(name)
+    return knobs
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lab import ROOT
 from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
-from lab.knobs import Knobs, setting
+from lab.knobs import Knobs, int_setting, setting
 from lab.postgres import Postgres
 from lab.procs import alive, check_port_free, reap, spawn, stop_group, stop_on_signals, wait_http_ok
 from lab.serve import launch, resolve
@@ -29,9 +29,9 @@ class Place:
     """Where one lab instance keeps its state and listens; tests use their own."""
 
     state: Path = field(default_factory=lambda: Path(os.environ.get("LAB_STATE_DIR", ROOT / ".lab")))
-    app_port: int = field(default_factory=lambda: int(setting("APP_PORT")))
-    pg_port: int = field(default_factory=lambda: int(setting("PG_PORT")))
-    locust_port: int = field(default_factory=lambda: int(setting("LOCUST_PORT")))
+    app_port: int = field(default_factory=lambda: int_setting("APP_PORT"))
+    pg_port: int = field(default_factory=lambda: int_setting("PG_PORT"))
+    locust_port: int = field(default_factory=lambda: int_setting("LOCUST_PORT"))
 
     @property
     def logs(self) -> Path:

@@ -100,6 +100,7 @@ def test_failed_start_leaves_nothing(lab_place):
         ({"MODE": "gunicorn", "CPU_OFFLOAD": "process"}, "CPU_OFFLOAD=process does not apply to MODE=gunicorn"),
         ({"DB_POOL": "maybe"}, "DB_POOL='maybe' is not valid: DB_POOL takes one of 1, 0"),
         ({"MODE": "async", "DB_POOL": "0"}, "DB_POOL=0 does not apply to MODE=async"),
+        ({"DB_POOL_SIZE": "many"}, "DB_POOL_SIZE='many' is not valid: DB_POOL_SIZE takes an integer from 1 to 250"),
     ],
 )
 def test_bad_knob_stops_before_anything_starts(lab_place, env, message):
