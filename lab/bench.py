@@ -410,7 +410,10 @@ def run_experiment(
             )
         started = time.monotonic()
         for n, (index, config) in enumerate(todo):
-            remaining = sum(c.warmup + c.run_time + 4 for _, c in todo[n:])
+            planned = sum(c.warmup + c.run_time for _, c in todo[n:])
+            # scale the plan by how long runs have really taken (start, verification, stop)
+            spent_per_planned = (time.monotonic() - started) / sum(c.warmup + c.run_time for _, c in todo[:n]) if n else 1.3
+            remaining = planned * spent_per_planned
             print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
             record = run_one(config, backend, folder, state_hook)
             record.update(
