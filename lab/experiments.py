@@ -98,8 +98,6 @@ class Experiment:
     runs: list[RunConfig]
     source: dict[str, Any]
 
-    def estimated_seconds(self, startup: float = 4.0) -> float:
-        return sum(r.warmup + r.run_time + startup for r in self.runs)
 
 
 def _as_list(value: Any) -> list[Any]:
