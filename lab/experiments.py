@@ -99,7 +99,6 @@ class Experiment:
     source: dict[str, Any]
 
 
-
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
