@@ -140,8 +140,6 @@ def native_locust_argv(options: dict[str, Any], folder: Path) -> list[str]:
 def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
     """Where a run's Locust output, timeline and measured window go."""
     work, timelines = folder / "locust", folder / "timeline"
-    work.mkdir(parents=True, exist_ok=True)
-    timelines.mkdir(exist_ok=True)
     return work, timelines / f"{config.id}.csv", work / f"{config.id}.window.json"
 
 
@@ -163,6 +161,8 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
     """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
     load generator's CPU are read from the kernel around it."""
     work, timeline, window_file = _paths(folder, config)
+    work.mkdir(parents=True, exist_ok=True)
+    timeline.parent.mkdir(exist_ok=True)
     prefix = work / config.id
     window_file.unlink(missing_ok=True)
     total = config.warmup + config.run_time
