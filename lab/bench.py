@@ -199,6 +199,7 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
     stats = _locust_stats(prefix.with_name(prefix.name + ".json"))
     stats["rps"] = round(stats["requests"] / seconds, 3)
     stats["measured_seconds"] = round(seconds, 3)
+    stats["errors"] = window.get("errors", [])
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
     server = {
         "cpu_seconds": round(cpu, 4),
@@ -323,7 +324,9 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
         if not result["locust"]["requests"]:
             record["reason"] = "no request completed in the measured window"
         elif ratio is not None and ratio > MAX_FAILURE_RATIO:
-            record["reason"] = f"too many errors: {ratio:.1%} of requests failed (see locust/{config.id}.log)"
+            top = result["locust"]["errors"][:1]
+            why = f": {top[0]['occurrences']} x {top[0]['error']}" if top else ""
+            record["reason"] = f"too many errors: {ratio:.1%} of requests failed{why}"
         else:
             record["status"] = "ok"
         return record

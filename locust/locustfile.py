@@ -123,6 +123,9 @@ def _record(response=None, exception=None, response_time=0.0, **kwargs) -> None:
 @events.test_stop.add_listener
 def _write_timeline(environment, **kwargs) -> None:
     if "start" in window:
+        # the measured window's failures, most frequent first: the record says why a run failed
+        errors = sorted(environment.runner.stats.errors.values(), key=lambda e: -e.occurrences)
+        window["errors"] = [{"error": str(e.error), "occurrences": e.occurrences} for e in errors[:5]]
         _window(environment, end=time.time())
     path = environment.parsed_options.lab_timeline
     if not path or not timeline:
