@@ -97,7 +97,8 @@ def compared(rows: list[Row]) -> list[Row]:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.1f}" if x < 100 else f"{x:.0f}"
+    """Throughput with the digits that matter: 0.42, 9.6, 95, 1234."""
+    return f"{x:.2f}" if x < 1 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
 
 def conclusions(rows: list[Row]) -> list[str]:
@@ -126,7 +127,7 @@ def conclusions(rows: list[Row]) -> list[str]:
             text = head + f"{best.label} served the most: {_fmt(best.rps)} req/s"
         if runner_up is not None and runner_up.rps:
             text += f", {best.rps / runner_up.rps:.2f}× the next ({runner_up.label}, {_fmt(runner_up.rps)} req/s)"
-        if worst is not best and worst.rps and worst not in level:
+        if worst is not best and worst is not runner_up and worst.rps and worst not in level:
             text += f" and {best.rps / worst.rps:.1f}× the slowest ({worst.label}, {_fmt(worst.rps)} req/s)"
         sentences.append(text + ".")
     sentences += _saturation(ok, "users", "users")
