@@ -18,6 +18,7 @@ from lab.report.analysis import Row, baseline, compared
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
 WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452"}
 DPI = 110
+LANE_REQUESTS = 3.5  # the timeline shows about this many consecutive requests per lane
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -130,7 +131,7 @@ def _pack(requests: list[dict[str, int]]) -> dict[tuple[int, int], list[tuple[di
     return lanes
 
 
-def timeline(rows: list[Row], folder: Path, workload: str, path: Path, window_requests: int = 12) -> Path | None:
+def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path | None:
     """One lane per worker process and thread, one bar per request from its server-side start to end:
     the post's figures 1-4, drawn from what really happened."""
     picks = []
@@ -153,7 +154,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path, window_re
         durations = sorted(q["end_us"] - q["start_us"] for q in requests)
         typical = durations[len(durations) // 2] or 1
         origin = requests[0]["start_us"]
-        window = max(typical * window_requests / max(1, row.config["users"]) * 2, typical * 4)
+        window = typical * LANE_REQUESTS  # a few requests per lane, as in the post's figures
         shown = [q for q in requests if q["start_us"] - origin <= window]
         lanes = sorted({(q["pid"], q["thread"]) for q in shown})
         index = {lane: i for i, lane in enumerate(lanes)}
