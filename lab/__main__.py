@@ -37,19 +37,21 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     knobs = from_environ()
     print(f"lab: starting PostgreSQL, the {knobs.mode} server and the Locust web UI (native backend)...", flush=True)
-    with Stack(knobs, locust_ui=True) as stack:
-        _plan(knobs, stack)
-        print(f"lab: app     {stack.app.url}/currency/convert?from=usd&to=gbp")
-        print(
-            f"lab: Locust  http://127.0.0.1:{stack.place.locust_port}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)"
-        )
-        print(f"lab: logs in {stack.place.logs}; Ctrl-C or `make down` stops everything", flush=True)
-        try:
+    stack = Stack(knobs, locust_ui=True)
+    try:
+        with stack:
+            _plan(knobs, stack)
+            print(f"lab: app     {stack.app.url}/currency/convert?from=usd&to=gbp")
+            print(f"lab: Locust  http://127.0.0.1:{stack.place.locust_port}  "
+                  f"(users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)")  # fmt: skip
+            print(f"lab: logs in {stack.place.logs}; Ctrl-C or `make down` stops everything", flush=True)
             while True:
                 signal.pause()
-        except KeyboardInterrupt:  # the way to stop a foreground `make up`: not an error
-            print("\nlab: stopping...", flush=True)
-    print("lab: stopped everything it started")
+    except KeyboardInterrupt:
+        if not stack.ready:  # interrupted while starting: everything is stopped, but it never ran
+            raise
+    # once the lab is up, Ctrl-C is the way to stop a foreground `make up`: not an error
+    print("\nlab: stopped everything it started", flush=True)
     return 0
 
 

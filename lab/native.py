@@ -115,6 +115,7 @@ class Stack:
         self.pg = self.place.postgres()
         self.app = AppServer(knobs, self.place, self.pg.url)
         self.locust: subprocess.Popen[bytes] | None = None
+        self.ready = False  # everything asked for is up and answering
 
     def _record(self) -> None:
         state = {
@@ -145,6 +146,7 @@ class Stack:
             if self.locust_ui:
                 self.start_locust_ui()
                 self._record()
+            self.ready = True
         except BaseException:
             self.stop()
             raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -30,21 +31,29 @@ def lab(place, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_up(place, **env: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "lab", "up"],
-        cwd=ROOT,
-        env=lab_env(place, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    locust = f"http://127.0.0.1:{place.locust_port}/"
-    if not wait_until(lambda: http_status(locust) == 200 or proc.poll() is not None, 90, 0.2):
-        proc.kill()
-        pytest.fail("lab up did not bring the Locust UI up in 90 s")
-    assert proc.poll() is None, proc.stdout.read()
-    return proc
+class Up:
+    """`python -m lab up` in the background, its output collected as it comes."""
+
+    def __init__(self, place, **env: str) -> None:
+        self.proc = subprocess.Popen([PYTHON, "-m", "lab", "up"], cwd=ROOT, env=lab_env(place, **env),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def start_up(place, **env: str) -> Up:
+    """Start the lab and wait until it says it is up (as a user would before pressing Ctrl-C)."""
+    up = Up(place, **env)
+    if not wait_until(lambda: "stops everything" in up.output or up.proc.poll() is not None, 90, 0.1):
+        up.proc.kill()
+        pytest.fail(f"lab up did not come up in 90 s:\n{up.output}")
+    assert up.proc.poll() is None, up.output
+    assert http_status(f"http://127.0.0.1:{place.locust_port}/") == 200
+    return up
 
 
 def assert_nothing_left(place) -> None:
@@ -55,26 +64,25 @@ def assert_nothing_left(place) -> None:
 
 @pytest.mark.slow
 def test_up_then_down_from_another_shell(lab_place):
-    proc = start_up(lab_place, MODE="gunicorn", WORKLOAD="io", IO_SECONDS="0.1")
+    up = start_up(lab_place, MODE="gunicorn", WORKLOAD="io", IO_SECONDS="0.1")
     try:
         assert http_status(f"http://127.0.0.1:{lab_place.app_port}/currency/convert?from=usd&to=gbp") == 200
         assert len(processes_of(lab_place.state)) >= 5  # supervisor, postgres, gunicorn x3, locust
         down = lab(lab_place, "down")
         assert down.returncode == 0, down.stderr
-        proc.wait(timeout=30)
+        up.proc.wait(timeout=30)
     finally:
-        proc.kill()
-    out = proc.stdout.read()
-    assert "cgroup" in out or "affinity" in out or "UNLIMITED" in out  # the limit in force is printed
+        up.proc.kill()
+    assert "cgroup" in up.output or "affinity" in up.output or "UNLIMITED" in up.output  # the limit in force
     assert_nothing_left(lab_place)
 
 
 @pytest.mark.slow
 def test_ctrl_c_stops_everything(lab_place):
-    proc = start_up(lab_place, MODE="async")
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0  # Ctrl-C is how a foreground `make up` ends
-    assert "stopped everything it started" in proc.stdout.read()
+    up = start_up(lab_place, MODE="async")
+    up.proc.send_signal(signal.SIGINT)
+    assert up.proc.wait(timeout=30) == 0  # Ctrl-C is how a foreground `make up` ends
+    assert wait_until(lambda: "stopped everything it started" in up.output, 5)
     assert_nothing_left(lab_place)
 
 
