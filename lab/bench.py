@@ -28,7 +28,7 @@ from lab.endpoint import seeded_rates
 from lab.experiments import Experiment, RunConfig
 from lab.knobs import Knobs, int_setting
 from lab.native import BIN, LOCUSTFILE, AppServer, Place
-from lab.procs import LabError, alive, reap, spawn, stop_on_signals
+from lab.procs import LabError, alive, reap, signals_deferred, spawn, stop_on_signals
 from lab.records import SCHEMA, recorded_ids, write_record, write_summary
 
 RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
@@ -171,9 +171,10 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     log = work / f"{config.id}.log"
-    locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
-    state_hook(locust=locust.pid)
+    with signals_deferred():
+        locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
     try:
+        state_hook(locust=locust.pid)
         usage_from = None
         deadline = started + total + 60
         while locust.poll() is None:

@@ -85,8 +85,9 @@ class _CgroupLimit(CpuLimit):
 
     def wrap(self, argv: list[str]) -> list[str]:
         # The shell joins the group before it execs the server, so no child can escape it.
-        joins = "; ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
-        return ["sh", "-c", f'{joins}; exec "$@"', "sh", *argv]
+        # && throughout: a server that could not join its group must not run unlimited
+        joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
+        return ["sh", "-c", f'{joins} && exec "$@"', "sh", *argv]
 
     def pids(self) -> list[int]:
         pids: set[int] = set()

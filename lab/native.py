@@ -17,7 +17,7 @@ from lab import ROOT
 from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
 from lab.knobs import Knobs, int_setting, setting
 from lab.postgres import Postgres
-from lab.procs import alive, check_port_free, reap, spawn, stop_group, stop_on_signals, wait_http_ok
+from lab.procs import alive, check_port_free, reap, signals_deferred, spawn, stop_group, stop_on_signals, wait_http_ok
 from lab.serve import launch, resolve
 
 BIN = Path(sys.executable).parent
@@ -75,16 +75,8 @@ class AppServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             out.write(f"\n--- {time.strftime('%F %T')} MODE={self.knobs.mode}: {' '.join(plan.argv)}\n".encode())
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=plan.cwd,
-                env=plan.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=self.limit.preexec,
-            )
+        with signals_deferred():
+            self.proc = spawn(argv, cwd=plan.cwd, env=plan.env, log=self.log, preexec=self.limit.preexec)
         wait_http_ok(f"{self.url}/healthz", self.proc, f"the {self.knobs.mode} server", self.log, timeout)
 
     def usage(self) -> CpuUsage:
@@ -169,7 +161,8 @@ class Stack:
             "--spawn-rate",
             f"{self.knobs.spawn_rate:g}",
         ]
-        self.locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
+        with signals_deferred():
+            self.locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
         wait_http_ok(f"http://127.0.0.1:{self.place.locust_port}/", self.locust, "the Locust web UI", log, 30)
 
     def __exit__(self, *exc: object) -> None:

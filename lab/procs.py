@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -47,19 +48,37 @@ def check_port_free(port: int, what: str, host: str = "127.0.0.1") -> None:
             raise
 
 
-def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a process in a session of its own, so that it and all its children stop together."""
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while a process is started and its handle kept, so that an
+    interrupt can never leave a child we do not know about; they arrive right after."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def spawn(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path, preexec: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a process in a session of its own, so that it and all its children stop together.
+    Call it inside `signals_deferred()` and keep the handle before the block ends."""
+
+    def child_setup() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # the mask is inherited: give them back
+        if preexec is not None:
+            preexec()
+
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+            list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=child_setup,
+        )  # fmt: skip
 
 
 def _exists(send: Callable[[int, int], None], target: int) -> bool:

@@ -115,3 +115,23 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     assert not processes_of(place.state)
     return (base / "results" / "latest").resolve()
+
+
+LAB_PROGRAMS = ("postgres", "manage.py", "gunicorn", "uvicorn", "granian", "locust", "-m lab")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_orphans_at_the_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After every test: no process of any lab the tests started may remain, whatever failed."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    left = []
+    for proc in psutil.process_iter():
+        try:
+            lab_program = any(name in " ".join(proc.cmdline()) for name in LAB_PROGRAMS)
+            if lab_program and proc.environ().get("LAB_STATE_DIR", "").startswith(base) and proc.pid != os.getpid():
+                left.append(" ".join(proc.cmdline()))
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    assert not left, f"processes left behind by the tests: {left}"
