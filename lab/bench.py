@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import ROOT, machine
+from lab import timeline as requests_timeline
 from lab.demo import quick_check
 from lab.endpoint import seeded_rates
 from lab.experiments import Experiment, RunConfig
@@ -225,7 +226,13 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         "locust": stats,
         "server": server,
         "load_generator": loadgen,
-        "timeline": {"file": str(timeline.relative_to(folder)), "rows": rows} if rows else None,
+        "timeline": {
+            "file": str(timeline.relative_to(folder)),
+            "rows": rows,
+            "outside_handler_ms": requests_timeline.outside_handler_ms(timeline),
+        }
+        if rows
+        else None,
     }
 
 

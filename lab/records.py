@@ -32,7 +32,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 SUMMARY_COLUMNS = ("index", "id", "status", *CONFIG_COLUMNS, *LOCUST_COLUMNS, "server_cpu_seconds",
                    "server_cpu_ms_per_request", "throttled_seconds", "load_generator_utilisation",
-                   "bounded_by_load_generator", "cpu_limit_method", "reason")  # fmt: skip
+                   "outside_handler_p50_ms", "bounded_by_load_generator", "cpu_limit_method", "reason")  # fmt: skip
 
 
 class RecordError(ValueError):
@@ -98,6 +98,7 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "server_cpu_ms_per_request": None if per_request is None else round(per_request * 1000, 3),
         "throttled_seconds": server.get("throttled_seconds"),
         "load_generator_utilisation": loadgen.get("utilisation"),
+        "outside_handler_p50_ms": ((record.get("timeline") or {}).get("outside_handler_ms") or {}).get("p50"),
         "bounded_by_load_generator": record["bounded_by_load_generator"],
         "cpu_limit_method": (record.get("cpu_limit") or {}).get("method"),
         "reason": record["reason"],

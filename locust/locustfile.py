@@ -25,6 +25,7 @@ from locust import FastHttpUser, events, task
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab.endpoint import seeded_rates
+from lab.timeline import COLUMNS as TIMELINE_COLUMNS
 
 RATES = seeded_rates()
 PAIRS = list(RATES)
@@ -134,5 +135,5 @@ def _write_timeline(environment, **kwargs) -> None:
         path = f"{path}.{os.getpid()}"
     with open(path, "w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(("pid", "thread", "start_us", "end_us", "status", "client_ms"))
+        writer.writerow(TIMELINE_COLUMNS)
         writer.writerows(timeline)

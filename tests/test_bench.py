@@ -13,6 +13,7 @@ import pytest
 from lab import ROOT
 from lab.experiments import load
 from lab.records import REQUIRED, load_records, summary_row
+from lab.report.analysis import delayed_ack_floor
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 
@@ -54,6 +55,14 @@ def test_smoke_records_have_every_field(smoke_results):
     assert min(r["server"]["cpu_seconds_per_request"] for r in cpu) > max(r["server"]["cpu_seconds_per_request"] for r in io)
 
 
+def test_the_timeline_sees_how_each_server_delivers_its_replies(smoke_results):
+    """Django's runserver writes a response in several sends without TCP_NODELAY, so each reply's end
+    waits for the client's delayed ACK (>= 40 ms on Linux); Uvicorn's own listener sets TCP_NODELAY."""
+    floors = {r["config"]["mode"]: delayed_ack_floor(r) for r in load_records(smoke_results) if r["config"]["workload"] == "io"}
+    assert floors["threaded"] is not None, floors
+    assert floors["async"] is None, floors
+
+
 def test_summary_matches_the_records(smoke_results):
     rows = list(csv.DictReader((smoke_results / "summary.csv").open()))
     records = load_records(smoke_results)
@@ -63,6 +72,7 @@ def test_summary_matches_the_records(smoke_results):
         assert row["id"] == expected["id"]
         assert float(row["rps"]) == pytest.approx(expected["rps"])
         assert float(row["p95_ms"]) == pytest.approx(expected["p95_ms"])
+        assert float(row["outside_handler_p50_ms"]) == pytest.approx(expected["outside_handler_p50_ms"])
         assert row["status"] == expected["status"]
 
 

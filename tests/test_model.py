@@ -84,3 +84,12 @@ def test_explanations_name_the_binding_bound_and_the_suspects():
     assert "load generator was saturated" in low
     assert "3 requests failed" in low
     assert "throttled" in low
+
+
+def test_a_steady_delayed_ack_floor_is_named_as_the_suspect():
+    x = predict(users=10, in_flight=10, processes=1, cpus=1, cores=2, d_io=0.1, d_cpu=0.002)
+    held = explain(x, x.throughput * 0.7, load_generator_bound=False, throttled_seconds=0, failures=0, delayed_ack_ms=42)
+    assert "steady 42 ms" in held
+    assert "TCP_NODELAY" in held
+    plain = explain(x, x.throughput * 0.7, load_generator_bound=False, throttled_seconds=0, failures=0)
+    assert "TCP_NODELAY" not in plain

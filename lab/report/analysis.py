@@ -21,6 +21,10 @@ POST_QUICK_CHECK = {
 }
 STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
 LEVEL = 0.05  # throughputs within 5% are level: closer than runs on shared cores can tell apart
+# Linux delays an ACK by at least 40 ms. A reply held back by Nagle's algorithm until that ACK arrives
+# pays it every time: a steady floor of time outside the handler, in this range, with little spread.
+DELAYED_ACK_MS = (35.0, 70.0)
+STEADY_MS = 10.0
 
 
 @dataclass
@@ -60,6 +64,16 @@ def label(config: dict[str, Any]) -> str:
     return text
 
 
+def delayed_ack_floor(record: dict[str, Any]) -> float | None:
+    """The floor of time outside the handler when it has the delayed-ACK signature, else None."""
+    outside = (record.get("timeline") or {}).get("outside_handler_ms")
+    if not outside:
+        return None
+    low, high = DELAYED_ACK_MS
+    floor = outside["p10"]
+    return floor if low <= floor <= high and outside["p50"] - floor <= STEADY_MS else None
+
+
 def analyse(record: dict[str, Any]) -> Row:
     config = record["config"]
     if record["status"] != "ok":
@@ -81,7 +95,8 @@ def analyse(record: dict[str, Any]) -> Row:
     measured = record["locust"]["rps"]
     note = explain(prediction, measured, load_generator_bound=record["bounded_by_load_generator"],
                    throttled_seconds=record["server"]["throttled_seconds"], failures=record["locust"]["failures"],
-                   median_ms=record["locust"]["p50_ms"], work_ms=(d_io + d_cpu) * 1000)  # fmt: skip
+                   median_ms=record["locust"]["p50_ms"], work_ms=(d_io + d_cpu) * 1000,
+                   delayed_ack_ms=delayed_ack_floor(record))  # fmt: skip
     return Row(record, label(config), prediction, measured / prediction.throughput, note)
 
 
@@ -107,10 +122,7 @@ def conclusions(rows: list[Row]) -> list[str]:
     ok = [r for r in rows if r.ok]
     failed = [r for r in rows if not r.ok]
     if not ok:
-        return [
-            "No run succeeded, so there is nothing to compare: "
-            + "; ".join(f"{r.config['id']}: {r.record['reason']}" for r in failed)
-        ]
+        return [f"No run succeeded, so there is nothing to compare: {_reasons(failed)}."]
     cpus, users = baseline(ok)
     for workload in ("io", "cpu"):
         group = sorted((r for r in compared(ok) if r.config["workload"] == workload), key=lambda r: -r.rps)
@@ -142,13 +154,21 @@ def conclusions(rows: list[Row]) -> list[str]:
         )
     else:
         sentences.append("No run was bounded by the load generator.")
+    held = {r.config["id"]: (r, floor) for r in ok if (floor := delayed_ack_floor(r.record))}
+    if held:
+        floors = [round(floor) for _, floor in held.values()]
+        span = f"{min(floors)}" if min(floors) == max(floors) else f"{min(floors)}–{max(floors)}"
+        sentences.append(
+            "Replies from "
+            + ", ".join(f"{r.label} · {r.config['workload']}" for r, _ in held.values())
+            + f" reached their clients a steady {span} ms after the handler ended: the signature of Nagle's algorithm "
+            "meeting delayed ACKs (the server leaves TCP_NODELAY off), a cost every request on a kept-alive connection pays."
+        )
     explained = [r for r in ok if r.ratio is not None and 0.8 <= r.ratio <= 1.2]
     if any(r.ratio is not None for r in ok):
         sentences.append(f"The model explains {len(explained)} of {len(ok)} runs within 20%.")
     if failed:
-        sentences.append(
-            f"{len(failed)} run(s) failed: " + "; ".join(f"{r.config['id']} ({r.record['reason']})" for r in failed) + "."
-        )
+        sentences.append(f"{len(failed)} run(s) failed: {_reasons(failed)}.")
     return sentences
 
 

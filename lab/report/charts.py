@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
+from lab import timeline as requests_timeline
 from lab.modes import MODES
 from lab.report.analysis import Row, baseline, compared
 
@@ -108,14 +108,6 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def read_timeline(path: Path) -> list[dict[str, int]]:
-    with path.open(newline="") as f:
-        return [
-            {k: int(float(v)) for k, v in row.items() if k in ("pid", "thread", "start_us", "end_us")}
-            for row in csv.DictReader(f)
-        ]
-
-
 def _pack(requests: list[dict[str, int]]) -> dict[tuple[int, int], list[tuple[dict[str, int], int]]]:
     """Per lane, give each request the first slot free when it starts, so that requests one thread
     holds at once (an event loop's) are drawn side by side instead of over each other."""
@@ -147,7 +139,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
         return None
     fig, axes = plt.subplots(len(picks), 1, figsize=(11, 1.6 + 1.5 * len(picks)), squeeze=False)
     for ax, row in zip(axes[:, 0], picks, strict=True):
-        requests = sorted(read_timeline(folder / row.record["timeline"]["file"]), key=lambda q: q["start_us"])
+        requests = sorted(requests_timeline.read(folder / row.record["timeline"]["file"]), key=lambda q: q["start_us"])
         if not requests:
             continue
         # a short window: the first requests of the measured part, enough to see the pattern

@@ -54,6 +54,7 @@ def explain(
     failures: int,
     median_ms: float | None = None,
     work_ms: float | None = None,
+    delayed_ack_ms: float | None = None,
 ) -> str:
     """One sentence: which bound was expected to bind, and what else may have bound if far off."""
     ratio = measured / prediction.throughput if prediction.throughput else 0.0
@@ -71,7 +72,13 @@ def explain(
     if throttled_seconds and prediction.binding == CONCURRENCY:
         others.append(f"the CPU quota throttled the server for {throttled_seconds:.1f}s")
     if ratio < 0.8:
-        if median_ms and work_ms and median_ms > 1.2 * work_ms:
+        if delayed_ack_ms:
+            others.append(
+                f"every reply reached the client a steady {delayed_ack_ms:.0f} ms or more after its handler ended, "
+                "the kernel's delayed-ACK timer: Nagle's algorithm is on for this server's sockets (no TCP_NODELAY), "
+                "so the end of each response waits for the client's acknowledgement"
+            )
+        elif median_ms and work_ms and median_ms > 1.2 * work_ms:
             others.append(
                 f"a median request took {median_ms:.0f} ms for {work_ms:.0f} ms of work: time spent outside "
                 "the handler (connection handling, response writes, scheduling on shared cores)"

@@ -1,0 +1,33 @@
+"""The per-request timeline a run records: one CSV row per measured request, with the server's own
+start and end (from the where-and-when headers) and the latency the client saw.
+
+The difference between the two is the time a request spent outside its handler: queueing before
+it, and delivery after it. Its steady floor says things the totals cannot (see `outside_handler_ms`).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms")
+SERVER_FIELDS = ("pid", "thread", "start_us", "end_us")
+
+
+def read(path: Path) -> list[dict[str, int]]:
+    """The server side of each request: pid, thread, start and end in microseconds."""
+    with path.open(newline="") as f:
+        return [{k: int(float(row[k])) for k in SERVER_FIELDS} for row in csv.DictReader(f)]
+
+
+def outside_handler_ms(path: Path) -> dict[str, float] | None:
+    """Percentiles (p10, p50, p90) of client latency minus server handler time, in ms; None without data."""
+    with path.open(newline="") as f:
+        gaps = sorted(
+            float(row["client_ms"]) - (int(row["end_us"]) - int(row["start_us"])) / 1000
+            for row in csv.DictReader(f)
+            if row.get("client_ms")
+        )
+    if not gaps:
+        return None
+    return {f"p{p}": round(gaps[round(p / 100 * (len(gaps) - 1))], 2) for p in (10, 50, 90)}

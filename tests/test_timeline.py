@@ -1,0 +1,46 @@
+"""The timeline's statistics, and the delayed-ACK signature read from them (pure logic)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from lab import timeline
+from lab.report.analysis import delayed_ack_floor
+
+
+def write(path, rows):
+    """rows: (server ms, client ms) per request."""
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(timeline.COLUMNS)
+        for i, (server_ms, client_ms) in enumerate(rows):
+            start = 1_000_000 + i * 1000
+            writer.writerow((7, 7, start, start + round(server_ms * 1000), 200, client_ms))
+    return path
+
+
+def test_outside_handler_is_client_latency_minus_server_time(tmp_path):
+    path = write(tmp_path / "t.csv", [(100, 101 + i) for i in range(11)])  # 1..11 ms outside
+    assert timeline.outside_handler_ms(path) == {"p10": 2.0, "p50": 6.0, "p90": 10.0}
+    assert timeline.read(path)[0] == {"pid": 7, "thread": 7, "start_us": 1_000_000, "end_us": 1_100_000}
+
+
+def test_no_rows_means_no_statistics(tmp_path):
+    assert timeline.outside_handler_ms(write(tmp_path / "t.csv", [])) is None
+
+
+@pytest.mark.parametrize(
+    ("outside", "expected"),
+    [
+        ({"p10": 42.0, "p50": 44.0, "p90": 46.0}, 42.0),  # a steady floor at the 40 ms timer: held
+        ({"p10": 1.0, "p50": 1.4, "p90": 2.5}, None),  # TCP_NODELAY on: delivery is immediate
+        ({"p10": 40.0, "p50": 300.0, "p90": 900.0}, None),  # requests queueing: no steady floor
+        ({"p10": 900.0, "p50": 905.0, "p90": 910.0}, None),  # a steady queue far above the timer
+        (None, None),  # records from before the statistic existed
+    ],
+)
+def test_delayed_ack_signature(outside, expected):
+    record = {"timeline": {"file": "t.csv", "rows": 10, "outside_handler_ms": outside}}
+    assert delayed_ack_floor(record) == expected
