@@ -328,6 +328,11 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
             return record
         record.update(result)
         record["bounded_by_load_generator"], record["warnings"] = judge(config, result)
+        if held := requests_timeline.delayed_ack(result["timeline"] or {}):
+            record["warnings"].append(
+                f"every reply reached the client a steady {held:.0f} ms after its handler ended: Nagle's algorithm "
+                "meets delayed ACKs (the server leaves TCP_NODELAY off)"
+            )
         ratio = result["locust"]["failure_ratio"]
         if not result["locust"]["requests"]:
             record["reason"] = "no request completed in the measured window"

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms")
+# Linux delays an ACK by at least 40 ms. A reply held back by Nagle's algorithm until that ACK arrives
+# pays it every time: a steady floor of time outside the handler, in this range, with little spread.
+DELAYED_ACK_MS = (35.0, 70.0)
+STEADY_MS = 10.0
 SERVER_FIELDS = ("pid", "thread", "start_us", "end_us")
 
 
@@ -31,3 +36,14 @@ def outside_handler_ms(path: Path) -> dict[str, float] | None:
     if not gaps:
         return None
     return {f"p{p}": round(gaps[round(p / 100 * (len(gaps) - 1))], 2) for p in (10, 50, 90)}
+
+
+def delayed_ack(summary: dict[str, Any]) -> float | None:
+    """From a record's timeline summary: the floor of time outside the handler when it has the
+    delayed-ACK signature (the server leaves Nagle's algorithm on), else None."""
+    outside = summary.get("outside_handler_ms")
+    if not outside:
+        return None
+    low, high = DELAYED_ACK_MS
+    floor = outside["p10"]
+    return floor if low <= floor <= high and outside["p50"] - floor <= STEADY_MS else None

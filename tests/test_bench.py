@@ -61,6 +61,8 @@ def test_the_timeline_sees_how_each_server_delivers_its_replies(smoke_results):
     floors = {r["config"]["mode"]: delayed_ack_floor(r) for r in load_records(smoke_results) if r["config"]["workload"] == "io"}
     assert floors["threaded"] is not None, floors
     assert floors["async"] is None, floors
+    said = {r["config"]["mode"]: " ".join(r["warnings"]) for r in load_records(smoke_results) if r["config"]["workload"] == "io"}
+    assert "TCP_NODELAY" in said["threaded"] and "TCP_NODELAY" not in said["async"]
 
 
 def test_summary_matches_the_records(smoke_results):

@@ -9,6 +9,7 @@ from typing import Any
 
 from lab.modes import MODES
 from lab.report.model import Prediction, explain, predict
+from lab.timeline import delayed_ack
 
 # The post's published quick-check totals (two concurrent requests), seconds.
 POST_QUICK_CHECK = {
@@ -21,10 +22,6 @@ POST_QUICK_CHECK = {
 }
 STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
 LEVEL = 0.05  # throughputs within 5% are level: closer than runs on shared cores can tell apart
-# Linux delays an ACK by at least 40 ms. A reply held back by Nagle's algorithm until that ACK arrives
-# pays it every time: a steady floor of time outside the handler, in this range, with little spread.
-DELAYED_ACK_MS = (35.0, 70.0)
-STEADY_MS = 10.0
 
 
 @dataclass
@@ -65,13 +62,7 @@ def label(config: dict[str, Any]) -> str:
 
 
 def delayed_ack_floor(record: dict[str, Any]) -> float | None:
-    """The floor of time outside the handler when it has the delayed-ACK signature, else None."""
-    outside = (record.get("timeline") or {}).get("outside_handler_ms")
-    if not outside:
-        return None
-    low, high = DELAYED_ACK_MS
-    floor = outside["p10"]
-    return floor if low <= floor <= high and outside["p50"] - floor <= STEADY_MS else None
+    return delayed_ack(record.get("timeline") or {})
 
 
 def analyse(record: dict[str, Any]) -> Row:
