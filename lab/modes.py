@@ -32,6 +32,7 @@ class Mode:
     env: dict[str, str] = field(default_factory=dict)  # what the mode sets for its server
     offloads_cpu: bool = False  # takes CPU_OFFLOAD=process: prime counts in a process pool
     django_db: bool = False  # reads the database through Django's own layer: takes DB_POOL=0
+    development: bool = False  # a development server (Django's runserver): measured, never advised
 
     def command(self, *, host: str, port: int, workers: int, threads: int) -> list[str]:
         values = {"host": host, "port": port, "workers": workers, "threads": threads}
@@ -54,6 +55,7 @@ MODES: dict[str, Mode] = {
             in_flight=lambda w, t, pool: 1,
             processes=lambda w, t, pool: 1,
             django_db=True,
+            development=True,
         ),
         Mode(
             "threaded",
@@ -63,6 +65,7 @@ MODES: dict[str, Mode] = {
             in_flight=lambda w, t, pool: pool,
             processes=lambda w, t, pool: 1,
             django_db=True,
+            development=True,
         ),
         Mode(
             "async",

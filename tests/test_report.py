@@ -16,7 +16,14 @@ from lab.report.build import build
 from .conftest import PYTHON
 
 CHARTS = ("chart-throughput.png", "chart-latency.png", "chart-timeline-io.png", "chart-timeline-cpu.png")
-SECTIONS = ("## Conclusions", "## Runs: measured and predicted", "## Charts", "## The post's quick check", "## Machine")
+SECTIONS = (
+    "## Conclusions",
+    "## Which to pick",
+    "## Runs: measured and predicted",
+    "## Charts",
+    "## The post's quick check",
+    "## Machine",
+)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.modes import MODES
-from lab.report.model import Prediction, explain, predict
+from lab.report.model import CONCURRENCY, CPU, Prediction, explain, predict
 from lab.timeline import delayed_ack
 
 # The post's published quick-check totals (two concurrent requests), seconds.
@@ -161,6 +161,102 @@ def conclusions(rows: list[Row]) -> list[str]:
     if failed:
         sentences.append(f"{len(failed)} run(s) failed: {_reasons(failed)}.")
     return sentences
+
+
+def advice(rows: list[Row]) -> list[str]:
+    """Which configuration to pick for each workload and for a mix, and why, at the setting the runs
+    share. Development servers are measured but never advised."""
+    ok = [r for r in rows if r.ok]
+    if not ok:
+        return []
+    cpus, users = baseline(ok)
+    here = compared(ok)
+    served = [r for r in here if not _development(r)]
+    others = sorted({r.config["cpus"] for r in _served_at(ok, users)} - {cpus})
+    picks: dict[str, Row] = {}
+    sentences = []
+    for workload in ("io", "cpu"):
+        group = [r for r in served if r.config["workload"] == workload]
+        if not group:
+            continue
+        pick = picks[workload] = _pick(group)
+        text = (
+            f"For {workload}-bound load ({users} users, CPUS={cpus:g}), pick {pick.label}: {_fmt(pick.rps)} req/s, "
+            f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_why(pick, group)}"
+        )
+        dev = max((r for r in here if r.config["workload"] == workload and _development(r)), key=lambda r: r.rps, default=None)
+        if not others and pick.prediction is not None and pick.prediction.binding == CPU:
+            text += (
+                f" (only CPUS={cpus:g} was measured: with more CPUs, modes with more processes can pull ahead; "
+                "the scaling experiment measures it)"
+            )
+        text += "."
+        if dev is not None and dev.rps > pick.rps * (1 + LEVEL):
+            text += f" {dev.label} served more ({_fmt(dev.rps)} req/s), but it is Django's development server."
+        sentences.append(text)
+    for other in others:
+        for workload, usual in picks.items():
+            group = [r for r in _served_at(ok, users) if r.config["cpus"] == other and r.config["workload"] == workload]
+            if group and (pick := _pick(group)).label != usual.label:
+                sentences.append(
+                    f"With CPUS={other:g}, the {workload} pick changes to {pick.label}: {_fmt(pick.rps)} req/s, "
+                    f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_why(pick, group)}."
+                )
+    sentences += _mix(served, picks)
+    return sentences
+
+
+def _served_at(rows: list[Row], users: int) -> list[Row]:
+    return [r for r in rows if r.config["users"] == users and not _development(r)]
+
+
+def _mix(served: list[Row], picks: dict[str, Row]) -> list[str]:
+    """For a mix of io and cpu, judged from the separate runs: the best worst case."""
+    if set(picks) != {"io", "cpu"}:
+        return []
+    if picks["io"].label == picks["cpu"].label:
+        return [f"{picks['io'].label} leads both workloads, so it is also the pick for a mix of the two."]
+    both: dict[str, dict[str, Row]] = defaultdict(dict)
+    for row in served:
+        both[row.label][row.config["workload"]] = row
+    kept = {name: {w: runs[w].rps / picks[w].rps for w in picks} for name, runs in both.items() if set(runs) == set(picks)}
+    if not kept:
+        return []
+    name = max(kept, key=lambda n: min(kept[n].values()))
+    return [
+        f"For a mix of both, pick {name}: it keeps {kept[name]['io']:.0%} of the best io throughput and "
+        f"{kept[name]['cpu']:.0%} of the best cpu throughput, the best worst case of the modes measured."
+    ]
+
+
+def _development(row: Row) -> bool:
+    mode = MODES.get(row.config["mode"])
+    return mode is not None and mode.development
+
+
+def _pick(group: list[Row]) -> Row:
+    """The most throughput; among runs level with it, the lowest p95 latency."""
+    top = max(r.rps for r in group)
+    level = [r for r in group if r.rps >= top / (1 + LEVEL)]
+    return min(level, key=lambda r: r.record["locust"]["p95_ms"])
+
+
+def _why(pick: Row, group: list[Row]) -> str:
+    """The model's reason a pick leads: its requests in flight, or its CPU per request when the CPU binds."""
+    x = pick.prediction
+    if x is None:
+        return ""
+    users = pick.config["users"]
+    if x.binding == CONCURRENCY:
+        waiting = "none waits for a free worker" if x.in_flight >= users else f"{users - x.in_flight} wait for a free one"
+        return f", because it holds {x.in_flight} of the {users} users' requests in flight at once ({waiting})"
+    per_request = pick.record["server"]["cpu_seconds_per_request"]
+    lowest = min(r.record["server"]["cpu_seconds_per_request"] or per_request for r in group)
+    least = ", the least of the modes here" if per_request <= lowest * (1 + LEVEL) else ""
+    return (
+        f": the CPU limit binds ({x.parallelism:g} CPU of Python at once), so what counts is CPU per request, "
+        f"{per_request * 1000:.1f} ms{least}"
+    )
 
 
 def _reasons(failed: list[Row]) -> str:

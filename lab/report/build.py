@@ -11,7 +11,7 @@ from typing import Any
 from lab.modes import MODES
 from lab.records import RecordError, load_records
 from lab.report import charts
-from lab.report.analysis import Row, analyse, conclusions, quick_checks
+from lab.report.analysis import Row, advice, analyse, conclusions, quick_checks
 
 TABLE_COLUMNS = (
     "run",
@@ -153,6 +153,7 @@ def build(folder: Path) -> Path:
         if made is not None:
             pngs.append((title, made))
     sentences = conclusions(rows)
+    picks = advice(rows)
     checks = quick_checks(records, _demos(folder))
     info = records[0]["machine"]
     name = manifest.get("name") or records[0]["experiment"]
@@ -174,6 +175,8 @@ def build(folder: Path) -> Path:
     md = [f"# Concurrency lab report: {name}", "", manifest.get("description", ""), "", "## Conclusions", ""]
     md += [f"- {s}" for s in sentences]
     md += [f"\n**{w}**" for w in warnings]
+    if picks:
+        md += ["", "## Which to pick", ""] + [f"- {s}" for s in picks]
     modes = [(m, MODES[m].summary) for m in MODES if any(r.config["mode"] == m for r in rows)]
     md += ["", "## Modes compared", ""] + [f"- `{m}`: {summary}" for m, summary in modes]
     md += ["", "## Runs: measured and predicted", "", THEORY, "", _md_table(TABLE_COLUMNS, run_table(rows)), ""]
@@ -208,6 +211,8 @@ def build(folder: Path) -> Path:
         "<h2>Conclusions</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
     ]
     body += [f'<p class="warn">{html.escape(w)}</p>' for w in warnings]
+    if picks:
+        body.append("<h2>Which to pick</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in picks) + "</ul>")
     modes_html = "".join(f"<li><code>{m}</code>: {html.escape(summary)}</li>" for m, summary in modes)
     body += [f"<h2>Modes compared</h2><ul>{modes_html}</ul>", "<h2>Runs: measured and predicted</h2>"]
     body += [f"<p>{html.escape(THEORY)}</p>", _html_table(TABLE_COLUMNS, run_table(rows))]
