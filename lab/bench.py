@@ -30,7 +30,8 @@ from lab.experiments import Experiment, RunConfig
 from lab.knobs import Knobs, int_setting
 from lab.native import BIN, LOCUSTFILE, AppServer, Place
 from lab.procs import LabError, alive, reap, signals_deferred, spawn, stop_on_signals
-from lab.records import SCHEMA, recorded_ids, write_record, write_summary
+from lab.records import SCHEMA, load_records, recorded_ids, write_record, write_summary
+from lab.report.analysis import advice, analyse
 
 RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
 SATURATED = 0.85  # a load-generating process above this share of a core bounds the measurement
@@ -445,6 +446,10 @@ def run_experiment(
             write_summary(folder)
             print("    " + _outcome(record), flush=True)
         print(f"bench: done in {_duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
+        picks = advice([analyse(r) for r in load_records(folder)])
+        if picks:
+            print("bench: which to pick (`make report` draws the charts and gives the reasons):")
+            print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
     finally:
         if backend.name == "compose":
             compose.down()
