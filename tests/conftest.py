@@ -113,6 +113,7 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     place = make_place(base / "state", 3)
     result = run_bench(place, base / "results", "smoke")
     assert result.returncode == 0, result.stdout + result.stderr
+    (base / "bench.out").write_text(result.stdout)  # what the terminal showed
     assert not processes_of(place.state)
     return (base / "results" / "latest").resolve()
 

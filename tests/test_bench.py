@@ -65,6 +65,14 @@ def test_the_timeline_sees_how_each_server_delivers_its_replies(smoke_results):
     assert "TCP_NODELAY" in said["threaded"] and "TCP_NODELAY" not in said["async"]
 
 
+def test_the_terminal_shows_progress_and_ends_with_which_to_pick(smoke_results):
+    shown = (smoke_results.parent.parent / "bench.out").read_text()
+    runs = load("smoke").runs
+    assert f"[1/{len(runs)}] {runs[0].id}" in shown and "left)" in shown
+    assert "bench: which to pick" in shown
+    assert "For io-bound load" in shown and "For cpu-bound load" in shown
+
+
 def test_summary_matches_the_records(smoke_results):
     rows = list(csv.DictReader((smoke_results / "summary.csv").open()))
     records = load_records(smoke_results)
