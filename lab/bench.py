@@ -227,11 +227,7 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         "locust": stats,
         "server": server,
         "load_generator": loadgen,
-        "timeline": {
-            "file": str(timeline.relative_to(folder)),
-            "rows": rows,
-            "outside_handler_ms": requests_timeline.outside_handler_ms(timeline),
-        }
+        "timeline": {"file": str(timeline.relative_to(folder)), "rows": rows, **requests_timeline.summary(timeline)}
         if rows
         else None,
     }

@@ -25,17 +25,18 @@ def read(path: Path) -> list[dict[str, int]]:
         return [{k: int(float(row[k])) for k in SERVER_FIELDS} for row in csv.DictReader(f)]
 
 
-def outside_handler_ms(path: Path) -> dict[str, float] | None:
-    """Percentiles (p10, p50, p90) of client latency minus server handler time, in ms; None without data."""
+def summary(path: Path) -> dict[str, Any]:
+    """What a record keeps of its timeline: percentiles (p10, p50, p90) of client latency minus server
+    handler time, in ms (None without data), and how many server processes served requests."""
     with path.open(newline="") as f:
-        gaps = sorted(
-            float(row["client_ms"]) - (int(row["end_us"]) - int(row["start_us"])) / 1000
-            for row in csv.DictReader(f)
-            if row.get("client_ms")
-        )
-    if not gaps:
-        return None
-    return {f"p{p}": round(gaps[round(p / 100 * (len(gaps) - 1))], 2) for p in (10, 50, 90)}
+        rows = list(csv.DictReader(f))
+    gaps = sorted(
+        float(row["client_ms"]) - (int(row["end_us"]) - int(row["start_us"])) / 1000 for row in rows if row.get("client_ms")
+    )
+    return {
+        "outside_handler_ms": {f"p{p}": round(gaps[round(p / 100 * (len(gaps) - 1))], 2) for p in (10, 50, 90)} if gaps else None,
+        "processes_seen": len({row["pid"] for row in rows}),
+    }
 
 
 def delayed_ack(summary: dict[str, Any]) -> float | None:

@@ -93,3 +93,11 @@ def test_a_steady_delayed_ack_floor_is_named_as_the_suspect():
     assert "TCP_NODELAY" in held
     plain = explain(x, x.throughput * 0.7, load_generator_bound=False, throttled_seconds=0, failures=0)
     assert "TCP_NODELAY" not in plain
+
+
+def test_workers_that_served_nothing_are_named_as_the_suspect():
+    x = predict(users=2, in_flight=2, processes=2, cpus=1, cores=2, d_io=0.1, d_cpu=0.002)
+    seen = {"processes": 2, "processes_seen": 1}
+    note = explain(x, x.throughput * 0.5, load_generator_bound=False, throttled_seconds=0, failures=0, **seen)
+    assert "only 1 of 2 worker processes served requests" in note
+    assert "median request" not in note

@@ -155,4 +155,4 @@ def test_sweeps_draw_lines_and_find_where_more_stopped_helping(copied):
     md = (copied / "report.md").read_text()
     assert (copied / "chart-users.png").stat().st_size > 10_000
     assert (copied / "chart-cpus.png").stat().st_size > 10_000
-    assert "more users stopped helping at 8" in md
+    assert "More users (io): stopped helping at 8 for" in md

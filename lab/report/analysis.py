@@ -21,6 +21,7 @@ POST_QUICK_CHECK = {
     ("gunicorn", "cpu"): 4.9310,
 }
 STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
+SERIES_KNOBS = ("users", "cpus", "workers", "threads", "cpu_offload", "db_pool", "io_seconds", "primes_limit")
 LEVEL = 0.05  # throughputs within 5% are level: closer than runs on shared cores can tell apart
 
 
@@ -87,7 +88,8 @@ def analyse(record: dict[str, Any]) -> Row:
     note = explain(prediction, measured, load_generator_bound=record["bounded_by_load_generator"],
                    throttled_seconds=record["server"]["throttled_seconds"], failures=record["locust"]["failures"],
                    median_ms=record["locust"]["p50_ms"], work_ms=(d_io + d_cpu) * 1000,
-                   delayed_ack_ms=delayed_ack_floor(record))  # fmt: skip
+                   delayed_ack_ms=delayed_ack_floor(record), processes=model["processes"],
+                   processes_seen=(record.get("timeline") or {}).get("processes_seen"))  # fmt: skip
     return Row(record, label(config), prediction, measured / prediction.throughput, note)
 
 
@@ -145,15 +147,17 @@ def conclusions(rows: list[Row]) -> list[str]:
         )
     else:
         sentences.append("No run was bounded by the load generator.")
-    held = {r.config["id"]: (r, floor) for r in ok if (floor := delayed_ack_floor(r.record))}
+    held: dict[str, list[float]] = defaultdict(list)
+    for row in ok:
+        if floor := delayed_ack_floor(row.record):
+            held[f"{row.label} · {row.config['workload']}"].append(floor)
     if held:
-        floors = [round(floor) for _, floor in held.values()]
+        floors = [round(f) for fs in held.values() for f in fs]
         span = f"{min(floors)}" if min(floors) == max(floors) else f"{min(floors)}–{max(floors)}"
         sentences.append(
-            "Replies from "
-            + ", ".join(f"{r.label} · {r.config['workload']}" for r, _ in held.values())
-            + f" reached their clients a steady {span} ms after the handler ended: the signature of Nagle's algorithm "
-            "meeting delayed ACKs (the server leaves TCP_NODELAY off), a cost every request on a kept-alive connection pays."
+            f"Replies from {', '.join(held)} reached their clients a steady {span} ms after the handler ended: the "
+            "signature of Nagle's algorithm meeting delayed ACKs (the server leaves TCP_NODELAY off), a cost every "
+            "request on a kept-alive connection pays."
         )
     explained = [r for r in ok if r.ratio is not None and 0.8 <= r.ratio <= 1.2]
     if any(r.ratio is not None for r in ok):
@@ -264,28 +268,28 @@ def _reasons(failed: list[Row]) -> str:
 
 
 def _saturation(rows: list[Row], key: str, noun: str) -> list[str]:
-    """Where adding `key` stopped helping, per mode and workload, when an experiment varied it."""
-    others = [k for k in ("users", "cpus", "workers", "threads") if k != key]
+    """Where adding `key` stopped helping, one sentence per workload, when an experiment varied it.
+    A series is one configuration with only `key` changing; it needs three points to tell."""
+    others = [k for k in SERIES_KNOBS if k != key]
     series: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for row in rows:
-        series[(row.config["mode"], row.config["workload"], *(row.config[k] for k in others))].append(row)
-    sentences = []
-    for (mode, workload, *_), group in series.items():
+        series[(row.label, row.config["workload"], *(row.config.get(k) for k in others))].append(row)
+    outcomes: dict[str, dict[tuple[str, float], list[str]]] = defaultdict(lambda: defaultdict(list))
+    for (name, workload, *_), group in series.items():
         group.sort(key=lambda r: r.config[key])
         if len(group) < 3:
             continue
-        for previous, current in itertools.pairwise(group):
-            if previous.rps and current.rps < previous.rps * (1 + STALL):
-                sentences.append(
-                    f"{mode} ({workload}): more {noun} stopped helping at {previous.config[key]:g} "
-                    f"({_fmt(previous.rps)} req/s; {current.config[key]:g} gave {_fmt(current.rps)} req/s)."
-                )
-                break
-        else:
-            sentences.append(
-                f"{mode} ({workload}): throughput still grew up to {group[-1].config[key]:g} {noun} "
-                f"({_fmt(group[-1].rps)} req/s)."
-            )
+        stalled = [a for a, b in itertools.pairwise(group) if a.rps and b.rps < a.rps * (1 + STALL)]
+        outcome = ("stopped helping at", stalled[0].config[key]) if stalled else ("still helped up to", group[-1].config[key])
+        if name not in outcomes[workload][outcome]:
+            outcomes[workload][outcome].append(name)
+    sentences = []
+    for workload, found in outcomes.items():
+        parts = [
+            f"{verb} {at:g} for {', '.join(names)}"
+            for (verb, at), names in sorted(found.items(), key=lambda o: (o[0][1], o[0][0]))
+        ]
+        sentences.append(f"More {noun} ({workload}): " + "; ".join(parts) + ".")
     return sentences
 
 

@@ -41,7 +41,7 @@ def predict(*, users: int, in_flight: int, processes: int, cpus: float, cores: i
     p = parallelism(processes, cpus, cores)
     concurrency_bound = concurrent / (d_io + d_cpu)
     cpu_bound = p / d_cpu
-    binding = CONCURRENCY if concurrency_bound <= cpu_bound else CPU
+    binding = CPU if cpu_bound <= concurrency_bound else CONCURRENCY  # on a tie, the CPU is what is busy
     return Prediction(min(concurrency_bound, cpu_bound), binding, concurrency_bound, cpu_bound, concurrent, p)
 
 
@@ -55,6 +55,8 @@ def explain(
     median_ms: float | None = None,
     work_ms: float | None = None,
     delayed_ack_ms: float | None = None,
+    processes: int | None = None,
+    processes_seen: int | None = None,
 ) -> str:
     """One sentence: which bound was expected to bind, and what else may have bound if far off."""
     ratio = measured / prediction.throughput if prediction.throughput else 0.0
@@ -72,18 +74,23 @@ def explain(
     if throttled_seconds and prediction.binding == CONCURRENCY:
         others.append(f"the CPU quota throttled the server for {throttled_seconds:.1f}s")
     if ratio < 0.8:
+        found = []
         if delayed_ack_ms:
-            others.append(
+            found.append(
                 f"every reply reached the client a steady {delayed_ack_ms:.0f} ms or more after its handler ended, "
                 "the kernel's delayed-ACK timer: Nagle's algorithm is on for this server's sockets (no TCP_NODELAY), "
                 "so the end of each response waits for the client's acknowledgement"
             )
-        elif median_ms and work_ms and median_ms > 1.2 * work_ms:
-            others.append(
+        if processes_seen and processes and processes_seen < processes:
+            found.append(
+                f"only {processes_seen} of {processes} worker processes served requests: the kept-alive connections "
+                "landed on fewer workers than there are (each stays with the worker that accepted it)"
+            )
+        if not found and median_ms and work_ms and median_ms > 1.2 * work_ms:
+            found.append(
                 f"a median request took {median_ms:.0f} ms for {work_ms:.0f} ms of work: time spent outside "
                 "the handler (connection handling, response writes, scheduling on shared cores)"
             )
-        else:
-            others.append("per-request overhead outside D_io and D_cpu (connection handling, scheduling on shared cores)")
+        others += found or ["per-request overhead outside D_io and D_cpu (connection handling, scheduling on shared cores)"]
         return f"below the model ({expected} in theory); likely also binding: " + "; ".join(others)
     return f"above the model ({expected} in theory): D_cpu from the cgroup includes work the requests overlap"
