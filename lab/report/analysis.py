@@ -186,7 +186,7 @@ def advice(rows: list[Row]) -> list[str]:
         pick = picks[workload] = _pick(group)
         text = (
             f"For {workload}-bound load ({users} users, CPUS={cpus:g}), pick {pick.label}: {_fmt(pick.rps)} req/s, "
-            f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_why(pick, group)}"
+            f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_tie(pick, group)}{_why(pick, group)}"
         )
         dev = max((r for r in here if r.config["workload"] == workload and _development(r)), key=lambda r: r.rps, default=None)
         if not others and pick.prediction is not None and pick.prediction.binding == CPU:
@@ -240,9 +240,18 @@ def _development(row: Row) -> bool:
 
 def _pick(group: list[Row]) -> Row:
     """The most throughput; among runs level with it, the lowest p95 latency."""
+    return min(_level(group), key=lambda r: r.record["locust"]["p95_ms"])
+
+
+def _level(group: list[Row]) -> list[Row]:
     top = max(r.rps for r in group)
-    level = [r for r in group if r.rps >= top / (1 + LEVEL)]
-    return min(level, key=lambda r: r.record["locust"]["p95_ms"])
+    return [r for r in group if r.rps >= top / (1 + LEVEL)]
+
+
+def _tie(pick: Row, group: list[Row]) -> str:
+    """Says so when the pick won on latency among throughputs too close to tell apart."""
+    level = [r.label for r in _level(group) if r is not pick]
+    return f" (level in throughput with {', '.join(level)}: the lowest p95 of them)" if level else ""
 
 
 def _why(pick: Row, group: list[Row]) -> str:
