@@ -75,3 +75,11 @@ def test_a_pick_that_changes_with_the_cpu_limit_is_said():
 def test_no_successful_run_means_no_advice():
     failed = record("async", "io", 0) | {"status": "failed", "reason": "the app did not start"}
     assert pick([failed]) == []
+
+
+def test_a_pick_level_with_the_usual_one_at_another_cpu_limit_is_not_a_change():
+    said = pick([
+        record("async", "cpu", 40, cpu_ms=25), record("gunicorn", "cpu", 38, cpu_ms=26),
+        record("async", "cpu", 20, cpu_ms=25, cpus=0.5, p95=900), record("gunicorn", "cpu", 20.5, cpu_ms=26, cpus=0.5),
+    ])  # fmt: skip
+    assert not any(s.startswith("With CPUS=0.5") for s in said), said

@@ -201,10 +201,11 @@ def advice(rows: list[Row]) -> list[str]:
     for other in others:
         for workload, usual in picks.items():
             group = [r for r in _served_at(ok, users) if r.config["cpus"] == other and r.config["workload"] == workload]
-            if group and (pick := _pick(group)).label != usual.label:
+            if group and usual.label not in {r.label for r in _level(group)}:  # a pick level with the usual one is noise
+                pick = _pick(group)
                 sentences.append(
                     f"With CPUS={other:g}, the {workload} pick changes to {pick.label}: {_fmt(pick.rps)} req/s, "
-                    f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_why(pick, group)}."
+                    f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_tie(pick, group)}{_why(pick, group)}."
                 )
     sentences += _mix(served, picks)
     return sentences

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
+from matplotlib.ticker import ScalarFormatter
 
 from lab import timeline as requests_timeline
 from lab.modes import MODES
@@ -23,7 +24,7 @@ LANE_REQUESTS = 3.5  # the timeline shows about this many consecutive requests p
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # keeps a legend placed outside the axes
     plt.close(fig)
     return path
 
@@ -31,6 +32,15 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def _order(labels: list[str]) -> list[str]:
     modes = list(MODES)
     return sorted(set(labels), key=lambda lab: (modes.index(lab.split()[0]) if lab.split()[0] in modes else 99, lab))
+
+
+def _style(label: str) -> dict[str, object]:
+    """One colour per mode, the same in every sweep; a variant (offload, no pool) is dashed."""
+    modes = list(MODES)
+    mode = label.split()[0]
+    colour = plt.cm.tab10((modes.index(mode) if mode in modes else len(modes)) % 10)
+    variant = "+" in label or "(" in label
+    return {"color": colour, "linestyle": "--" if variant else "-", "marker": "s" if variant else "o"}
 
 
 def throughput(rows: list[Row], path: Path) -> Path | None:
@@ -96,15 +106,22 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
         for lab in _order(list(lines)):
             series = sorted(lines[lab], key=lambda r: r.config[key])
             if len(series) > 1:
-                ax.plot([r.config[key] for r in series], [r.rps for r in series], marker="o", label=lab)
+                ax.plot([r.config[key] for r in series], [r.rps for r in series], label=lab, **_style(lab))
         if key == "users":
             ax.set_xscale("log", base=2)
+            shown = [r.rps for rs in lines.values() for r in rs if r.rps > 0]
+            if shown and max(shown) > 10 * min(shown):  # throughput spans orders of magnitude as users grow
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(ScalarFormatter())
         values = sorted({r.config[key] for r in runs})
         ax.set_xticks(values, [f"{v:g}" for v in values])  # the values run, not powers of two
         ax.set_xlabel(unit)
         ax.set_ylabel("throughput (requests/s)")
         ax.set_title(f"Throughput against {unit}, {workload} ({others[0]}={common:g})")
-        ax.legend(fontsize=8)
+    # one legend for both panels, beside them, so that no line hides behind it
+    handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
+    labels = _order(list(handles))
+    fig.legend([handles[lab] for lab in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(fig, path)
 
 
