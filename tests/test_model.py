@@ -97,7 +97,16 @@ def test_a_steady_delayed_ack_floor_is_named_as_the_suspect():
 
 def test_workers_that_served_nothing_are_named_as_the_suspect():
     x = predict(users=2, in_flight=2, processes=2, cpus=1, cores=2, d_io=0.1, d_cpu=0.002)
-    seen = {"processes": 2, "processes_seen": 1}
+    seen = {"capacity": 2, "processes": 2, "processes_seen": 1}
     note = explain(x, x.throughput * 0.5, load_generator_bound=False, throttled_seconds=0, failures=0, **seen)
     assert "only 1 of 2 worker processes served requests" in note
     assert "median request" not in note
+
+
+def test_idle_workers_are_not_blamed_when_the_busy_ones_suffice():
+    # two event loops of 100 slots each under one CPU: one loop holds every user, one CPU binds anyway
+    x = predict(users=4, in_flight=200, processes=2, cpus=1, cores=2, d_io=0.0, d_cpu=0.02)
+    seen = {"capacity": 200, "processes": 2, "processes_seen": 1, "median_ms": 150, "work_ms": 20}
+    note = explain(x, x.throughput * 0.5, load_generator_bound=False, throttled_seconds=0, failures=0, **seen)
+    assert "worker processes served" not in note
+    assert "median request took 150 ms" in note

@@ -38,6 +38,7 @@ def test_no_rows_means_no_statistics(tmp_path):
         ({"p10": 1.0, "p50": 1.4, "p90": 2.5}, None),  # TCP_NODELAY on: delivery is immediate
         ({"p10": 40.0, "p50": 300.0, "p90": 900.0}, None),  # requests queueing: no steady floor
         ({"p10": 900.0, "p50": 905.0, "p90": 910.0}, None),  # a steady queue far above the timer
+        ({"p10": 59.0, "p50": 60.1, "p90": 62.2}, None),  # a steady queue near it: nothreading, 4 users x 20 ms
         (None, None),  # records from before the statistic existed
     ],
 )

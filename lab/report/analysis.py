@@ -88,7 +88,7 @@ def analyse(record: dict[str, Any]) -> Row:
     note = explain(prediction, measured, load_generator_bound=record["bounded_by_load_generator"],
                    throttled_seconds=record["server"]["throttled_seconds"], failures=record["locust"]["failures"],
                    median_ms=record["locust"]["p50_ms"], work_ms=(d_io + d_cpu) * 1000,
-                   delayed_ack_ms=delayed_ack_floor(record), processes=model["processes"],
+                   delayed_ack_ms=delayed_ack_floor(record), capacity=model["in_flight"], processes=model["processes"],
                    processes_seen=(record.get("timeline") or {}).get("processes_seen"))  # fmt: skip
     return Row(record, label(config), prediction, measured / prediction.throughput, note)
 

@@ -55,6 +55,7 @@ def explain(
     median_ms: float | None = None,
     work_ms: float | None = None,
     delayed_ack_ms: float | None = None,
+    capacity: int | None = None,
     processes: int | None = None,
     processes_seen: int | None = None,
 ) -> str:
@@ -81,7 +82,7 @@ def explain(
                 "the kernel's delayed-ACK timer: Nagle's algorithm is on for this server's sockets (no TCP_NODELAY), "
                 "so the end of each response waits for the client's acknowledgement"
             )
-        if processes_seen and processes and processes_seen < processes:
+        if processes_seen and processes and _idle_workers_bind(prediction, capacity, processes, processes_seen):
             found.append(
                 f"only {processes_seen} of {processes} worker processes served requests: the kept-alive connections "
                 "landed on fewer workers than there are (each stays with the worker that accepted it)"
@@ -94,3 +95,13 @@ def explain(
         others += found or ["per-request overhead outside D_io and D_cpu (connection handling, scheduling on shared cores)"]
         return f"below the model ({expected} in theory); likely also binding: " + "; ".join(others)
     return f"above the model ({expected} in theory): D_cpu from the cgroup includes work the requests overlap"
+
+
+def _idle_workers_bind(prediction: Prediction, capacity: int | None, processes: int, seen: int) -> bool:
+    """Did workers that served nothing lower the binding bound? Only if the busy ones alone held fewer
+    requests in flight (C x seen / processes) or ran fewer CPUs of Python than the bound assumed."""
+    if seen >= processes:
+        return False
+    if prediction.binding == CONCURRENCY:
+        return capacity is not None and capacity * seen / processes < prediction.in_flight
+    return seen < prediction.parallelism
