@@ -222,18 +222,17 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         "utilisation": round(loadgen_cpu / wall / processes, 3) if wall > 0 and backend.measures_load_generator else None,
         "locust_warned_cpu": "CPU usage" in log.read_text(errors="replace"),
     }
-    rows = _merge_timeline(timeline)
+    _merge_timeline(timeline)
+    kept = requests_timeline.summary(timeline) if timeline.exists() else None
     return {
         "locust": stats,
         "server": server,
         "load_generator": loadgen,
-        "timeline": {"file": str(timeline.relative_to(folder)), "rows": rows, **requests_timeline.summary(timeline)}
-        if rows
-        else None,
+        "timeline": {"file": str(timeline.relative_to(folder)), **kept} if kept and kept["rows"] else None,
     }
 
 
-def _merge_timeline(path: Path) -> int:
+def _merge_timeline(path: Path) -> None:
     """--processes writes one file per load-generating process: merge them into one."""
     parts = sorted(path.parent.glob(path.name + ".*"))
     if parts:
@@ -246,10 +245,6 @@ def _merge_timeline(path: Path) -> int:
             part.unlink()
         with path.open("w", newline="") as f:
             csv.writer(f).writerows([header, *rows])
-    if not path.exists():
-        return 0
-    with path.open() as f:
-        return sum(1 for _ in f) - 1
 
 
 def judge(config: RunConfig, result: dict[str, Any]) -> tuple[bool, list[str]]:
@@ -327,8 +322,8 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
         record["bounded_by_load_generator"], record["warnings"] = judge(config, result)
         if held := requests_timeline.delayed_ack(result["timeline"] or {}):
             record["warnings"].append(
-                f"every reply reached the client a steady {held:.0f} ms after its handler ended: Nagle's algorithm "
-                "meets delayed ACKs (the server leaves TCP_NODELAY off)"
+                f"every reply reached the client a steady {held:.0f} ms after its handler ended: "
+                + requests_timeline.DELAYED_ACK_CAUSE
             )
         ratio = result["locust"]["failure_ratio"]
         if not result["locust"]["requests"]:

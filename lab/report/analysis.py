@@ -9,7 +9,7 @@ from typing import Any
 
 from lab.modes import MODES
 from lab.report.model import CONCURRENCY, CPU, Prediction, explain, predict
-from lab.timeline import delayed_ack
+from lab.timeline import DELAYED_ACK_CAUSE, delayed_ack
 
 # The post's published quick-check totals (two concurrent requests), seconds.
 POST_QUICK_CHECK = {
@@ -156,8 +156,7 @@ def conclusions(rows: list[Row]) -> list[str]:
         span = f"{min(floors)}" if min(floors) == max(floors) else f"{min(floors)}–{max(floors)}"
         sentences.append(
             f"Replies from {', '.join(held)} reached their clients a steady {span} ms after the handler ended: the "
-            "signature of Nagle's algorithm meeting delayed ACKs (the server leaves TCP_NODELAY off), a cost every "
-            "request on a kept-alive connection pays."
+            f"signature of {DELAYED_ACK_CAUSE}, a cost every request on a kept-alive connection pays."
         )
     explained = [r for r in ok if r.ratio is not None and 0.8 <= r.ratio <= 1.2]
     if any(r.ratio is not None for r in ok):
