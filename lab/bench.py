@@ -277,7 +277,7 @@ def judge(config: RunConfig, result: dict[str, Any]) -> tuple[bool, list[str]]:
 
 
 def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) -> dict[str, Any]:
-    knobs = config.knobs()
+    knobs = config.knobs
     record: dict[str, Any] = {
         "status": "failed",
         "reason": None,

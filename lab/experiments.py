@@ -7,6 +7,7 @@ THREADS only multiply the modes that have them.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass
 from itertools import product
@@ -14,19 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from lab import ROOT
-from lab.knobs import KnobError, Knobs, parse
+from lab.knobs import KNOBS, KnobError, Knobs, applies, parse
+from lab.modes import MODES
 
 EXPERIMENTS = ROOT / "experiments"
-LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload")
-SCALAR_KEYS = ("io_seconds", "primes_limit", "spawn_rate", "warmup", "run_time", "locust_processes")
+# An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.
+KNOB_KEYS = {"modes": "MODE", "workloads": "WORKLOAD"}
+RUN_KEYS = ("warmup", "run_time", "locust_processes")  # how a run is measured, not how the server runs
+LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "mix_cpu_share")
+SCALAR_KEYS = ("io_seconds", "primes_limit", "spawn_rate", *RUN_KEYS)
 DEFAULTS: dict[str, Any] = {
     "workloads": ["io", "cpu"],
     "cpus": [1],
     "users": [10],
     "workers": [None],
     "threads": [None],
-    "db_pool": ["1"],
-    "cpu_offload": ["none"],
+    "db_pool": [None],
+    "cpu_offload": [None],
+    "mix_cpu_share": [None],
     "io_seconds": 0.1,
     "primes_limit": 20_000,
     "spawn_rate": 100,
@@ -41,54 +47,68 @@ class ExperimentError(ValueError):
 
 
 @dataclass(frozen=True)
+class RunNames:
+    id: str  # file names and resume: mode-workload-cpus1-u10-w2-t1
+    label: str  # what the report shows: gunicorn 2×1
+
+
+def run_names(knobs: Knobs) -> RunNames:
+    """A run's two names, both from its knobs: every knob that sets it apart from another run
+    of the same mode appears in both."""
+    server = knobs.server
+    workload = f"mix{knobs.mix_cpu_share:g}" if knobs.workload == "mix" else knobs.workload
+    parts = [knobs.mode, workload, f"cpus{knobs.cpus:g}", f"u{knobs.users}"]
+    label = knobs.mode
+    if server.default_workers is not None:
+        parts.append(f"w{knobs.workers}")
+    if server.default_threads is not None:
+        parts.append(f"t{knobs.threads}")
+    if server.default_workers is not None and server.default_threads is not None:
+        label += f" {knobs.workers}×{knobs.threads}"
+    elif server.default_workers is not None:
+        label += f" ×{knobs.workers}"
+    elif server.default_threads is not None:
+        label += f" {knobs.threads} threads"
+    if knobs.db_pool == "0":
+        parts.append("nopool")
+        label += " (no pool)"
+    if knobs.cpu_offload != "none":
+        parts.append(f"offload-{knobs.cpu_offload}")
+        label += f" +{knobs.cpu_offload} offload"
+    return RunNames("-".join(parts), label)
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    mode: str
-    workload: str
-    cpus: float
-    users: int
-    workers: int
-    threads: int
-    io_seconds: float
-    primes_limit: int
-    spawn_rate: float
+    """One run: the knobs the server and Locust get, and how long Locust measures."""
+
+    knobs: Knobs
     warmup: float
-    run_time: float
-    locust_processes: int
-    db_pool: str = "1"
-    cpu_offload: str = "none"
+    run_time: float  # measured seconds, after the warm-up
+    locust_processes: int = 1
+
+    def __getattr__(self, name: str) -> Any:  # config.mode, config.users, ...: the knobs themselves
+        return getattr(self.knobs, name)
+
+    @property
+    def names(self) -> RunNames:
+        return run_names(self.knobs)
 
     @property
     def id(self) -> str:
-        parts = [self.mode, self.workload, f"cpus{self.cpus:g}", f"u{self.users}"]
-        server = self.knobs().server
-        if server.default_workers is not None:
-            parts.append(f"w{self.workers}")
-        if server.default_threads is not None:
-            parts.append(f"t{self.threads}")
-        if self.db_pool == "0":
-            parts.append("nopool")
-        if self.cpu_offload != "none":
-            parts.append(f"offload-{self.cpu_offload}")
-        return "-".join(parts)
-
-    def knobs(self) -> Knobs:
-        return parse(
-            {
-                "MODE": self.mode,
-                "WORKLOAD": self.workload,
-                "CPUS": f"{self.cpus:g}",
-                "WORKERS": str(self.workers),
-                "THREADS": str(self.threads),
-                "IO_SECONDS": f"{self.io_seconds:g}",
-                "PRIMES_LIMIT": str(self.primes_limit),
-                "USERS": str(self.users),
-                "SPAWN_RATE": f"{self.spawn_rate:g}",
-                "RUN_TIME": f"{round(self.run_time)}s",
-            }
-        )
+        return self.names.id
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, **asdict(self)}
+        """The record's `config`: every knob, and the run's own keys (run_time in seconds)."""
+        knobs = {k: v for k, v in asdict(self.knobs).items() if k != "run_time"}
+        return {**asdict(self.names), **knobs, "warmup": self.warmup, "run_time": self.run_time,
+                "locust_processes": self.locust_processes}  # fmt: skip
+
+
+def knobs_of(config: dict[str, Any]) -> Knobs:
+    """A record's `config` back to the knobs it ran with (records of older versions lack some)."""
+    named = (name for name in KNOBS if name != "RUN_TIME")  # a record keeps the measured seconds instead
+    return parse({name: str(config[name.lower()]) for name in named if config.get(name.lower()) is not None})
 
 
 @dataclass(frozen=True)
@@ -121,36 +141,26 @@ def expand(name: str, data: dict[str, Any]) -> Experiment:
         lists = {k: _as_list(values[k]) for k in LIST_KEYS}
         for combination in product(*lists.values()):
             try:
-                config = _config(dict(zip(lists, combination, strict=True)), values)
+                config = _config({**values, **dict(zip(lists, combination, strict=True))})
             except (KnobError, TypeError, ValueError) as error:
                 raise ExperimentError(f"experiment {name}, matrix {i}: {error}") from None
-            runs.setdefault(config.id, config)  # a mode without workers/threads appears once
+            runs.setdefault(config.id, config)  # a knob that does not apply leaves one run, not several
     return Experiment(name, str(data.get("description", "")), list(runs.values()), data)
 
 
-def _config(choice: dict[str, Any], values: dict[str, Any]) -> RunConfig:
-    """One run: `choice` holds one value of each list; knobs a mode does not have are left out."""
-    from lab.modes import MODES
-
-    server = MODES.get(choice["modes"])
-    env = {"MODE": str(choice["modes"]), "WORKLOAD": str(choice["workloads"]), "CPUS": str(choice["cpus"]),
-           "USERS": str(choice["users"]), "IO_SECONDS": str(values["io_seconds"]),
-           "PRIMES_LIMIT": str(values["primes_limit"]), "SPAWN_RATE": str(values["spawn_rate"])}  # fmt: skip
-    if server is not None and server.default_workers is not None and choice["workers"] is not None:
-        env["WORKERS"] = str(choice["workers"])
-    if server is not None and server.default_threads is not None and choice["threads"] is not None:
-        env["THREADS"] = str(choice["threads"])
-    if server is not None and server.django_db:
-        env["DB_POOL"] = str(choice["db_pool"])
-    if server is not None and server.offloads_cpu and choice["workloads"] == "cpu":
-        env["CPU_OFFLOAD"] = str(choice["cpu_offload"])  # it only moves the prime count
-    knobs = parse(env)
+def _config(values: dict[str, Any]) -> RunConfig:
+    """One run from one value of each key. Every knob goes through the knob table; a knob that does
+    not apply to the mode or workload (see knobs.applies) keeps its default."""
     warmup, run_time, processes = float(values["warmup"]), float(values["run_time"]), int(values["locust_processes"])
     if warmup < 0 or run_time <= 0 or processes < 1:
         raise ValueError("warmup must be >= 0, run_time > 0 and locust_processes >= 1")
-    return RunConfig(knobs.mode, knobs.workload, knobs.cpus, knobs.users, knobs.workers, knobs.threads,
-                     knobs.io_seconds, knobs.primes_limit, knobs.spawn_rate, warmup, run_time, processes,
-                     knobs.db_pool, knobs.cpu_offload)  # fmt: skip
+    env = {KNOB_KEYS.get(key, key.upper()): value for key, value in values.items() if key not in RUN_KEYS}
+    env = {name: str(value) for name, value in env.items() if name in KNOBS and value is not None}
+    mode = MODES.get(env["MODE"])
+    if mode is not None:
+        env = {name: value for name, value in env.items() if applies(name, mode, env.get("WORKLOAD", ""))}
+    env["RUN_TIME"] = f"{math.ceil(warmup + run_time)}s"  # the whole Locust run, as `make up` would be told
+    return RunConfig(parse(env), warmup, run_time, processes)
 
 
 def load(name: str) -> Experiment:

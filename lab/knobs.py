@@ -16,7 +16,9 @@ from typing import Any
 
 from lab.modes import MODES, Mode
 
-WORKLOADS = ("io", "cpu")
+# What a server does per request; `mix` is a load (Locust sends a share of cpu requests), not a server setting.
+REQUEST_WORKLOADS = ("io", "cpu")
+WORKLOADS = (*REQUEST_WORKLOADS, "mix")
 RUN_TIME_RE = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
 
 
@@ -67,13 +69,13 @@ class Knob:
         return self.parse.accepts  # type: ignore[attr-defined]
 
 
-# The knobs of LAB.md, in the order `make help` shows them. WORKERS and THREADS default to
+# The lab's knobs, in the order `make help` shows them. WORKERS and THREADS default to
 # the mode's own values (empty here); a mode without them accepts only 1.
 KNOBS: dict[str, Knob] = {
     k.name: k
     for k in (
         Knob("MODE", "threaded", _choice(*MODES), "how the endpoint is served (see `make modes`)"),
-        Knob("WORKLOAD", "io", _choice(*WORKLOADS), "io: wait in PostgreSQL; cpu: count primes"),
+        Knob("WORKLOAD", "io", _choice(*WORKLOADS), "io: wait in PostgreSQL; cpu: count primes; mix: Locust sends both"),
         Knob("CPUS", "1", _number(float, 0, 64), "CPU limit of the server, as Docker's --cpus (0: none)"),
         Knob("WORKERS", "", _number(int, 1, 64), "server processes (modes that have them)"),
         Knob("THREADS", "", _number(int, 1, 256), "threads per process (modes that have them)"),
@@ -84,6 +86,7 @@ KNOBS: dict[str, Knob] = {
         Knob("RUN_TIME", "1m", _run_time, "length of a headless Locust run"),
         Knob("DB_POOL", "1", _choice("1", "0"), "1: a connection pool per process; 0: a new connection per request (Django)"),
         Knob("CPU_OFFLOAD", "none", _choice("none", "process"), "async modes: count primes in a process pool"),
+        Knob("MIX_CPU_SHARE", "0.1", _number(float, 0, 1), "WORKLOAD=mix: the share of requests that count primes"),
     )
 }
 
@@ -138,6 +141,7 @@ class Knobs:
     run_time: str
     db_pool: str
     cpu_offload: str
+    mix_cpu_share: float
 
     @property
     def server(self) -> Mode:
@@ -160,6 +164,22 @@ class Knobs:
 
 def _format(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def applies(name: str, mode: Mode, workload: str) -> bool:
+    """Does knob `name` change anything for this mode and workload? Where it does not, only its
+    default is accepted (an experiment's matrix leaves it out)."""
+    if name == "WORKERS":
+        return mode.default_workers is not None
+    if name == "THREADS":
+        return mode.default_threads is not None
+    if name == "DB_POOL":
+        return mode.django_db
+    if name == "CPU_OFFLOAD":
+        return mode.offloads_cpu and workload != "io"  # it only moves the prime count
+    if name == "MIX_CPU_SHARE":
+        return workload == "mix"
+    return True
 
 
 def parse(env: Mapping[str, str]) -> Knobs:

@@ -12,18 +12,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lab.knobs import KNOBS
+
 SCHEMA = 1
 RUNS = "runs"
 # The configuration and statistics a summary row shows, in its order.
-CONFIG_COLUMNS = ("mode", "workload", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "io_seconds",
-                  "primes_limit")  # fmt: skip
+# Every knob but RUN_TIME, which a record keeps as the measured seconds beside the warm-up.
+CONFIG_COLUMNS = tuple(name.lower() for name in KNOBS if name != "RUN_TIME")
 LOCUST_COLUMNS = ("requests", "failures", "rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
 # Fields every record has (None where a failed run could not measure them).
 REQUIRED: dict[str, tuple[str, ...]] = {
     "": ("schema", "experiment", "index", "total", "config", "status", "reason", "started_at", "finished_at", "backend",
          "cpu_limit", "machine", "model", "verification", "locust", "server", "load_generator",
          "bounded_by_load_generator", "warnings", "timeline"),
-    "config": ("id", *CONFIG_COLUMNS, "warmup", "run_time"),
+    "config": ("id", "mode", "workload", "cpus", "users", "io_seconds", "warmup", "run_time"),
     "cpu_limit": ("cpus", "method", "enforced"),
     "model": ("in_flight", "processes"),
     "locust": (*LOCUST_COLUMNS, "failure_ratio", "measured_seconds"),

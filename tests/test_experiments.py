@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from lab.experiments import EXPERIMENTS, ExperimentError, expand, load
+from lab.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
+from lab.knobs import KNOBS, parse
 from lab.modes import MODES
 from lab.records import REQUIRED, RecordError, load_records, validate
+from lab.serve import launch
 
 
 def test_product_of_the_lists():
@@ -108,3 +111,29 @@ def test_a_corrupt_record_names_its_file(tmp_path):
     (tmp_path / "runs" / "002-y.json").write_text("{not json")
     with pytest.raises(RecordError, match=r"002-y\.json"):
         load_records(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXPERIMENTS.glob("*.toml")))
+def test_every_knob_of_every_shipped_run_reaches_the_server(name):
+    """What the server reads from its environment is the run's configuration, knob by knob: an
+    offload run offloads, a no-pool run has no pool (both were once dropped on the way)."""
+    for run in load(name).runs:
+        env = launch(run.knobs, host="127.0.0.1", port=8000, base_env={}).env
+        assert set(KNOBS) <= set(env)
+        assert parse(env) == run.knobs, run.id
+        assert knobs_of(run.as_dict()) == replace(run.knobs, run_time="1m"), run.id  # the record says the same
+        assert ("offload-process" in run.id) == (env["CPU_OFFLOAD"] == "process")
+        assert ("nopool" in run.id) == (env["DB_POOL"] == "0")
+
+
+def test_a_knob_that_does_not_apply_leaves_one_run_with_its_default():
+    matrix = {"modes": ["async", "threaded"], "workloads": ["io", "cpu", "mix"], "cpu_offload": ["none", "process"],
+              "db_pool": ["1", "0"], "mix_cpu_share": [0.1, 0.5]}  # fmt: skip
+    exp = expand("t", {"matrix": [matrix]})
+    ids = sorted(r.id for r in exp.runs)
+    assert "async-io-cpus1-u10" in ids and not any(i.startswith("async-io") and "offload" in i for i in ids)
+    assert {"async-cpu-cpus1-u10-offload-process", "async-mix0.5-cpus1-u10-offload-process"} <= set(ids)
+    assert {"threaded-io-cpus1-u10-nopool", "threaded-mix0.1-cpus1-u10-nopool"} <= set(ids)
+    assert not any("nopool" in i for i in ids if i.startswith("async"))
+    # async: io, cpu x offload, mix x share x offload; threaded the same with the pool for offload
+    assert len(ids) == len(set(ids)) == (1 + 2 + 4) + (2 + 2 + 4)

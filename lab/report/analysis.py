@@ -7,7 +7,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from lab.experiments import knobs_of, run_names
 from lab.modes import MODES
+from lab.records import CONFIG_COLUMNS
 from lab.report.model import CONCURRENCY, CPU, Prediction, explain, predict
 from lab.timeline import DELAYED_ACK_CAUSE, delayed_ack
 
@@ -21,7 +23,7 @@ POST_QUICK_CHECK = {
     ("gunicorn", "cpu"): 4.9310,
 }
 STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
-SERIES_KNOBS = ("users", "cpus", "workers", "threads", "cpu_offload", "db_pool", "io_seconds", "primes_limit")
+SERIES_KNOBS = tuple(c for c in CONFIG_COLUMNS if c not in ("mode", "workload"))  # what sets one series apart
 LEVEL = 0.05  # throughputs within 5% are level: closer than runs on shared cores can tell apart
 
 
@@ -47,19 +49,7 @@ class Row:
 
 
 def label(config: dict[str, Any]) -> str:
-    mode = MODES.get(config["mode"])
-    text = config["mode"]
-    if mode is not None and mode.default_workers is not None and mode.default_threads is not None:
-        text += f" {config['workers']}×{config['threads']}"
-    elif mode is not None and mode.default_workers is not None:
-        text += f" ×{config['workers']}"
-    elif mode is not None and mode.default_threads is not None:
-        text += f" {config['threads']} threads"
-    if config.get("cpu_offload", "none") != "none":
-        text += f" +{config['cpu_offload']} offload"
-    if str(config.get("db_pool", "1")) == "0":
-        text += " (no pool)"
-    return text
+    return config.get("label") or run_names(knobs_of(config)).label
 
 
 def delayed_ack_floor(record: dict[str, Any]) -> float | None:
