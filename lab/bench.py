@@ -14,8 +14,6 @@ import math
 import os
 import resource
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,21 +23,17 @@ from typing import Any
 from lab import ROOT, machine
 from lab import timeline as requests_timeline
 from lab.demo import quick_check
-from lab.endpoint import seeded_rates
 from lab.experiments import Experiment, RunConfig
 from lab.knobs import Knobs, int_setting
 from lab.native import BIN, LOCUSTFILE, AppServer, Place
 from lab.procs import LabError, alive, reap, signals_deferred, spawn, stop_on_signals
 from lab.records import SCHEMA, load_records, recorded_ids, write_record, write_summary
 from lab.report.analysis import advice, analyse
+from lab.verification import VerificationError, verify
 
 RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
 SATURATED = 0.85  # a load-generating process above this share of a core bounds the measurement
 MAX_FAILURE_RATIO = 0.05
-
-
-class VerificationError(RuntimeError):
-    """The app answered, but not as the configuration says it should."""
 
 
 def now() -> str:
@@ -53,40 +47,6 @@ def results_folder(experiment: str, resume: bool) -> Path:
             return earlier[-1]
         print(f"bench: nothing to resume for {experiment}; starting anew")
     return RESULTS / f"{experiment}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
-
-
-def _get(url: str) -> tuple[int, dict[str, str], dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, {}, {}
-
-
-def _timing(headers: dict[str, str], phase: str) -> float:
-    for part in headers.get("server-timing", "").split(","):
-        name, _, duration = part.strip().partition(";dur=")
-        if name == phase:
-            return float(duration) / 1000
-    return 0.0
-
-
-def verify(app: AppServer, config: RunConfig) -> dict[str, Any]:
-    """Every pair right, and the work real: the database shows the wait, or the CPU time grows."""
-    before = app.usage().cpu_seconds
-    waited, computed = [], []
-    for (source, target), rate in seeded_rates().items():
-        status, headers, body = _get(f"{app.url}/currency/convert?from={source}&to={target}&workload={config.workload}")
-        if status != 200 or body.get("rate") != rate:
-            raise VerificationError(f"{source}->{target}: HTTP {status}, answer {body or 'none'} (expected rate {rate})")
-        waited.append(_timing(headers, "db"))
-        computed.append(_timing(headers, "cpu"))
-    cpu_used = app.usage().cpu_seconds - before
-    if config.workload == "io" and min(waited) < 0.9 * config.io_seconds:
-        raise VerificationError(f"the database answered in {min(waited):.3f}s, below IO_SECONDS={config.io_seconds:g}")
-    if config.workload == "cpu" and cpu_used < 0.2 * min(1.0, config.cpus or 1.0) * sum(computed):
-        raise VerificationError(f"the server used {cpu_used:.3f} CPU-s for {sum(computed):.3f}s of prime counting")
-    return {"ok": True, "pairs": len(waited), "db_seconds": round(min(waited), 4), "cpu_seconds_used": round(cpu_used, 4)}
 
 
 def percentile(histogram: dict[float, int], fraction: float) -> float | None:
@@ -306,8 +266,8 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
             }
         state_hook(app=app.proc.pid if getattr(app, "proc", None) else None)
         try:
-            record["verification"] = verify(app, config)
-        except VerificationError as error:
+            record["verification"] = verify(app, knobs)
+        except (VerificationError, LabError) as error:  # a failed run is recorded, and the bench goes on
             record["verification"] = {"ok": False, "detail": str(error)}
             record["reason"] = f"verification failed: {error}"
             return record

@@ -6,23 +6,31 @@ Stdlib only (with lab.knobs): it is imported by Django, FastAPI and the Locust u
 from __future__ import annotations
 
 import os
+import platform
 import re
+import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
-from lab.knobs import setting
+from lab.knobs import REQUEST_WORKLOADS, setting
 
 CODE_RE = re.compile(r"^[A-Za-z]{3}$")
-WORKLOADS = ("io", "cpu")
+PROC = Path("/proc")
 SEED_SQL = Path(__file__).resolve().parent.parent / "db" / "init.sql"
 _SEED_ROW = re.compile(r"\('([a-z]{3})',\s*'([a-z]{3})',\s*([0-9.]+)\)")
 
 # pg_sleep sits in the FROM list so that the wait and the read are one real query.
 RATE_SQL = "SELECT rate FROM rates WHERE from_code = %s AND to_code = %s"
 RATE_WAIT_SQL = "SELECT rate FROM rates, pg_sleep(%s) WHERE from_code = %s AND to_code = %s"
+
+
+def request_name(workload: str) -> str:
+    """How Locust names a request of each kind, so that statistics keep io and cpu apart."""
+    return f"/currency/convert [{workload}]"
 
 
 # Seconds to wait for a pooled connection (or a new one): an exhausted pool or a database that
@@ -77,9 +85,10 @@ def parse_query(params: Mapping[str, str], default_workload: str) -> Conversion:
         if not CODE_RE.match(value):
             raise BadRequest(f"parameter '{name}' must be a three-letter currency code, such as usd")
         codes.append(value.lower())
-    workload = params.get("workload") or default_workload
-    if workload not in WORKLOADS:
-        raise BadRequest(f"parameter 'workload' must be one of {', '.join(WORKLOADS)}")
+    # a server under WORKLOAD=mix serves io by default: Locust chooses each request's kind
+    workload = params.get("workload") or (default_workload if default_workload in REQUEST_WORKLOADS else "io")
+    if workload not in REQUEST_WORKLOADS:
+        raise BadRequest(f"parameter 'workload' must be one of {', '.join(REQUEST_WORKLOADS)}")
     return Conversion(codes[0], codes[1], workload)
 
 
@@ -135,3 +144,85 @@ class Timer:
 def seeded_rates(path: Path = SEED_SQL) -> dict[tuple[str, str], float]:
     """The pairs the database is seeded with, read from the seed SQL itself."""
     return {(a, b): float(rate) for a, b, rate in _SEED_ROW.findall(path.read_text())}
+
+
+# What a server reports of itself at /healthz. Each value is read from the running server (loaded
+# modules, its own process tree and argv, the pool objects the app holds), not echoed from the knobs,
+# so that the lab can check that what runs is what a run's record says.
+SERVER_PROGRAMS = ("gunicorn", "granian", "uvicorn")  # the first one loaded is the one serving
+
+
+def _program() -> tuple[str, str]:
+    for program in SERVER_PROGRAMS:
+        if program in sys.modules:
+            return program, version(program)
+    if "django.core.management.commands.runserver" in sys.modules:
+        return "runserver", version("django")
+    return "unknown", ""
+
+
+def _proc(pid: int, name: str) -> str:
+    try:
+        return (PROC / str(pid) / name).read_text()
+    except OSError:
+        return ""
+
+
+def _argv(pid: int) -> list[str]:
+    return _proc(pid, "cmdline").split("\0")[:-1]
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes, from /proc; multiprocessing's resource tracker is a helper, not a worker."""
+    found = []
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            stat = _proc(int(entry.name), "stat")
+            ppid = stat[stat.rfind(")") + 2 :].split(" ")[1] if stat else ""
+            if ppid == str(pid) and "resource_tracker" not in " ".join(_argv(int(entry.name))):
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def _option(argv: list[str], name: str) -> int | None:
+    for i, part in enumerate(argv[:-1]):
+        if part == name and argv[i + 1].isdigit():
+            return int(argv[i + 1])
+    return None
+
+
+def server_report(
+    settings: Settings, *, db_pool_size: int | None, offloads: bool, threads: int | None = None
+) -> dict[str, object]:
+    """The server's effective configuration. `db_pool_size` is the size of the pool the app really
+    holds (None: a connection per request); `threads` is the app's own thread pool, where it has one."""
+    program, program_version = _program()
+    me, parent = os.getpid(), os.getppid()
+    # A worker of a multi-process server is a child of its master, which runs the same program.
+    master = parent if any(Path(part).name == program for part in _argv(parent)[:2]) else me
+    workers = _children(master) if master != me else [me]
+    if threads is None and program == "gunicorn":
+        threads = int(os.environ.get("LAB_GUNICORN_THREADS", "0")) or None  # set by the worker itself (gunicorn.conf.py)
+    elif threads is None and program == "granian":
+        threads = _option(_argv(master), "--blocking-threads")
+    elif threads is None and program == "runserver" and "--nothreading" in sys.argv:
+        threads = 1
+    return {
+        "mode": os.environ.get("MODE", ""),
+        "program": program,
+        "version": program_version,
+        "python": platform.python_version(),
+        "worker_class": os.environ.get("LAB_GUNICORN_WORKER_CLASS") if program == "gunicorn" else None,
+        "workload": settings.workload,
+        "io_seconds": settings.io_seconds,
+        "primes_limit": settings.primes_limit,
+        "workers": len(workers),
+        "threads": threads,
+        "db_pool": "1" if db_pool_size else "0",
+        "db_pool_size": db_pool_size,
+        "cpu_offload": "process" if offloads else "none",
+        "offload_processes": len(_children(me)) if offloads else 0,
+        "pid": me,
+        "master_pid": master,
+        "worker_pids": workers,
+    }

@@ -34,6 +34,11 @@ class Mode:
     django_db: bool = False  # reads the database through Django's own layer: takes DB_POOL=0
     development: bool = False  # a development server (Django's runserver): measured, never advised
 
+    @property
+    def program(self) -> str:
+        """The server program, as the server reports itself: runserver, gunicorn, uvicorn or granian."""
+        return self.argv[2] if self.argv[0] == "python" else self.argv[0]
+
     def command(self, *, host: str, port: int, workers: int, threads: int) -> list[str]:
         values = {"host": host, "port": port, "workers": workers, "threads": threads}
         return [part.format(**values) for part in self.argv]

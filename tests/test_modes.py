@@ -11,6 +11,7 @@ import pytest
 from lab.endpoint import seeded_rates
 from lab.modes import MODES
 from lab.procs import http_status
+from lab.verification import VerificationError, differences, server_report, verify
 
 from .conftest import processes_of, running
 
@@ -37,6 +38,11 @@ def test_mode_serves_every_seeded_pair(mode, workload, place, database):
         # the request's own override of the configured workload
         other = "cpu" if workload == "io" else "io"
         assert get(f"{app.url}/currency/convert?from=usd&to=gbp&workload={other}")[2]["workload"] == other
+        # the server's own report of what it runs agrees with the knobs it was started with
+        report = server_report(app.url, app.knobs)
+        assert differences(report, app.knobs) == []
+        assert report["program"] == MODES[mode].program and report["pid"] in server_pids
+        assert set(report["worker_pids"]) <= server_pids and len(report["worker_pids"]) == app.knobs.workers
     assert http_status(f"{app.url}/healthz", timeout=1) is None
     assert not [p for p in processes_of(place.state) if p.pid in server_pids]
 
@@ -77,3 +83,28 @@ def test_io_wait_happens_in_the_database(place, database):
             assert seen
         finally:
             thread.join()
+
+
+@pytest.mark.parametrize(
+    ("started", "claimed", "named"),
+    [
+        ({"mode": "async", "workload": "cpu"}, {"mode": "async", "workload": "cpu", "cpu_offload": "process"}, "cpu_offload"),
+        ({"mode": "gunicorn", "workers": 1}, {"mode": "gunicorn", "workers": 2}, "workers is 1 in the server, 2 in the run"),
+        ({"mode": "threaded", "db_pool": 0}, {"mode": "threaded"}, "db_pool is '0' in the server, '1' in the run"),
+    ],
+)
+def test_a_server_unlike_its_run_fails_verification_naming_the_difference(started, claimed, named, place, database):
+    from dataclasses import dataclass
+
+    from .conftest import knobs
+
+    with running(place, database, io_seconds=0.01, primes_limit=1000, **started) as app:
+
+        @dataclass
+        class Claimed:  # the same server, under a record that claims another configuration
+            url = app.url
+            usage = app.usage
+
+        with pytest.raises(VerificationError) as error:
+            verify(Claimed(), knobs(io_seconds=0.01, primes_limit=1000, **claimed))
+    assert named in str(error.value) and "does not run the run's configuration" in str(error.value)

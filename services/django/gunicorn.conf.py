@@ -2,8 +2,9 @@
 
 import os
 
-workers = int(os.environ.get("WORKERS", "2"))
-threads = int(os.environ.get("THREADS", "1"))
+# The lab always sets WORKERS and THREADS (the mode table holds their defaults).
+workers = int(os.environ["WORKERS"])
+threads = int(os.environ["THREADS"])
 # sync workers at one thread (the post's setup), gthread when threads are asked for, or when
 # the mode says so (MODE=gthread)
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or ("sync" if threads == 1 else "gthread")
@@ -18,3 +19,9 @@ loglevel = "info"
 
 def on_starting(server):
     server.log.info("lab gunicorn: workers=%s threads=%s worker_class=%s timeout=%s", workers, threads, worker_class, timeout)
+
+
+def post_worker_init(worker):
+    # what this worker really runs, for the app's /healthz to report
+    os.environ["LAB_GUNICORN_THREADS"] = str(worker.cfg.threads)
+    os.environ["LAB_GUNICORN_WORKER_CLASS"] = type(worker).__name__

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from lab.endpoint import BadRequest, Timer, count_primes, parse_query, query_for
+from lab.endpoint import BadRequest, Timer, count_primes, parse_query, query_for, server_report
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 
@@ -78,7 +78,9 @@ async def healthz(request: Request) -> JSONResponse:
             await conn.execute("SELECT 1")
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}")
-    return JSONResponse({"status": "ok"})
+    state = request.app.state
+    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, offloads=state.cpu_pool is not None)
+    return JSONResponse({"status": "ok", "server": report})
 
 
 add_routes(app, convert, healthz)

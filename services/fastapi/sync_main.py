@@ -2,6 +2,7 @@
 pool (THREADS threads), over psycopg's synchronous pool. A common mistake (a sync driver in an
 async framework) and a common remedy (keep the handler sync), measured side by side."""
 
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,15 +14,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lab.endpoint import BadRequest, Timer, count_primes, parse_query, query_for
-from lab.knobs import setting
+from lab.endpoint import BadRequest, Timer, count_primes, parse_query, query_for, server_report
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    to_thread.current_default_thread_limiter().total_tokens = int(setting("THREADS") or 40)
+    limiter = to_thread.current_default_thread_limiter()
+    limiter.total_tokens = int(os.environ["THREADS"])  # the lab always sets it
+    app.state.threads = int(limiter.total_tokens)  # what the thread pool really holds, for /healthz
     pool = ConnectionPool(SETTINGS.database_url, open=False, **POOL_ARGS)
     pool.open(wait=False)
     app.state.pool = pool
@@ -62,7 +64,9 @@ def healthz(request: Request) -> JSONResponse:
             conn.execute("SELECT 1")
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}")
-    return JSONResponse({"status": "ok"})
+    state = request.app.state
+    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, offloads=False, threads=state.threads)
+    return JSONResponse({"status": "ok", "server": report})
 
 
 add_routes(app, convert, healthz)

@@ -14,7 +14,17 @@ from django.http import HttpRequest, JsonResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from currency.views import error_response
-from lab.endpoint import POOL_TIMEOUT, BadRequest, Timer, answer, count_primes, not_found, parse_query, query_for
+from lab.endpoint import (
+    POOL_TIMEOUT,
+    BadRequest,
+    Timer,
+    answer,
+    count_primes,
+    not_found,
+    parse_query,
+    query_for,
+    server_report,
+)
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 _pool: AsyncConnectionPool | None = None
@@ -53,3 +63,13 @@ async def convert(request: HttpRequest) -> JsonResponse:
     if row is None:
         return error_response(404, not_found(conversion), timer)
     return JsonResponse(answer(conversion, row[0]), headers=timer.headers())
+
+
+async def healthz(request: HttpRequest) -> JsonResponse:
+    try:
+        async with (await pool()).connection() as conn:
+            await conn.execute("SELECT 1")
+    except DB_UNAVAILABLE as failure:
+        return error_response(503, f"database unavailable: {type(failure).__name__}")
+    report = server_report(settings.LAB, db_pool_size=(await pool()).max_size, offloads=False)
+    return JsonResponse({"status": "ok", "server": report})

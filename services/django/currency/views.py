@@ -8,7 +8,17 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from psycopg_pool import PoolTimeout
 
-from lab.endpoint import NOT_FOUND_PAGE, BadRequest, Timer, answer, count_primes, not_found, parse_query, query_for
+from lab.endpoint import (
+    NOT_FOUND_PAGE,
+    BadRequest,
+    Timer,
+    answer,
+    count_primes,
+    not_found,
+    parse_query,
+    query_for,
+    server_report,
+)
 
 DB_UNAVAILABLE = (DatabaseError, PoolTimeout)
 
@@ -48,7 +58,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
     except DB_UNAVAILABLE as error:
         return error_response(503, f"database unavailable: {type(error).__name__}")
-    return JsonResponse({"status": "ok"})
+    pool = getattr(connection, "pool", None)  # Django's psycopg pool, when the settings gave it one
+    report = server_report(settings.LAB, db_pool_size=pool.max_size if pool else None, offloads=False)
+    return JsonResponse({"status": "ok", "server": report})
 
 
 def _handler(status: int, message: str) -> Callable[..., JsonResponse]:

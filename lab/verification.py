@@ -1,0 +1,114 @@
+"""Before a run is measured: is the server the one its record names, and does it do the work?
+
+The server reports its effective configuration at /healthz (read from the running server: its
+program, processes, pools); `differences` compares that report with the run's knobs, and `verify`
+fails the run, naming each difference, when they disagree. Then every seeded pair must be answered
+right, and the work must really happen (the database shows the wait, or the CPU time grows).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Protocol
+
+from lab.cpulimit import CpuUsage
+from lab.endpoint import seeded_rates
+from lab.knobs import Knobs, int_setting
+
+REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
+
+
+class VerificationError(RuntimeError):
+    """The app answered, but not as the configuration says it should."""
+
+
+class Verifiable(Protocol):
+    url: str
+
+    def usage(self) -> CpuUsage: ...
+
+
+def get(url: str, timeout: float = 120) -> tuple[int, dict[str, str], dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, {}, {}
+
+
+def timing(headers: dict[str, str], phase: str) -> float:
+    """Seconds of one phase (db, cpu) from the Server-Timing header."""
+    for part in headers.get("server-timing", "").split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if name == phase:
+            return float(duration) / 1000
+    return 0.0
+
+
+def differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
+    """Each way the server's own report disagrees with the knobs of the run, in words."""
+    mode = knobs.server
+    expected: dict[str, Any] = {
+        "mode": knobs.mode,
+        "program": mode.program,
+        "workload": knobs.workload,
+        "io_seconds": knobs.io_seconds,
+        "primes_limit": knobs.primes_limit,
+        "workers": knobs.workers,
+        "db_pool": knobs.db_pool,
+        "cpu_offload": knobs.cpu_offload,
+    }
+    if mode.default_threads is not None:
+        expected["threads"] = knobs.threads
+    if knobs.db_pool == "1":
+        expected["db_pool_size"] = int_setting("DB_POOL_SIZE")
+    found = [
+        f"{key} is {report.get(key)!r} in the server, {value!r} in the run"
+        for key, value in expected.items()
+        if report.get(key) != value
+    ]
+    if knobs.cpu_offload == "process" and not report.get("offload_processes"):
+        found.append("the server has no process to offload the prime count to")
+    return found
+
+
+def server_report(url: str, knobs: Knobs, wait: float = REPORT_WAIT) -> dict[str, Any]:
+    """The server's report once it agrees with the knobs, or the last one after `wait` seconds
+    (a multi-process server may still be starting workers)."""
+    deadline = time.monotonic() + wait
+    while True:
+        status, _, body = get(f"{url}/healthz", timeout=10)
+        report = body.get("server") or {}
+        if (status == 200 and not differences(report, knobs)) or time.monotonic() > deadline:
+            return report
+        time.sleep(0.2)
+
+
+def verify(app: Verifiable, knobs: Knobs) -> dict[str, Any]:
+    report = server_report(app.url, knobs)
+    if found := differences(report, knobs):
+        raise VerificationError("the server does not run the run's configuration: " + "; ".join(found))
+    before = app.usage().cpu_seconds
+    waited, computed = [], []
+    kinds = ("io", "cpu") if knobs.workload == "mix" else (knobs.workload,)
+    for i, ((source, target), rate) in enumerate(seeded_rates().items()):
+        kind = kinds[i % len(kinds)]
+        status, headers, body = get(f"{app.url}/currency/convert?from={source}&to={target}&workload={kind}")
+        if status != 200 or body.get("rate") != rate:
+            raise VerificationError(f"{source}->{target}: HTTP {status}, answer {body or 'none'} (expected rate {rate})")
+        (waited if kind == "io" else computed).append(timing(headers, "db" if kind == "io" else "cpu"))
+    cpu_used = app.usage().cpu_seconds - before
+    if waited and min(waited) < 0.9 * knobs.io_seconds:
+        raise VerificationError(f"the database answered in {min(waited):.3f}s, below IO_SECONDS={knobs.io_seconds:g}")
+    if computed and cpu_used < 0.2 * min(1.0, knobs.cpus or 1.0) * sum(computed):
+        raise VerificationError(f"the server used {cpu_used:.3f} CPU-s for {sum(computed):.3f}s of prime counting")
+    return {
+        "ok": True,
+        "pairs": len(waited) + len(computed),
+        "db_seconds": round(min(waited), 4) if waited else None,
+        "cpu_seconds_used": round(cpu_used, 4),
+        "server": report,
+    }
