@@ -13,6 +13,7 @@ import json
 import math
 import os
 import resource
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,20 +21,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab import ROOT, machine
+from lab import ROOT, machine, machine_cpu
 from lab import timeline as requests_timeline
 from lab.demo import quick_check
+from lab.endpoint import request_name
 from lab.experiments import Experiment, RunConfig
-from lab.knobs import Knobs, int_setting
+from lab.knobs import REQUEST_WORKLOADS, Knobs, int_setting
 from lab.native import BIN, LOCUSTFILE, AppServer, Place
 from lab.procs import LabError, alive, reap, signals_deferred, spawn, stop_on_signals
-from lab.records import SCHEMA, load_records, recorded_ids, write_record, write_summary
+from lab.records import KIND_PERCENTILES, SCHEMA, load_records, recorded_ids, write_record, write_summary
 from lab.report.analysis import advice, analyse
+from lab.report.model import parallelism
 from lab.verification import VerificationError, verify
 
 RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
 SATURATED = 0.85  # a load-generating process above this share of a core bounds the measurement
 MAX_FAILURE_RATIO = 0.05
+MACHINE_SHARE = 0.9  # on a saturated machine, a server below this share of its CPU ceiling was starved
 
 
 def now() -> str:
@@ -64,9 +68,8 @@ def percentile(histogram: dict[float, int], fraction: float) -> float | None:
     return float(min(histogram))
 
 
-def _locust_stats(json_file: Path) -> dict[str, Any]:
-    """Statistics of the measured window from Locust's final JSON (its CSV may lag the end)."""
-    entries = json.loads(json_file.read_text())
+def _entry_stats(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests, failures and latency percentiles of Locust's entries taken together."""
     histogram: dict[float, int] = {}
     requests = failures = 0
     total_ms, max_ms = 0.0, 0.0
@@ -84,6 +87,22 @@ def _locust_stats(json_file: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _locust_stats(json_file: Path, seconds: float) -> dict[str, Any]:
+    """Statistics of the measured window from Locust's final JSON (its CSV may lag the end): for all
+    requests, and for io and cpu requests apart (Locust names them by kind)."""
+    entries = json.loads(json_file.read_text())
+    stats = {**_entry_stats(entries), "by_workload": {}}
+    for kind in REQUEST_WORKLOADS:
+        mine = [e for e in entries if e["name"] == request_name(kind)]
+        if mine:
+            kept = _entry_stats(mine)
+            stats["by_workload"][kind] = {k: kept[k] for k in ("requests", "failures", *KIND_PERCENTILES)}
+            stats["by_workload"][kind]["rps"] = round(kept["requests"] / seconds, 3)
+    stats["rps"] = round(stats["requests"] / seconds, 3)
+    stats["measured_seconds"] = round(seconds, 3)
+    return stats
+
+
 @dataclass(frozen=True)
 class Backend:
     """Where runs happen: the app for a configuration, and the command of a headless Locust run."""
@@ -91,7 +110,9 @@ class Backend:
     name: str
     make_app: Callable[[Knobs], Any]  # an AppServer or a compose.ComposeApp
     locust_argv: Callable[[dict[str, Any], Path], list[str]]
-    measures_load_generator: bool  # the load generator's CPU is ours to read (a child process)
+    locust_cpu: Callable[[subprocess.Popen[bytes]], float | None]  # CPU-seconds of the running load generator
+    postgres_cpu: Callable[[], float | None]  # CPU-seconds of PostgreSQL so far
+    load_generator_is_child: bool  # its exited processes are counted in our own rusage (native)
 
 
 def native_locust_argv(options: dict[str, Any], folder: Path) -> list[str]:
@@ -113,6 +134,7 @@ def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
         "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
         "--json-file": work / config.id, "--loglevel": "WARNING", "--exit-code-on-error": 0,
         "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
+        "--lab-workload": config.workload, "--lab-cpu-share": f"{config.mix_cpu_share:g}",
     }  # fmt: skip
     if config.locust_processes > 1:
         options["--processes"] = config.locust_processes
@@ -139,13 +161,18 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         state_hook(locust=locust.pid)
         usage_from = None
         deadline = started + total + 60
+        polled = time.monotonic()
         while locust.poll() is None:
             if usage_from is None and window_file.exists():  # Locust has just reset its statistics
-                usage_from = app.usage()
+                usage_from, machine_from = app.usage(), machine_cpu.machine()
+                pg_from, loadgen_from = backend.postgres_cpu(), backend.locust_cpu(locust)
+                loadgen_last = loadgen_from
             if time.monotonic() > deadline:
                 raise LabError(f"Locust did not finish within {total + 60:g} s; see {log}")
+            if usage_from is not None and time.monotonic() - polled > 0.5:  # its last reading before it exits
+                polled, loadgen_last = time.monotonic(), backend.locust_cpu(locust) or loadgen_last
             time.sleep(0.05)
-        ended, usage_to = time.monotonic(), app.usage()
+        usage_to, machine_to, pg_to = app.usage(), machine_cpu.machine(), backend.postgres_cpu()
     finally:
         reap(locust)
         state_hook(locust=None)
@@ -159,9 +186,7 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         raise LabError(f"Locust recorded no measured window (warm-up longer than the run?); see {log}") from None
     if usage_from is None or seconds <= 0:
         raise LabError(f"the measured window was empty; see {log}")
-    stats = _locust_stats(prefix.with_name(prefix.name + ".json"))
-    stats["rps"] = round(stats["requests"] / seconds, 3)
-    stats["measured_seconds"] = round(seconds, 3)
+    stats = _locust_stats(prefix.with_name(prefix.name + ".json"), seconds)
     stats["errors"] = window.get("errors", [])
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
     server = {
@@ -173,21 +198,28 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         if usage_to.throttled_seconds is None
         else round(usage_to.throttled_seconds - (usage_from.throttled_seconds or 0), 4),
     }
-    loadgen_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
-    wall = ended - started
+    if backend.load_generator_is_child:  # exact: the kernel's account of our exited children
+        loadgen_cpu = sum(getattr(children_after, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
+    else:
+        loadgen_cpu = loadgen_last  # its container's cgroup, last read just before it exited
+    in_window = None if loadgen_cpu is None or loadgen_from is None else loadgen_cpu - loadgen_from
     processes = config.locust_processes
     loadgen = {
-        "cpu_seconds": round(loadgen_cpu, 3),
+        "cpu_seconds": None if loadgen_cpu is None else round(loadgen_cpu, 3),
+        "window_cpu_seconds": None if in_window is None else round(in_window, 3),
         "processes": processes,
-        "utilisation": round(loadgen_cpu / wall / processes, 3) if wall > 0 and backend.measures_load_generator else None,
+        "utilisation": None if in_window is None else round(in_window / seconds / processes, 3),
         "locust_warned_cpu": "CPU usage" in log.read_text(errors="replace"),
     }
+    pg_cpu = None if pg_to is None or pg_from is None else pg_to - pg_from
+    parts = {"server": cpu, "postgres": pg_cpu, "load_generator": in_window}
     _merge_timeline(timeline)
     kept = requests_timeline.summary(timeline) if timeline.exists() else None
     return {
         "locust": stats,
         "server": server,
         "load_generator": loadgen,
+        "machine_cpu": machine_cpu.window(machine_from, machine_to, parts),
         "timeline": {"file": str(timeline.relative_to(folder)), **kept} if kept and kept["rows"] else None,
     }
 
@@ -207,9 +239,18 @@ def _merge_timeline(path: Path) -> None:
             csv.writer(f).writerows([header, *rows])
 
 
-def judge(config: RunConfig, result: dict[str, Any]) -> tuple[bool, list[str]]:
-    """Was the load generator, not the server, the bottleneck? Say so, with the figures."""
-    warnings, loadgen = [], result["load_generator"]
+@dataclass(frozen=True)
+class Judgement:
+    """What bounded a run, if not the server: the load generator or the whole machine."""
+
+    load_generator: bool
+    machine: bool
+    warnings: list[str]
+
+
+def judge(config: RunConfig, result: dict[str, Any], processes: int) -> Judgement:
+    """Was the load generator, or the machine the server shares, the bottleneck? Say so, with the figures."""
+    warnings, loadgen, server = [], result["load_generator"], result["server"]
     bounded = False
     if loadgen["utilisation"] is not None and loadgen["utilisation"] >= SATURATED:
         bounded = True
@@ -220,7 +261,6 @@ def judge(config: RunConfig, result: dict[str, Any]) -> tuple[bool, list[str]]:
     if loadgen.get("locust_warned_cpu"):
         bounded = True
         warnings.append("Locust itself warned that its CPU usage was above 90%")
-    server = result["server"]
     if (
         config.workload == "cpu"
         and config.cpus
@@ -233,7 +273,21 @@ def judge(config: RunConfig, result: dict[str, Any]) -> tuple[bool, list[str]]:
             f"the server was idle {1 - server['utilisation'] / config.cpus:.0%} of its CPU limit "
             "while Locust was busy: the users waited on the load generator"
         )
-    return bounded, warnings
+    # The machine was full, and the server got less CPU than it could have used: the other parts had it.
+    cores = os.cpu_count() or 1
+    ceiling = parallelism(processes, config.cpus, cores)
+    whole = result["machine_cpu"]
+    machine = bool(whole["saturated"]) and server["utilisation"] < MACHINE_SHARE * ceiling
+    if machine:
+        parts = whole["parts_cpu_seconds"]
+        shares = ", ".join(
+            f"{name.replace('_', ' ')} {v / whole['cpu_seconds']:.0%}" for name, v in parts.items() if v is not None
+        )
+        warnings.append(
+            f"the machine had {whole['idle_share']:.0%} of its {cores} cores idle ({shares}), and the server used "
+            f"{server['utilisation']:.2f} of the {ceiling:g} CPU it could: throughput is bounded by the machine, not the server"
+        )
+    return Judgement(bounded, machine, warnings)
 
 
 def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) -> dict[str, Any]:
@@ -247,6 +301,7 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
         "server": None,
         "load_generator": None,
         "bounded_by_load_generator": False,
+        "bounded_by_machine": False,
         "warnings": [],
         "timeline": None,
         "model": dict(zip(("in_flight", "processes"), knobs.capacity(int_setting("DB_POOL_SIZE")), strict=True)),
@@ -279,7 +334,9 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
             record["reason"] = str(error)
             return record
         record.update(result)
-        record["bounded_by_load_generator"], record["warnings"] = judge(config, result)
+        judged = judge(config, result, record["model"]["processes"])
+        record["bounded_by_load_generator"], record["bounded_by_machine"] = judged.load_generator, judged.machine
+        record["warnings"] = judged.warnings
         if held := requests_timeline.delayed_ack(result["timeline"] or {}):
             record["warnings"].append(
                 f"every reply reached the client a steady {held:.0f} ms after its handler ended: "
@@ -350,12 +407,13 @@ def run_experiment(
 
         if not folder.resolve().is_relative_to(RESULTS.resolve()):
             raise LabError(f"with the compose backend, results must be under {RESULTS} (Locust's container mounts it)")
-        backend = Backend("compose", compose.ComposeApp, compose.locust_argv, measures_load_generator=False)
+        backend = Backend("compose", compose.ComposeApp, compose.locust_argv, compose.locust_cpu, compose.postgres_cpu, False)
         for sub in ("locust", "timeline"):  # Locust's container runs as its image's own user
             (folder / sub).mkdir(parents=True, exist_ok=True)
             (folder / sub).chmod(0o777)
     else:
-        backend = Backend("native", lambda knobs: AppServer(knobs, place, pg.url), native_locust_argv, True)
+        backend = Backend("native", lambda knobs: AppServer(knobs, place, pg.url), native_locust_argv,
+                          lambda locust: machine_cpu.tree(locust.pid), lambda: machine_cpu.tree(pg.pid()), True)  # fmt: skip
     try:
         if backend.name == "native":
             pg.start()
@@ -412,12 +470,17 @@ def run_experiment(
 def _outcome(record: dict[str, Any]) -> str:
     if record["status"] != "ok":
         return f"FAILED: {record['reason']}"
-    locust, server = record["locust"], record["server"]
+    locust, server, loadgen = record["locust"], record["server"], record["load_generator"]
+    share = loadgen["utilisation"]
+    idle = record["machine_cpu"]["idle_share"]
     text = (
         f"{locust['rps']:.1f} req/s, p50 {locust['p50_ms']:.0f} ms, p95 {locust['p95_ms']:.0f} ms, "
         f"{locust['failures']} failures; server {server['utilisation']:.2f} CPU, "
-        f"load generator {record['load_generator']['utilisation']:.0%} of a core"
+        f"load generator {'not measured' if share is None else f'{share:.0%} of a core'}, "
+        f"machine {'?' if idle is None else f'{idle:.0%}'} idle"
     )
+    if len(locust.get("by_workload", {})) > 1:  # a mix: each kind's latency apart
+        text += "".join(f"; {k} p50 {v['p50_ms']:.0f} ms, p95 {v['p95_ms']:.0f} ms" for k, v in locust["by_workload"].items())
     for warning in record["warnings"]:
         text += f"\n    WARNING: {warning}"
     return text

@@ -79,3 +79,11 @@ def locust_argv(options: dict[str, object], results: Path) -> list[str]:
 
 def down() -> None:
     subprocess.run(compose("down", "--volumes", "--remove-orphans"), capture_output=True, timeout=300)
+
+
+def locust_cpu(locust: object) -> float | None:
+    return None
+
+
+def postgres_cpu() -> float | None:
+    return None

@@ -12,14 +12,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lab.knobs import KNOBS
+from lab.knobs import KNOBS, REQUEST_WORKLOADS
 
-SCHEMA = 1
+SCHEMA = 2  # 2: knobs in full, the server's own report, io and cpu apart, the machine's CPU
 RUNS = "runs"
 # The configuration and statistics a summary row shows, in its order.
 # Every knob but RUN_TIME, which a record keeps as the measured seconds beside the warm-up.
 CONFIG_COLUMNS = tuple(name.lower() for name in KNOBS if name != "RUN_TIME")
 LOCUST_COLUMNS = ("requests", "failures", "rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+# io and cpu requests apart (a mix has both): locust.by_workload[kind], and kind_column in summary.csv
+KIND_PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
+KIND_FIELDS = ("requests", "rps", *KIND_PERCENTILES)
+KIND_COLUMNS = tuple(f"{kind}_{c}" for kind in REQUEST_WORKLOADS for c in KIND_FIELDS)
 # Fields every record has (None where a failed run could not measure them).
 REQUIRED: dict[str, tuple[str, ...]] = {
     "": ("schema", "experiment", "index", "total", "config", "status", "reason", "started_at", "finished_at", "backend",
@@ -32,9 +36,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "server": ("cpu_seconds", "cpu_seconds_per_request", "nr_throttled", "throttled_seconds"),
     "load_generator": ("cpu_seconds", "processes", "utilisation"),
 }  # fmt: skip
-SUMMARY_COLUMNS = ("index", "id", "status", *CONFIG_COLUMNS, *LOCUST_COLUMNS, "server_cpu_seconds",
+SUMMARY_COLUMNS = ("index", "id", "status", *CONFIG_COLUMNS, *LOCUST_COLUMNS, *KIND_COLUMNS, "server_cpu_seconds",
                    "server_cpu_ms_per_request", "throttled_seconds", "load_generator_utilisation",
-                   "outside_handler_p50_ms", "bounded_by_load_generator", "cpu_limit_method", "reason")  # fmt: skip
+                   "outside_handler_p50_ms", "machine_idle_share", "bounded_by_load_generator", "bounded_by_machine", "backend",
+                   "cpu_limit_method", "reason")  # fmt: skip
 
 
 class RecordError(ValueError):
@@ -96,12 +101,16 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "status": record["status"],
         **{k: config.get(k) for k in CONFIG_COLUMNS},
         **{k: locust.get(k) for k in LOCUST_COLUMNS},
+        **{f"{kind}_{c}": stats.get(c) for kind, stats in locust.get("by_workload", {}).items() for c in KIND_FIELDS},
         "server_cpu_seconds": server.get("cpu_seconds"),
         "server_cpu_ms_per_request": None if per_request is None else round(per_request * 1000, 3),
         "throttled_seconds": server.get("throttled_seconds"),
         "load_generator_utilisation": loadgen.get("utilisation"),
         "outside_handler_p50_ms": ((record.get("timeline") or {}).get("outside_handler_ms") or {}).get("p50"),
+        "machine_idle_share": (record.get("machine_cpu") or {}).get("idle_share"),
         "bounded_by_load_generator": record["bounded_by_load_generator"],
+        "bounded_by_machine": record.get("bounded_by_machine", False),
+        "backend": record["backend"],
         "cpu_limit_method": (record.get("cpu_limit") or {}).get("method"),
         "reason": record["reason"],
     }

@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms")
+COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms", "workload")
 # Linux delays an ACK by at least 40 ms (TCP_DELACK_MIN). A reply held back by Nagle's algorithm until
 # that ACK arrives pays it every time: a steady floor of time outside the handler, seen here at 41-47 ms.
 # The window is narrow on purpose: a steady queue (one worker, a few users) can also sit near 60 ms.
@@ -22,10 +22,12 @@ DELAYED_ACK_CAUSE = "Nagle's algorithm meeting delayed ACKs (the server leaves T
 SERVER_FIELDS = ("pid", "thread", "start_us", "end_us")
 
 
-def read(path: Path) -> list[dict[str, int]]:
-    """The server side of each request: pid, thread, start and end in microseconds."""
+def read(path: Path) -> list[dict[str, Any]]:
+    """The server side of each request: pid, thread, start and end in microseconds, and its kind (io, cpu)."""
     with path.open(newline="") as f:
-        return [{k: int(float(row[k])) for k in SERVER_FIELDS} for row in csv.DictReader(f)]
+        return [
+            {**{k: int(float(row[k])) for k in SERVER_FIELDS}, "workload": row.get("workload") or ""} for row in csv.DictReader(f)
+        ]
 
 
 def summary(path: Path) -> dict[str, Any]:

@@ -24,11 +24,13 @@ from locust import FastHttpUser, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.endpoint import seeded_rates
+from lab.endpoint import request_name, seeded_rates
+from lab.knobs import REQUEST_WORKLOADS, WORKLOADS, setting
 from lab.timeline import COLUMNS as TIMELINE_COLUMNS
 
 RATES = seeded_rates()
 PAIRS = list(RATES)
+KIND_OF = {request_name(kind): kind for kind in REQUEST_WORKLOADS}
 TIMELINE_CAP = 20_000  # rows per load-generating process: enough for a short window of any run
 TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
 
@@ -38,7 +40,7 @@ timeline: list[tuple[str, ...]] = []
 
 
 class Converter(FastHttpUser):
-    # No think time: a closed loop, so throughput = users / response time (LAB.md).
+    # No think time: a closed loop, so throughput = users / response time.
     # Requests can take IO_SECONDS or more; the default 60 s would cut long cpu runs.
     network_timeout = 300.0
     connection_timeout = 10.0
@@ -46,9 +48,13 @@ class Converter(FastHttpUser):
     @task
     def convert(self) -> None:
         source, target = random.choice(PAIRS)
-        with self.client.get(
-            f"/currency/convert?from={source}&to={target}", name="/currency/convert", catch_response=True
-        ) as response:
+        options = self.environment.parsed_options
+        url = f"/currency/convert?from={source}&to={target}"
+        kind = options.lab_workload
+        if kind == "mix":  # Locust, not the server, chooses each request's kind
+            kind = "cpu" if random.random() < options.lab_cpu_share else "io"
+            url += f"&workload={kind}"
+        with self.client.get(url, name=request_name(kind), catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200] if response.text else ''}")
                 return
@@ -69,6 +75,20 @@ def _options(parser) -> None:
         default=0.0,
         env_var="LOCUST_LAB_WARMUP",
         help="seconds of warm-up, after which the statistics are reset",
+    )
+    parser.add_argument(
+        "--lab-workload",
+        choices=WORKLOADS,
+        default=setting("WORKLOAD"),
+        env_var="LOCUST_LAB_WORKLOAD",
+        help="the run's WORKLOAD: io and cpu name the requests by the server's workload; mix chooses per request",
+    )
+    parser.add_argument(
+        "--lab-cpu-share",
+        type=float,
+        default=float(setting("MIX_CPU_SHARE")),
+        env_var="LOCUST_LAB_CPU_SHARE",
+        help="WORKLOAD=mix: the share of requests that count primes",
     )
     parser.add_argument(
         "--lab-timeline",
@@ -112,13 +132,13 @@ def _start(environment, **kwargs) -> None:
 
 
 @events.request.add_listener
-def _record(response=None, exception=None, response_time=0.0, **kwargs) -> None:
+def _record(response=None, exception=None, response_time=0.0, name="", **kwargs) -> None:
     if not measuring["on"] or response is None or len(timeline) >= TIMELINE_CAP:
         return
     headers = getattr(response, "headers", None) or {}
     values = tuple(headers.get(name) or "" for name in TIMELINE_HEADERS)
     if all(values):
-        timeline.append((*values, str(response.status_code), f"{response_time:.3f}"))
+        timeline.append((*values, str(response.status_code), f"{response_time:.3f}", KIND_OF.get(name, "")))
 
 
 @events.test_stop.add_listener

@@ -7,7 +7,7 @@ from lab.report.analysis import advice, analyse
 
 
 def record(mode: str, workload: str, rps: float, *, p95: float = 100.0, cpus: float = 1, users: int = 10,
-           cpu_ms: float = 5.0) -> dict:  # fmt: skip
+           cpu_ms: float = 5.0, kinds: dict | None = None) -> dict:  # fmt: skip
     spec = MODES[mode]
     workers, threads = spec.default_workers or 1, spec.default_threads or 1
     in_flight, processes = spec.in_flight(workers, threads, 100), spec.processes(workers, threads, 100)
@@ -25,8 +25,9 @@ def record(mode: str, workload: str, rps: float, *, p95: float = 100.0, cpus: fl
             "io_seconds": 0.1,
             "cpu_offload": "none",
             "db_pool": "1",
+            "mix_cpu_share": 0.1,
         },
-        "locust": {"rps": rps, "p50_ms": p95 / 2, "p95_ms": p95, "failures": 0},
+        "locust": {"rps": rps, "p50_ms": p95 / 2, "p95_ms": p95, "failures": 0, "by_workload": kinds or {}},
         "server": {"cpu_seconds_per_request": cpu_ms / 1000, "throttled_seconds": 0.0},
         "model": {"in_flight": in_flight, "processes": processes},
         "machine": {"cores_available": 2},
@@ -51,15 +52,47 @@ def test_among_level_throughputs_the_lower_tail_latency_wins():
     assert "pick granian-asgi ×2: 94.0 req/s, p95 110 ms (level in throughput with async: the lowest p95 of them)" in said[0]
 
 
-def test_different_winners_give_a_mix_pick_with_the_best_worst_case():
+def test_without_a_measured_mix_there_is_no_pick_for_one_however_the_pure_workloads_went():
     said = pick([
         record("async", "io", 100), record("async", "cpu", 20, cpu_ms=50),
         record("gunicorn", "io", 20), record("gunicorn", "cpu", 40, cpu_ms=25),
         record("gthread", "io", 80), record("gthread", "cpu", 36, cpu_ms=27),
     ])  # fmt: skip
-    assert "For a mix of both, pick gthread 2×4: it keeps 80% of the best io throughput and 90%" in said[-1]
-    assert "the CPU limit binds" in said[1] and "25.0 ms, the least of the modes here" in said[1]
-    assert "only CPUS=1 was measured" in said[1]
+    assert said[-1].startswith("A mix of io and cpu requests was not measured, so there is no pick for one")
+    assert "the CPU limit (CPUS=1, 1 CPU of Python at once) binds" in said[1]
+    assert "25.0 ms, the least of the modes here" in said[1] and "only CPUS=1 was measured" in said[1]
+
+
+def kinds(io_p95: float, cpu_p95: float) -> dict:
+    return {"io": {"requests": 900, "p50_ms": io_p95 / 2, "p95_ms": io_p95, "p99_ms": io_p95, "rps": 90},
+            "cpu": {"requests": 100, "p50_ms": cpu_p95 / 2, "p95_ms": cpu_p95, "p99_ms": cpu_p95, "rps": 10}}  # fmt: skip
+
+
+def test_the_mix_pick_comes_from_mix_runs_and_names_io_requests_held_up_behind_prime_counts():
+    said = pick([
+        record("async", "io", 100), record("async", "cpu", 40, cpu_ms=25),  # async leads both pure workloads
+        record("async", "mix", 60, kinds=kinds(900, 950)),
+        record("gthread", "mix", 61, kinds=kinds(150, 400)),
+        record("gunicorn", "mix", 30, kinds=kinds(300, 300)),
+    ])  # fmt: skip
+    mix = [s for s in said if s.startswith("For a mix")]
+    assert mix == [
+        "For a mix (10% cpu requests, 10 users, CPUS=1), pick gthread 2×4: 61.0 req/s, io p95 150 ms, cpu p95 400 ms "
+        "(level in throughput with async: the lowest io p95 of them); in async io requests reached p95 900 ms, "
+        "held up behind the prime counts."
+    ]
+
+
+def test_no_cpu_limit_is_named_where_none_was_set():
+    said = pick([record("granian-asgi", "cpu", 90, cpu_ms=20, cpus=0), record("async", "cpu", 45, cpu_ms=20, cpus=0)])
+    assert "the CPU limit" not in said[0] and "CPUS=" not in said[0]
+    assert "no CPU limit" in said[0] and "its process count (2: 2 CPU of Python at once" in said[0]
+
+
+def test_a_run_bounded_by_the_machine_is_never_picked():
+    fast = record("granian-asgi", "io", 1960) | {"bounded_by_machine": True}
+    said = pick([fast, record("async", "io", 95)])
+    assert said[0].startswith("For io-bound load (10 users, CPUS=1), pick async: 95.0 req/s")
 
 
 def test_a_pick_that_changes_with_the_cpu_limit_is_said():

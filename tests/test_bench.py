@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import time
@@ -144,3 +145,81 @@ def test_interrupted_experiment_resumes_without_redoing_finished_runs(tmp_path):
     assert len(after) == 4
     assert all(after[name] == content for name, content in finished.items())  # nothing redone
     assert not processes_of(place.state)
+
+
+def test_a_mix_keeps_io_and_cpu_requests_apart_in_records_summary_and_timeline(smoke_results):
+    records = [r for r in load_records(smoke_results) if r["config"]["workload"] == "mix"]
+    assert records
+    rows = {row["id"]: row for row in csv.DictReader((smoke_results / "summary.csv").open())}
+    for record in records:
+        kinds = record["locust"]["by_workload"]
+        assert set(kinds) == {"io", "cpu"}
+        assert kinds["io"]["requests"] + kinds["cpu"]["requests"] == record["locust"]["requests"]
+        share = kinds["cpu"]["requests"] / record["locust"]["requests"]
+        assert 0.02 < share < 0.3, share  # MIX_CPU_SHARE is 0.1: Locust chose each request's kind
+        row = rows[record["config"]["id"]]
+        for kind in ("io", "cpu"):
+            assert float(row[f"{kind}_p95_ms"]) == kinds[kind]["p95_ms"] and int(row[f"{kind}_requests"]) > 0
+        timeline = list(csv.DictReader((smoke_results / record["timeline"]["file"]).open()))
+        assert {r["workload"] for r in timeline} == {"io", "cpu"}
+    pure = [r for r in load_records(smoke_results) if r["config"]["workload"] != "mix"]
+    assert all(set(r["locust"]["by_workload"]) == {r["config"]["workload"]} for r in pure)
+
+
+def test_every_record_keeps_the_machine_and_its_parts(smoke_results):
+    for record in load_records(smoke_results):
+        whole = record["machine_cpu"]
+        parts = whole["parts_cpu_seconds"]
+        assert whole["cpu_seconds"] > 0 and 0 <= whole["idle_share"] <= 1
+        assert parts["server"] > 0 and parts["postgres"] > 0 and parts["load_generator"] > 0 and parts["other"] >= 0
+        assert record["verification"]["server"]["mode"] == record["config"]["mode"]
+
+
+def test_an_offload_run_at_two_cpus_uses_more_than_one_and_a_half(tmp_path):
+    experiment = tmp_path / "offload.toml"
+    experiment.write_text(
+        'primes_limit = 30_000\nwarmup = 1\nrun_time = 4\nusers = 4\ncpus = 2\n'
+        '[[matrix]]\nmodes = "async"\nworkloads = "cpu"\ncpu_offload = "process"\n'
+    )
+    place = make_place(tmp_path / "state", 6)
+    result = run_bench(place, tmp_path / "results", str(experiment))
+    assert result.returncode == 0, result.stderr
+    (record,) = load_records(tmp_path / "results" / "latest")
+    assert record["status"] == "ok", record["reason"]
+    assert record["verification"]["server"]["cpu_offload"] == "process"
+    assert record["verification"]["server"]["offload_processes"] >= 2
+    assert record["server"]["utilisation"] > 1.5, record["server"]
+    assert not processes_of(place.state)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) > 2, reason="saturating the machine takes a fast server on two cores")
+def test_a_fast_server_on_a_full_machine_is_flagged_as_bounded_by_the_machine(tmp_path):
+    experiment = tmp_path / "fast.toml"
+    experiment.write_text(
+        'io_seconds = 0\nwarmup = 1\nrun_time = 4\nusers = 40\ncpus = 0\n[[matrix]]\nmodes = "granian-asgi"\nworkloads = "io"\n'
+    )
+    place = make_place(tmp_path / "state", 7)
+    result = run_bench(place, tmp_path / "results", str(experiment))
+    assert result.returncode == 0, result.stderr
+    (record,) = load_records(tmp_path / "results" / "latest")
+    assert record["machine_cpu"]["saturated"], record["machine_cpu"]
+    assert record["bounded_by_machine"] and "bounded by the machine, not the server" in result.stdout
+    assert not processes_of(place.state)
+
+
+@pytest.mark.parametrize(("server_cpu", "bounded"), [(1.95, False), (1.2, True)])
+def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_could_use(server_cpu, bounded):
+    """At CPUS=2 on two cores a cpu-bound server fills the machine itself: that is its own limit."""
+    from lab.bench import judge
+    from lab.experiments import expand
+
+    (config,) = expand("t", {"matrix": [{"modes": "gunicorn", "workloads": "cpu", "cpus": 2}]}).runs
+    parts = {"server": server_cpu * 10, "postgres": 0.1, "load_generator": 2 - server_cpu * 10 + 17.8, "other": 0.0}
+    result = {
+        "load_generator": {"utilisation": 0.2, "locust_warned_cpu": False},
+        "server": {"utilisation": server_cpu},
+        "machine_cpu": {"saturated": True, "idle_share": 0.01, "cpu_seconds": 20.0, "parts_cpu_seconds": parts},
+    }
+    judged = judge(config, result, processes=2)
+    assert judged.machine is bounded and judged.load_generator is False
+    assert any("bounded by the machine" in w for w in judged.warnings) is bounded

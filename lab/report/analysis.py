@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.experiments import knobs_of, run_names
+from lab.knobs import WORKLOADS
 from lab.modes import MODES
 from lab.records import CONFIG_COLUMNS
 from lab.report.model import CONCURRENCY, CPU, Prediction, explain, predict
@@ -47,6 +48,24 @@ class Row:
     def rps(self) -> float:
         return self.record["locust"]["rps"] if self.ok else 0.0
 
+    @property
+    def bounded_by(self) -> str | None:
+        """What bounded the run instead of the server; its throughput is not the server's."""
+        if self.record.get("bounded_by_machine"):
+            return "the machine"
+        return "the load generator" if self.record["bounded_by_load_generator"] else None
+
+    @property
+    def kinds(self) -> dict[str, dict[str, Any]]:
+        """io and cpu requests apart: measured statistics, and the model's share of the throughput."""
+        by_kind = (self.record.get("locust") or {}).get("by_workload") or {}
+        total = sum(k["requests"] for k in by_kind.values())
+        return {
+            kind: {**stats, "predicted_rps": self.prediction.throughput * stats["requests"] / total if self.prediction else None}
+            for kind, stats in by_kind.items()
+            if total
+        }
+
 
 def label(config: dict[str, Any]) -> str:
     return config.get("label") or run_names(knobs_of(config)).label
@@ -64,7 +83,7 @@ def analyse(record: dict[str, Any]) -> Row:
     model = record["model"]
     if not d_cpu or not model:
         return Row(record, label(config), None, None, "no CPU accounting for this run: no prediction")
-    d_io = config["io_seconds"] if config["workload"] == "io" else 0.0
+    d_io = config["io_seconds"] * io_share(record)
     prediction = predict(
         users=config["users"],
         in_flight=model["in_flight"],
@@ -81,6 +100,16 @@ def analyse(record: dict[str, Any]) -> Row:
                    delayed_ack_ms=delayed_ack_floor(record), capacity=model["in_flight"], processes=model["processes"],
                    processes_seen=(record.get("timeline") or {}).get("processes_seen"))  # fmt: skip
     return Row(record, label(config), prediction, measured / prediction.throughput, note)
+
+
+def io_share(record: dict[str, Any]) -> float:
+    """The share of a run's requests that waited in the database: measured for a mix, else 1 or 0."""
+    workload = record["config"]["workload"]
+    by_kind = (record.get("locust") or {}).get("by_workload") or {}
+    if workload != "mix" or not by_kind:
+        return 1.0 if workload == "io" else 0.0 if workload == "cpu" else 1 - record["config"].get("mix_cpu_share", 0.1)
+    total = sum(k["requests"] for k in by_kind.values())
+    return by_kind.get("io", {}).get("requests", 0) / total if total else 0.0
 
 
 def baseline(rows: list[Row]) -> tuple[float, int]:
@@ -107,8 +136,8 @@ def conclusions(rows: list[Row]) -> list[str]:
     if not ok:
         return [f"No run succeeded, so there is nothing to compare: {_reasons(failed)}."]
     cpus, users = baseline(ok)
-    for workload in ("io", "cpu"):
-        group = sorted((r for r in compared(ok) if r.config["workload"] == workload), key=lambda r: -r.rps)
+    for workload in WORKLOADS:
+        group = sorted((r for r in compared(ok) if r.config["workload"] == workload and not r.bounded_by), key=lambda r: -r.rps)
         if len(group) < 2:
             continue
         best, worst = group[0], group[-1]
@@ -128,15 +157,16 @@ def conclusions(rows: list[Row]) -> list[str]:
     sentences += _saturation(ok, "users", "users")
     sentences += _saturation(ok, "cpus", "CPUs")
     sentences += _saturation(ok, "workers", "workers")
-    bounded = [r for r in ok if r.record["bounded_by_load_generator"]]
-    if bounded:
-        sentences.append(
-            f"{len(bounded)} run(s) were bounded by the load generator, not the server: "
-            + ", ".join(r.config["id"] for r in bounded)
-            + "."
-        )
-    else:
-        sentences.append("No run was bounded by the load generator.")
+    for what in ("the load generator", "the machine"):
+        bounded = [r for r in ok if r.bounded_by == what]
+        if bounded:
+            sentences.append(
+                f"{len(bounded)} run(s) were bounded by {what}, not the server, and are left out of every comparison "
+                "and pick: " + ", ".join(r.config["id"] for r in bounded) + "."
+            )
+        else:
+            sentences.append(f"No run was bounded by {what}.")
+    sentences += _mix_stalls(ok)
     held: dict[str, list[float]] = defaultdict(list)
     for row in ok:
         if floor := delayed_ack_floor(row.record):
@@ -163,7 +193,7 @@ def advice(rows: list[Row]) -> list[str]:
     if not ok:
         return []
     cpus, users = baseline(ok)
-    here = compared(ok)
+    here = [r for r in compared(ok) if not r.bounded_by]  # a bounded run's throughput is not the server's
     served = [r for r in here if not _development(r)]
     others = sorted({r.config["cpus"] for r in _served_at(ok, users)} - {cpus})
     picks: dict[str, Row] = {}
@@ -174,11 +204,11 @@ def advice(rows: list[Row]) -> list[str]:
             continue
         pick = picks[workload] = _pick(group)
         text = (
-            f"For {workload}-bound load ({users} users, CPUS={cpus:g}), pick {pick.label}: {_fmt(pick.rps)} req/s, "
+            f"For {workload}-bound load ({users} users, {_limit(cpus)}), pick {pick.label}: {_fmt(pick.rps)} req/s, "
             f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_tie(pick, group)}{_why(pick, group)}"
         )
         dev = max((r for r in here if r.config["workload"] == workload and _development(r)), key=lambda r: r.rps, default=None)
-        if not others and pick.prediction is not None and pick.prediction.binding == CPU:
+        if cpus and not others and pick.prediction is not None and pick.prediction.binding == CPU:
             text += (
                 f" (only CPUS={cpus:g} was measured: with more CPUs, modes with more processes can pull ahead; "
                 "the scaling experiment measures it)"
@@ -190,13 +220,14 @@ def advice(rows: list[Row]) -> list[str]:
     for other in others:
         for workload, usual in picks.items():
             group = [r for r in _served_at(ok, users) if r.config["cpus"] == other and r.config["workload"] == workload]
+            group = [r for r in group if not r.bounded_by]
             if group and usual.label not in {r.label for r in _level(group)}:  # a pick level with the usual one is noise
                 pick = _pick(group)
                 sentences.append(
                     f"With CPUS={other:g}, the {workload} pick changes to {pick.label}: {_fmt(pick.rps)} req/s, "
                     f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_tie(pick, group)}{_why(pick, group)}."
                 )
-    sentences += _mix(served, picks)
+    sentences += _mix([r for r in _served_at(ok, users) if not r.bounded_by], users)
     return sentences
 
 
@@ -204,23 +235,70 @@ def _served_at(rows: list[Row], users: int) -> list[Row]:
     return [r for r in rows if r.config["users"] == users and not _development(r)]
 
 
-def _mix(served: list[Row], picks: dict[str, Row]) -> list[str]:
-    """For a mix of io and cpu, judged from the separate runs: the best worst case."""
-    if set(picks) != {"io", "cpu"}:
-        return []
-    if picks["io"].label == picks["cpu"].label:
-        return [f"{picks['io'].label} leads both workloads, so it is also the pick for a mix of the two."]
-    both: dict[str, dict[str, Row]] = defaultdict(dict)
-    for row in served:
-        both[row.label][row.config["workload"]] = row
-    kept = {name: {w: runs[w].rps / picks[w].rps for w in picks} for name, runs in both.items() if set(runs) == set(picks)}
-    if not kept:
-        return []
-    name = max(kept, key=lambda n: min(kept[n].values()))
-    return [
-        f"For a mix of both, pick {name}: it keeps {kept[name]['io']:.0%} of the best io throughput and "
-        f"{kept[name]['cpu']:.0%} of the best cpu throughput, the best worst case of the modes measured."
-    ]
+def _limit(cpus: float) -> str:
+    return f"CPUS={cpus:g}" if cpus else "no CPU limit"
+
+
+def _io_p95(row: Row) -> float:
+    return row.kinds.get("io", {}).get("p95_ms") or row.record["locust"]["p95_ms"]
+
+
+def _mix(served: list[Row], users: int) -> list[str]:
+    """For a mix of io and cpu, only from measured mix runs: the most throughput, and among runs level
+    with it the lowest io p95 (the many io requests are the ones a prime count holds up)."""
+    mixes = [r for r in served if r.config["workload"] == "mix"]
+    if not mixes:
+        return ["A mix of io and cpu requests was not measured, so there is no pick for one: run WORKLOAD=mix "
+                "(the quick experiment has mix runs)."]  # fmt: skip
+    sentences = []
+    for (cpus, share), group in sorted(_groups(mixes, ("cpus", "mix_cpu_share")).items()):
+        level = _level(group)
+        pick = min(level, key=_io_p95)
+        worst = max(group, key=_io_p95)
+        io, cpu = pick.kinds.get("io", {}), pick.kinds.get("cpu", {})
+        text = (
+            f"For a mix ({share:.0%} cpu requests, {users} users, {_limit(cpus)}), pick {pick.label}: {_fmt(pick.rps)} req/s, "
+            f"io p95 {io.get('p95_ms', 0):.0f} ms, cpu p95 {cpu.get('p95_ms', 0):.0f} ms"
+        )
+        others = [r.label for r in level if r is not pick]
+        if others:
+            text += f" (level in throughput with {', '.join(others)}: the lowest io p95 of them)"
+        if worst is not pick and _io_p95(worst) > 1.5 * _io_p95(pick):
+            text += f"; in {worst.label} io requests reached p95 {_io_p95(worst):.0f} ms, {_held_by(worst)}"
+        sentences.append(text + ".")
+    return sentences
+
+
+def _groups(rows: list[Row], keys: tuple[str, ...]) -> dict[tuple[Any, ...], list[Row]]:
+    grouped: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[tuple(row.config.get(k) for k in keys)].append(row)
+    return grouped
+
+
+def _held_by(row: Row) -> str:
+    """Why io requests took longer than their wait: no free worker (the model's C), or, where every
+    request had one, the CPU the prime counts held (one event loop, or one GIL)."""
+    x = row.prediction
+    if x is not None and x.in_flight < row.config["users"]:
+        return f"waiting for one of its {x.in_flight} workers"
+    return "held up behind the prime counts"
+
+
+def _mix_stalls(rows: list[Row]) -> list[str]:
+    """Where every request of a mix had a worker, how far its io requests waited behind the prime counts."""
+    sentences = []
+    for row in rows:
+        io = row.kinds.get("io")
+        if row.config["workload"] != "mix" or not io or not io.get("p50_ms") or _held_by(row).startswith("waiting"):
+            continue
+        wait_ms = row.config["io_seconds"] * 1000
+        if io["p95_ms"] > 2 * wait_ms + 50:
+            sentences.append(
+                f"In the mix, {row.label}'s io requests took p95 {io['p95_ms']:.0f} ms for a {wait_ms:.0f} ms database "
+                f"wait: they waited behind cpu requests (p95 {row.kinds.get('cpu', {}).get('p95_ms', 0):.0f} ms)."
+            )
+    return sentences
 
 
 def _development(row: Row) -> bool:
@@ -256,10 +334,19 @@ def _why(pick: Row, group: list[Row]) -> str:
     per_request = pick.record["server"]["cpu_seconds_per_request"]
     lowest = min(r.record["server"]["cpu_seconds_per_request"] or per_request for r in group)
     least = ", the least of the modes here" if per_request <= lowest * (1 + LEVEL) else ""
-    return (
-        f": the CPU limit binds ({x.parallelism:g} CPU of Python at once), so what counts is CPU per request, "
-        f"{per_request * 1000:.1f} ms{least}"
-    )
+    return f": {cpu_cap(pick)} binds, so what counts is CPU per request, {per_request * 1000:.1f} ms{least}"
+
+
+def cpu_cap(row: Row) -> str:
+    """What sets P, the CPUs of Python at once, in words: never a CPU limit that was not set."""
+    x, cpus, processes = row.prediction, row.config["cpus"], row.record["model"]["processes"]
+    cores = row.record["machine"]["cores_available"] or 1
+    assert x is not None
+    if cpus and cpus <= min(processes, cores):
+        return f"the CPU limit (CPUS={cpus:g}, {x.parallelism:g} CPU of Python at once)"
+    if processes <= cores:
+        return f"its process count ({processes}: {x.parallelism:g} CPU of Python at once, one per process under the GIL)"
+    return f"the machine's {cores} cores ({x.parallelism:g} CPU of Python at once)"
 
 
 def _reasons(failed: list[Row]) -> str:

@@ -27,6 +27,9 @@ TABLE_COLUMNS = (
     "CPU ms/req",
     "throttled s",
     "Locust CPU",
+    "machine idle",
+    "io p50/p95/p99 ms",
+    "cpu p50/p95/p99 ms",
     "predicted req/s",
     "binds",
     "measured/predicted",
@@ -60,7 +63,8 @@ def run_table(rows: list[Row]) -> list[list[str]]:
         locust, server, loadgen = rec.get("locust") or {}, rec.get("server") or {}, rec.get("load_generator") or {}
         per_request = server.get("cpu_seconds_per_request")
         p = r.prediction
-        flag = " ⚠ load generator" if rec["bounded_by_load_generator"] else ""
+        flag = f" ⚠ bounded by {r.bounded_by}" if r.bounded_by else ""
+        idle = (rec.get("machine_cpu") or {}).get("idle_share")
         table.append(
             [
                 f"{r.label} · {c['workload']}",
@@ -76,6 +80,8 @@ def run_table(rows: list[Row]) -> list[list[str]]:
                 _n(None if per_request is None else per_request * 1000, 2),
                 _n(server.get("throttled_seconds"), 2),
                 _n(loadgen.get("utilisation"), 2) + flag,
+                "–" if idle is None else f"{idle:.0%}",
+                *(_kind(r.kinds.get(kind)) for kind in ("io", "cpu")),
                 _n(p.throughput if p else None),
                 p.binding if p else "–",
                 _n(r.ratio, 2),
@@ -83,6 +89,12 @@ def run_table(rows: list[Row]) -> list[list[str]]:
             ]
         )
     return table
+
+
+def _kind(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "–"
+    return "/".join(_n(stats.get(f"p{p}_ms"), 0) for p in (50, 95, 99)) + f" ({_n(stats.get('rps'))} req/s)"
 
 
 def quick_table(checks: list[dict[str, Any]]) -> list[list[str]]:
@@ -123,7 +135,8 @@ THEORY = (
     "In a closed loop of U users with no think time, throughput X = U / R. A mode holds at most C requests in flight "
     "(1 for nothreading, the pool or thread count, WORKERS × THREADS) and runs Python in at most P processes at once "
     "(P = min(processes, CPUS) under the GIL). With D_io the database wait and D_cpu the CPU time of one request "
-    "(measured from the server's cgroup), X ≤ min(U, C) / (D_io + D_cpu) and X ≤ P / D_cpu. "
+    "(measured from the server's cgroup), X ≤ min(U, C) / (D_io + D_cpu) and X ≤ P / D_cpu. In a mix, D_io and "
+    "D_cpu are the means per request (the io share times the wait), and each kind's throughput is its share of X. "
     "'binds' says which bound is lower; measured/predicted near 1 means the model explains the run."
 )
 
@@ -149,6 +162,11 @@ def build(folder: Path) -> Path:
         ("Throughput against the CPU limit", charts.sweep(rows, "cpus", "CPUS", folder / "chart-cpus.png")),
         ("Timeline, io workload (the post's figures 1–4)", charts.timeline(rows, folder, "io", folder / "chart-timeline-io.png")),
         ("Timeline, cpu workload", charts.timeline(rows, folder, "cpu", folder / "chart-timeline-cpu.png")),
+        ("Latency in a mix, io and cpu requests apart", charts.mix_latency(rows, folder / "chart-mix-latency.png")),
+        (
+            "Timeline, mix (io requests held up behind cpu requests)",
+            charts.timeline(rows, folder, "mix", folder / "chart-timeline-mix.png"),
+        ),
     ):
         if made is not None:
             pngs.append((title, made))
@@ -164,11 +182,14 @@ def build(folder: Path) -> Path:
         + f"; git {str((info.get('git') or {}).get('revision'))[:12]}"
     )
     limit_methods = sorted({(r.get("cpu_limit") or {}).get("method") or "–" for r in records})
-    bounded = [r for r in rows if r.record["bounded_by_load_generator"]]
     failed = [r for r in rows if not r.ok]
     warnings = []
-    if bounded:
-        warnings.append(f"Warning: {len(bounded)} run(s) were bounded by the load generator, not the server.")
+    for what in ("the load generator", "the machine"):
+        bounded = [r for r in rows if r.ok and r.bounded_by == what]
+        if bounded:
+            warnings.append(
+                f"Warning: {len(bounded)} run(s) were bounded by {what}, not the server: their throughput is not the server's."
+            )
     if failed:
         warnings.append(f"{len(failed)} run(s) failed; their reasons are in the table.")
 

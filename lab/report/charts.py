@@ -17,7 +17,7 @@ from lab.modes import MODES
 from lab.report.analysis import Row, baseline, compared
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
-WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452"}
+WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452", "mix": "#55A868"}
 DPI = 110
 LANE_REQUESTS = 3.5  # the timeline shows about this many consecutive requests per lane
 
@@ -50,10 +50,11 @@ def throughput(rows: list[Row], path: Path) -> Path | None:
     cpus, users = baseline(rows)
     labels = _order([r.label for r in group])
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
-    width = 0.38
-    for i, workload in enumerate(("io", "cpu")):
+    workloads = [w for w in WORKLOAD_COLOURS if any(r.config["workload"] == w for r in group)]
+    width = 0.8 / len(workloads)
+    for i, workload in enumerate(workloads):
         values = {r.label: r.rps for r in group if r.config["workload"] == workload}
-        xs = [j + (i - 0.5) * width for j in range(len(labels))]
+        xs = [j + (i - (len(workloads) - 1) / 2) * width for j in range(len(labels))]
         heights = [values.get(lab, 0.0) for lab in labels]
         bars = ax.bar(xs, heights, width, label=workload, color=WORKLOAD_COLOURS[workload])
         # a configuration that was not run for this workload gets no bar and no "0"
@@ -83,6 +84,28 @@ def latency(rows: list[Row], path: Path) -> Path | None:
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"Latency percentiles, {workload} workload")
         ax.legend()
+    return _save(fig, path)
+
+
+def mix_latency(rows: list[Row], path: Path) -> Path | None:
+    """In a mix, io and cpu requests apart: where a prime count holds up the io requests behind it."""
+    group = [r for r in compared(rows) if r.ok and r.config["workload"] == "mix" and r.kinds]
+    if not group:
+        return None
+    labels = _order([r.label for r in group])
+    by_label = {r.label: r for r in group}
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
+    bars = [(kind, pct) for kind in ("io", "cpu") for pct in ("p50", "p95")]
+    width = 0.8 / len(bars)
+    for k, (kind, pct) in enumerate(bars):
+        xs = [j + (k - (len(bars) - 1) / 2) * width for j in range(len(labels))]
+        values = [(by_label[lab].kinds.get(kind) or {}).get(f"{pct}_ms") or 0 for lab in labels]
+        ax.bar(xs, values, width, label=f"{kind} {pct}", color=WORKLOAD_COLOURS[kind], alpha=0.55 if pct == "p50" else 1.0)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set_ylabel("latency (ms)")
+    share = group[0].config.get("mix_cpu_share", 0.1)
+    ax.set_title(f"Latency in a mix ({share:.0%} cpu requests): io and cpu requests apart")
+    ax.legend()
     return _save(fig, path)
 
 
@@ -169,6 +192,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
         index = {lane: i for i, lane in enumerate(lanes)}
         pids = sorted({pid for pid, _ in lanes})
         colours = {pid: plt.cm.tab10(i % 10) for i, pid in enumerate(pids)}
+        by_kind = workload == "mix"  # a mix is coloured by request kind: io bars held up behind cpu bars
         for (pid, thread), slots in _pack(shown).items():
             depth = max(slot for _, slot in slots) + 1  # requests one thread holds at once (async)
             for q, slot in slots:
@@ -178,7 +202,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
                     (q["end_us"] - q["start_us"]) / 1000,
                     left=(q["start_us"] - origin) / 1000,
                     height=0.7 / depth * 0.85,
-                    color=colours[pid],
+                    color=WORKLOAD_COLOURS.get(q["workload"], "grey") if by_kind else colours[pid],
                     edgecolor="black",
                     linewidth=0.4,
                 )
@@ -190,7 +214,9 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
             f"{len(pids)} process(es) ({row.config['users']} users, {workload})",
             fontsize=9,
         )
-        if len(pids) > 1:
+        if by_kind:
+            ax.legend(handles=[Patch(color=WORKLOAD_COLOURS[k], label=k) for k in ("io", "cpu")], fontsize=7, loc="upper right")
+        elif len(pids) > 1:
             ax.legend(handles=[Patch(color=colours[p], label=f"pid {p}") for p in pids], fontsize=7, loc="upper right")
     fig.suptitle(f"Who served what, when: {workload} workload (one bar per request)")
     return _save(fig, path)

@@ -1,0 +1,66 @@
+"""CPU time of the whole machine and of the lab's parts, read around a measured window.
+
+On two cores the server, PostgreSQL and the load generator share the machine: a run whose machine
+had no idle CPU left measured the machine, not the server, whatever each process's own share says.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+TICK = os.sysconf("SC_CLK_TCK")
+SATURATED_IDLE = 0.10  # a machine with less idle CPU than this over a window was saturated
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    busy: float  # CPU-seconds the machine's cores spent not idle, since boot
+    idle: float
+
+
+def machine() -> MachineCpu:
+    """All cores together, from /proc/stat (idle and iowait count as idle)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle = fields[3] + fields[4]
+    return MachineCpu((sum(fields) - idle) / TICK, idle / TICK)
+
+
+def tree(pid: int | None) -> float:
+    """CPU-seconds of a process and its descendants, including children that have exited and been
+    reaped (PostgreSQL's backends come and go)."""
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system + (t.children_user + t.children_system if proc is root else 0.0)
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def window(before: MachineCpu, after: MachineCpu, parts: dict[str, float | None]) -> dict[str, object]:
+    """The machine over a window: its CPU-seconds, idle share, and each part's CPU-seconds (None where
+    a part could not be read); `other` is what the machine did beside the lab's parts."""
+    busy, idle = after.busy - before.busy, after.idle - before.idle
+    total = busy + idle
+    known = sum(v for v in parts.values() if v is not None)
+    shares = {k: None if v is None else round(v, 3) for k, v in parts.items()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu_seconds": round(total, 3),
+        "busy_cpu_seconds": round(busy, 3),
+        "idle_share": round(idle / total, 4) if total > 0 else None,
+        "saturated": total > 0 and idle / total < SATURATED_IDLE,
+        "parts_cpu_seconds": {**shares, "other": round(max(0.0, busy - known), 3)},
+    }
