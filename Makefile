@@ -88,8 +88,9 @@ endif
 demo: setup ## the post's quick check: N=2 concurrent requests against MODE, each timed
 	$(PY) -m lab demo --requests $${N:-2}
 
-bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one
-	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume)
+bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk
+	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume) \
+		$(if $(filter 1 yes true,$(CALIBRATE)),--calibrate)
 
 report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
 	$(PY) -m lab report $(RESULTS)

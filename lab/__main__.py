@@ -91,7 +91,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     experiment = load(args.experiment)
     try:
-        run_experiment(experiment, resume=args.resume, backend_name=args.backend)
+        run_experiment(experiment, resume=args.resume, backend_name=args.backend, calibrate=args.calibrate)
     except (KeyboardInterrupt, Interrupted):
         print(
             f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment} RESUME=1",
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("experiment", help="a name in experiments/ or a path to a .toml file")
     bench.add_argument("--resume", action="store_true", help="continue the newest results folder of this experiment")
     bench.add_argument("--backend", choices=("native", "compose"), default="native")
+    bench.add_argument("--calibrate", action="store_true", help="after each run, measure the same endpoint with wrk")
     bench.set_defaults(run=cmd_bench)
     report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")
     report.add_argument("results", type=Path, nargs="?", default=ROOT / "results" / "latest")

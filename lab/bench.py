@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab import ROOT, machine, machine_cpu
+from lab import ROOT, calibration, machine, machine_cpu
 from lab import timeline as requests_timeline
 from lab.demo import quick_check
 from lab.endpoint import request_name
@@ -290,7 +290,7 @@ def judge(config: RunConfig, result: dict[str, Any], processes: int) -> Judgemen
     return Judgement(bounded, machine, warnings)
 
 
-def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) -> dict[str, Any]:
+def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, calibrate: bool = False) -> dict[str, Any]:
     knobs = config.knobs
     record: dict[str, Any] = {
         "status": "failed",
@@ -334,6 +334,8 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any) 
             record["reason"] = str(error)
             return record
         record.update(result)
+        if calibrate:  # the same server, the same connections, driven by wrk
+            record["calibration"] = calibration.calibrate(app.url, config, result["locust"]["rps"])
         judged = judge(config, result, record["model"]["processes"])
         record["bounded_by_load_generator"], record["bounded_by_machine"] = judged.load_generator, judged.machine
         record["warnings"] = judged.warnings
@@ -370,6 +372,7 @@ def run_experiment(
     place: Place | None = None,
     folder: Path | None = None,
     backend_name: str = "native",
+    calibrate: bool = False,
 ) -> Path:
     place = place or Place()
     folder = folder or results_folder(experiment.name, resume)
@@ -441,7 +444,7 @@ def run_experiment(
             spent_per_planned = (time.monotonic() - started) / sum(c.warmup + c.run_time for _, c in todo[:n]) if n else 1.3
             remaining = planned * spent_per_planned
             print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
-            record = run_one(config, backend, folder, state_hook)
+            record = run_one(config, backend, folder, state_hook, calibrate)
             record.update(
                 schema=SCHEMA,
                 experiment=experiment.name,
@@ -479,6 +482,8 @@ def _outcome(record: dict[str, Any]) -> str:
         f"load generator {'not measured' if share is None else f'{share:.0%} of a core'}, "
         f"machine {'?' if idle is None else f'{idle:.0%}'} idle"
     )
+    if (wrk := record.get("calibration") or {}).get("rps"):
+        text += f"; wrk at the same connections {wrk['rps']:.1f} req/s (Locust {wrk['locust_ratio']:.0%} of it)"
     if len(locust.get("by_workload", {})) > 1:  # a mix: each kind's latency apart
         text += "".join(f"; {k} p50 {v['p50_ms']:.0f} ms, p95 {v['p95_ms']:.0f} ms" for k, v in locust["by_workload"].items())
     for warning in record["warnings"]:

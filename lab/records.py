@@ -38,7 +38,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 SUMMARY_COLUMNS = ("index", "id", "status", *CONFIG_COLUMNS, *LOCUST_COLUMNS, *KIND_COLUMNS, "server_cpu_seconds",
                    "server_cpu_ms_per_request", "throttled_seconds", "load_generator_utilisation",
-                   "outside_handler_p50_ms", "machine_idle_share", "bounded_by_load_generator", "bounded_by_machine", "backend",
+                   "outside_handler_p50_ms", "machine_idle_share", "wrk_rps", "locust_to_wrk", "bounded_by_load_generator",
+                   "bounded_by_machine", "backend",
                    "cpu_limit_method", "reason")  # fmt: skip
 
 
@@ -108,6 +109,8 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "load_generator_utilisation": loadgen.get("utilisation"),
         "outside_handler_p50_ms": ((record.get("timeline") or {}).get("outside_handler_ms") or {}).get("p50"),
         "machine_idle_share": (record.get("machine_cpu") or {}).get("idle_share"),
+        "wrk_rps": (record.get("calibration") or {}).get("rps"),
+        "locust_to_wrk": (record.get("calibration") or {}).get("locust_ratio"),
         "bounded_by_load_generator": record["bounded_by_load_generator"],
         "bounded_by_machine": record.get("bounded_by_machine", False),
         "backend": record["backend"],

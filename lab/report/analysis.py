@@ -200,6 +200,12 @@ def advice(rows: list[Row]) -> list[str]:
     sentences = []
     for workload in ("io", "cpu"):
         group = [r for r in served if r.config["workload"] == workload]
+        bounded = [r for r in compared(ok) if r.config["workload"] == workload and r.bounded_by]
+        if not group and bounded:
+            sentences.append(
+                f"No {workload} pick: every {workload} run at this setting was bounded by {bounded[0].bounded_by}, "
+                "so none measured a server's throughput."
+            )
         if not group:
             continue
         pick = picks[workload] = _pick(group)
