@@ -69,9 +69,12 @@ def test_shipped_experiments_load(name):
     assert exp.runs and exp.description
 
 
-def test_quick_covers_every_mode_and_both_workloads():
+def test_quick_covers_every_mode_and_both_workloads_and_measures_a_mix():
     exp = load("quick")
-    assert {(r.mode, r.workload) for r in exp.runs} == {(m, w) for m in MODES for w in ("io", "cpu")}
+    pure = {(r.mode, r.workload) for r in exp.runs if r.workload != "mix"}
+    assert pure == {(m, w) for m in MODES for w in ("io", "cpu")}
+    mixed = {r.mode for r in exp.runs if r.workload == "mix"}
+    assert {"async", "threaded", "gunicorn"} <= mixed  # one event loop, one GIL's threads, processes
 
 
 def test_unknown_experiment_lists_the_known_ones():
