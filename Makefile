@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 KNOBS := $(shell $(PYTHON) -m lab.knobs names)
-export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE
+export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE IMAGES BUILD
 
 BACKEND ?= auto
 EXPERIMENT ?= quick
@@ -28,16 +28,15 @@ $(error BACKEND=$(BACKEND) is not valid: BACKEND takes auto, native or compose)
 endif
 # The compose app service's image follows MODE: the mode table says which service serves it.
 export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m lab.knobs service)
-# Shown in full, so `make -n up BACKEND=compose` says exactly what would run.
-COMPOSE = $(strip $(foreach k,$(KNOBS),$(if $($(k)),$(k)=$($(k))))) SERVICE=$(SERVICE) docker compose
+COMPOSE = SERVICE=$(SERVICE) docker compose
 
-.PHONY: help setup up down demo bench report modes knobs logs ps test lint clean
+.PHONY: help setup up down demo bench report modes knobs logs ps engine engine-stop images test lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
 	@echo "Usage: make <target> [MODE=...] [WORKLOAD=io|cpu] [CPUS=1] [BACKEND=auto|native|compose] ..."
 	@echo
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo
 	@echo "Modes (MODE=...):"
 	@$(PYTHON) -m lab modes
@@ -53,31 +52,22 @@ $(VENV)/.installed: requirements/services.txt requirements/lab.txt requirements/
 
 setup: $(VENV)/.installed ## create .venv with the pinned versions (up, demo and test do it for you)
 
-# Documented once here; each backend gives the recipes below.
-up: ## start PostgreSQL, the app in MODE under CPUS and the Locust web UI at :8089 (Ctrl-C stops)
-down: ## stop everything the lab started
-logs: ## follow the logs of the running lab
-ps: ## list the lab's processes
+up: setup ## start PostgreSQL, the app in MODE under CPUS and the Locust web UI at :8089 (Ctrl-C stops)
+	$(PY) -m lab up --backend $(BACKEND) --locust-workers $(LOCUST_WORKERS)
 
-ifeq ($(BACKEND),native)
-up: setup
-	$(PY) -m lab up
-
-down:
+down: ## stop everything the lab started, on the backend that started it
 	@if [ -x $(PY) ]; then $(PY) -m lab down; else echo "lab: nothing to stop (no .venv)"; fi
 
+logs: ## follow the logs of the running lab
+ps: ## list the lab's processes or containers
+
+ifeq ($(BACKEND),native)
 logs:
 	tail -n 50 -F .lab/logs/*.log .lab/postgres/postgres.log
 
 ps:
 	@ps -o pid,pgid,pcpu,rss,args -p "$$(pgrep -d, -f '$(CURDIR)/(\.venv|\.lab)' || echo 0)" || echo "lab: nothing runs"
 else
-up:
-	$(COMPOSE) up --build --scale locust-worker=$(LOCUST_WORKERS)
-
-down:
-	$(COMPOSE) down -v --remove-orphans
-
 logs:
 	$(COMPOSE) logs --follow
 
@@ -85,8 +75,17 @@ ps:
 	$(COMPOSE) ps
 endif
 
+engine: setup ## make a Docker engine answer here (as root: install docker.io, start dockerd, add Compose v2)
+	scripts/engine.sh start
+
+engine-stop: ## stop the Docker engine `make engine` started (only that one)
+	scripts/engine.sh stop
+
+images: setup ## build the local stand-in images (IMAGES=local): Debian via debootstrap, no registry
+	$(PY) -m lab.images
+
 demo: setup ## the post's quick check: N=2 concurrent requests against MODE, each timed
-	$(PY) -m lab demo --requests $${N:-2}
+	$(PY) -m lab demo --requests $${N:-2} --backend $(BACKEND)
 
 bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk
 	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume) \

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from lab import ROOT
+from lab import ROOT, backends
+from lab.backends import Limit
 from lab.experiments import ExperimentError
 from lab.knobs import KNOBS, KnobError, Knobs, from_environ
 from lab.modes import MODES
@@ -17,11 +18,7 @@ from lab.procs import Interrupted, LabError
 from lab.records import RecordError
 
 
-def _plan(knobs: Knobs, stack: object) -> None:
-    from lab.native import Stack
-
-    assert isinstance(stack, Stack)
-    limit = stack.app.limit
+def _plan(knobs: Knobs, limit: Limit | None) -> None:
     print(f"lab: MODE={knobs.mode} ({knobs.server.summary})")
     print(
         f"lab: WORKLOAD={knobs.workload} IO_SECONDS={knobs.io_seconds:g} PRIMES_LIMIT={knobs.primes_limit} "
@@ -33,22 +30,21 @@ def _plan(knobs: Knobs, stack: object) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from lab.native import Stack
-
     knobs = from_environ()
-    print(f"lab: starting PostgreSQL, the {knobs.mode} server and the Locust web UI (native backend)...", flush=True)
-    stack = Stack(knobs, locust_ui=True)
+    backend = backends.get(args.backend)
+    print(f"lab: starting PostgreSQL, the {knobs.mode} server and the Locust web UI ({backend.name} backend)...", flush=True)
+    ready = False
     try:
-        with stack:
-            _plan(knobs, stack)
-            print(f"lab: app     {stack.app.url}/currency/convert?from=usd&to=gbp")
-            print(f"lab: Locust  http://127.0.0.1:{stack.place.locust_port}  "
-                  f"(users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)")  # fmt: skip
-            print(f"lab: logs in {stack.place.logs}; Ctrl-C or `make down` stops everything", flush=True)
+        with backend.serving(knobs, locust_ui=True, locust_workers=args.locust_workers) as stack:
+            _plan(knobs, stack.limit)
+            print(f"lab: app     {stack.url}/currency/convert?from=usd&to=gbp")
+            print(f"lab: Locust  {stack.locust_url}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)")
+            print(f"lab: logs: {stack.logs}; Ctrl-C or `make down` stops everything", flush=True)
+            ready = True
             while True:
                 signal.pause()
     except KeyboardInterrupt:
-        if not stack.ready:  # interrupted while starting: everything is stopped, but it never ran
+        if not ready:  # interrupted while starting: everything is stopped, but it never ran
             raise
     # once the lab is up, Ctrl-C is the way to stop a foreground `make up`: not an error
     print("\nlab: stopped everything it started", flush=True)
@@ -56,31 +52,27 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from lab.native import down
-
-    down()
+    backend = backends.down()
+    print(f"lab: stopped everything the lab started ({backend} backend)")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lab.demo import quick_check, render
-    from lab.native import Stack
 
     knobs = from_environ()
-    print(f"lab: starting PostgreSQL and the {knobs.mode} server...", flush=True)
-    with Stack(knobs) as stack:
-        _plan(knobs, stack)
-        check = quick_check(stack.app.url, knobs.mode, knobs.workload, args.requests)
+    backend = backends.get(args.backend)
+    print(f"lab: starting PostgreSQL and the {knobs.mode} server ({backend.name} backend)...", flush=True)
+    with backend.serving(knobs) as stack:
+        _plan(knobs, stack.limit)
+        check = quick_check(stack.url, knobs.mode, knobs.workload, args.requests)
+        limit = stack.limit.describe() if stack.limit else None
     print(render(check))
     folder = ROOT / "results" / "demos"
     folder.mkdir(parents=True, exist_ok=True)
     record = folder / f"demo-{knobs.mode}-{knobs.workload}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    record.write_text(
-        json.dumps(
-            {"knobs": knobs.as_env(), "cpu_limit": stack.app.limit.describe() if stack.app.limit else None, **check.as_dict()},
-            indent=2,
-        )
-    )
+    record.write_text(json.dumps({"knobs": knobs.as_env(), "backend": backend.name, "cpu_limit": limit, **check.as_dict()},
+                                 indent=2))  # fmt: skip
     print(f"lab: recorded in {record.relative_to(ROOT)}")
     return 0
 
@@ -125,15 +117,19 @@ def cmd_knobs(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start PostgreSQL, the app in MODE and the Locust web UI; Ctrl-C stops").set_defaults(run=cmd_up)
-    sub.add_parser("down", help="stop everything the lab started").set_defaults(run=cmd_down)
+    up = sub.add_parser("up", help="start PostgreSQL, the app in MODE and the Locust web UI; Ctrl-C stops")
+    up.add_argument("--backend", choices=backends.BACKENDS, default="native")
+    up.add_argument("--locust-workers", type=int, default=1, help="compose: Locust worker containers under the master")
+    up.set_defaults(run=cmd_up)
+    sub.add_parser("down", help="stop everything the lab started, on whichever backend").set_defaults(run=cmd_down)
     demo = sub.add_parser("demo", help="the post's quick check: N concurrent requests")
     demo.add_argument("-n", "--requests", type=int, default=2)
+    demo.add_argument("--backend", choices=backends.BACKENDS, default="native")
     demo.set_defaults(run=cmd_demo)
     bench = sub.add_parser("bench", help="run an experiment headless and record every run")
     bench.add_argument("experiment", help="a name in experiments/ or a path to a .toml file")
     bench.add_argument("--resume", action="store_true", help="continue the newest results folder of this experiment")
-    bench.add_argument("--backend", choices=("native", "compose"), default="native")
+    bench.add_argument("--backend", choices=backends.BACKENDS, default="native")
     bench.add_argument("--calibrate", action="store_true", help="after each run, measure the same endpoint with wrk")
     bench.set_defaults(run=cmd_bench)
     report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")

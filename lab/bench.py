@@ -13,7 +13,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,14 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab import ROOT, calibration, machine, machine_cpu
+from lab import ROOT, backends, calibration, machine, machine_cpu, stack_state
 from lab import timeline as requests_timeline
+from lab.backends import Backend
+from lab.backends.native import Place
 from lab.demo import quick_check
 from lab.endpoint import request_name
 from lab.experiments import Experiment, RunConfig
-from lab.knobs import REQUEST_WORKLOADS, Knobs, int_setting
-from lab.native import BIN, LOCUSTFILE, AppServer, Place
-from lab.procs import LabError, alive, reap, signals_deferred, spawn, stop_on_signals
+from lab.knobs import REQUEST_WORKLOADS, int_setting
+from lab.procs import LabError, reap, signals_deferred, spawn, stop_on_signals
 from lab.records import KIND_PERCENTILES, SCHEMA, load_records, recorded_ids, write_record, write_summary
 from lab.report.analysis import advice, analyse
 from lab.report.model import parallelism
@@ -101,23 +101,6 @@ def _locust_stats(json_file: Path, seconds: float) -> dict[str, Any]:
     stats["rps"] = round(stats["requests"] / seconds, 3)
     stats["measured_seconds"] = round(seconds, 3)
     return stats
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where runs happen: the app for a configuration, and the command of a headless Locust run."""
-
-    name: str
-    make_app: Callable[[Knobs], Any]  # an AppServer or a compose.ComposeApp
-    locust_argv: Callable[[dict[str, Any], Path], list[str]]
-    locust_cpu: Callable[[subprocess.Popen[bytes]], float | None]  # CPU-seconds of the running load generator
-    postgres_cpu: Callable[[], float | None]  # CPU-seconds of PostgreSQL so far
-    load_generator_is_child: bool  # its exited processes are counted in our own rusage (native)
-
-
-def native_locust_argv(options: dict[str, Any], folder: Path) -> list[str]:
-    argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
-    return argv + [str(part) for pair in options.items() for part in pair]
 
 
 def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
@@ -306,7 +289,7 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, 
         "timeline": None,
         "model": dict(zip(("in_flight", "processes"), knobs.capacity(int_setting("DB_POOL_SIZE")), strict=True)),
     }
-    app = backend.make_app(knobs)
+    app = backend.app(knobs)
     try:
         try:
             app.start()
@@ -319,7 +302,8 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, 
                 "method": app.limit.describe() if app.limit else None,
                 "enforced": bool(app.limit and app.limit.enforced),
             }
-        state_hook(app=app.proc.pid if getattr(app, "proc", None) else None)
+        state_hook(app=backend.app_pid(app))
+        record["where"] = backend.run_facts(app)
         try:
             record["verification"] = verify(app, knobs)
         except (VerificationError, LabError) as error:  # a failed run is recorded, and the bench goes on
@@ -389,85 +373,60 @@ def run_experiment(
         flush=True,
     )
     stop_on_signals()
-    pg = place.postgres()
-    state: dict[str, Any] = {"supervisor": os.getpid(), "pg_port": place.pg_port, "cgroup": place.cgroup_name}
-
-    def state_hook(**pids: int | None) -> None:
-        state.update(pids)
-        place.stack_file.write_text(json.dumps(state))
-
-    from lab.native import down
-
-    if place.stack_file.exists():
-        prior = json.loads(place.stack_file.read_text() or "{}")
-        if prior.get("supervisor") and alive(prior["supervisor"]):
-            raise LabError("the lab is already running (make up, demo or bench): stop it with `make down` first")
-        down(place, quiet=True)
-    place.state.mkdir(parents=True, exist_ok=True)
-    state_hook()
-    if backend_name == "compose":
-        from lab import compose
-
-        if not folder.resolve().is_relative_to(RESULTS.resolve()):
-            raise LabError(f"with the compose backend, results must be under {RESULTS} (Locust's container mounts it)")
-        backend = Backend("compose", compose.ComposeApp, compose.locust_argv, compose.locust_cpu, compose.postgres_cpu, False)
-        for sub in ("locust", "timeline"):  # Locust's container runs as its image's own user
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-            (folder / sub).chmod(0o777)
-    else:
-        backend = Backend("native", lambda knobs: AppServer(knobs, place, pg.url), native_locust_argv,
-                          lambda locust: machine_cpu.tree(locust.pid), lambda: machine_cpu.tree(pg.pid()), True)  # fmt: skip
-    try:
-        if backend.name == "native":
-            pg.start()
-        info = machine.describe(pg.version() if backend.name == "native" else "the postgres image of compose.yaml")
-        manifest = folder / "experiment.json"
-        if not manifest.exists():
-            manifest.write_text(
-                json.dumps(
-                    {
-                        "name": experiment.name,
-                        "description": experiment.description,
-                        "definition": experiment.source,
-                        "runs": [r.as_dict() for r in experiment.runs],
-                        "backend": backend.name,
-                        "started_at": now(),
-                        "machine": info,
-                    },
-                    indent=2,
-                )
-            )
-        started = time.monotonic()
-        for n, (index, config) in enumerate(todo):
-            planned = sum(c.warmup + c.run_time for _, c in todo[n:])
-            # scale the plan by how long runs have really taken (start, verification, stop)
-            spent_per_planned = (time.monotonic() - started) / sum(c.warmup + c.run_time for _, c in todo[:n]) if n else 1.3
-            remaining = planned * spent_per_planned
-            print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
-            record = run_one(config, backend, folder, state_hook, calibrate)
-            record.update(
-                schema=SCHEMA,
-                experiment=experiment.name,
-                index=index,
-                total=len(experiment.runs),
-                config=config.as_dict(),
-                backend=backend.name,
-                machine=info,
-            )
-            write_record(folder, record)
-            write_summary(folder)
-            print("    " + _outcome(record), flush=True)
-        print(f"bench: done in {_duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
-        picks = advice([analyse(r) for r in load_records(folder)])
-        if picks:
-            print("bench: which to pick (`make report` draws the charts and gives the reasons):")
-            print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
-    finally:
-        if backend.name == "compose":
-            compose.down()
-        pg.stop()
-        place.stack_file.unlink(missing_ok=True)
+    backend = backends.get(backend_name, place)
+    with stack_state.claimed(place, backend.name) as state_hook:
+        try:
+            info = machine.describe(backend.open(folder, [c.cpus for c in experiment.runs])["postgres"])
+            _run_all(experiment, todo, folder, backend, info, state_hook, calibrate)
+        finally:
+            backend.close()
     return folder
+
+
+def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path, backend: Backend,
+             info: dict[str, Any], state_hook: Callable[..., None], calibrate: bool) -> None:  # fmt: skip
+    """Each configuration in turn, each record on disk before the next starts; then which to pick."""
+    manifest = folder / "experiment.json"
+    if not manifest.exists():
+        manifest.write_text(
+            json.dumps(
+                {
+                    "name": experiment.name,
+                    "description": experiment.description,
+                    "definition": experiment.source,
+                    "runs": [r.as_dict() for r in experiment.runs],
+                    "backend": backend.name,
+                    "started_at": now(),
+                    "machine": info,
+                },
+                indent=2,
+            )
+        )
+    started = time.monotonic()
+    for n, (index, config) in enumerate(todo):
+        planned = sum(c.warmup + c.run_time for _, c in todo[n:])
+        # scale the plan by how long runs have really taken (start, verification, stop)
+        spent_per_planned = (time.monotonic() - started) / sum(c.warmup + c.run_time for _, c in todo[:n]) if n else 1.3
+        remaining = planned * spent_per_planned
+        print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
+        record = run_one(config, backend, folder, state_hook, calibrate)
+        record.update(
+            schema=SCHEMA,
+            experiment=experiment.name,
+            index=index,
+            total=len(experiment.runs),
+            config=config.as_dict(),
+            backend=backend.name,
+            machine=info,
+        )
+        write_record(folder, record)
+        write_summary(folder)
+        print("    " + _outcome(record), flush=True)
+    print(f"bench: done in {_duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
+    picks = advice([analyse(r) for r in load_records(folder)])
+    if picks:
+        print("bench: which to pick (`make report` draws the charts and gives the reasons):")
+        print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
 
 
 def _outcome(record: dict[str, Any]) -> str:

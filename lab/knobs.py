@@ -100,6 +100,8 @@ SETTINGS = {
     "DB_POOL_SIZE": "100",
     "DB_PASSWORD": "lab-dev-password",
     "DJANGO_SECRET_KEY": "insecure-development-key-set-DJANGO_SECRET_KEY",
+    "IMAGES": "official",
+    "BUILD": "1",
 }
 NATIVE_ONLY = {"PG_PORT"}
 DERIVED = {"SERVICE"}
@@ -113,6 +115,20 @@ def setting(name: str) -> str:
 
 # The numeric settings and the values they take; validated with the knobs.
 SETTING_RANGES = {"APP_PORT": (1, 65535), "LOCUST_PORT": (1, 65535), "PG_PORT": (1, 65535), "DB_POOL_SIZE": (1, 250)}
+
+
+# The settings that take one of a few words: compose's image source, and whether it builds images.
+SETTING_CHOICES = {
+    "IMAGES": ("official", "local"),  # the registry's images, or stand-ins built here from Debian
+    "BUILD": ("1", "0"),  # 0: run the app images already built or pulled, without a build
+}
+
+
+def choice_setting(name: str) -> str:
+    value = setting(name)
+    if value not in SETTING_CHOICES[name]:
+        raise KnobError(f"{name}={value!r} is not valid: {name} takes one of {', '.join(SETTING_CHOICES[name])}")
+    return value
 
 
 def int_setting(name: str) -> int:
@@ -221,6 +237,8 @@ def from_environ() -> Knobs:
     knobs = parse(os.environ)
     for name in SETTING_RANGES:
         int_setting(name)
+    for name in SETTING_CHOICES:
+        choice_setting(name)
     return knobs
 
 

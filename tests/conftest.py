@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from lab import ROOT
+from lab.backends.native import AppServer, Place
 from lab.knobs import Knobs, parse
-from lab.native import AppServer, Place
 from lab.postgres import Postgres
 
 PYTHON = sys.executable

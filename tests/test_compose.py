@@ -166,7 +166,7 @@ def test_make_refuses_a_bad_mode_for_compose():
 
 
 def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
-    from lab import compose
+    from lab.backends import compose
     from lab.bench import RESULTS, locust_options, native_locust_argv
     from lab.experiments import load
 
@@ -190,7 +190,7 @@ def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_compose_bench_environment_names_the_mode_and_its_service(mode):
-    from lab import compose
+    from lab.backends import compose
 
     env = compose.compose_env(parse({"MODE": mode}))
     assert env["SERVICE"] == MODES[mode].service

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import ROOT
+from lab import ROOT, machine_cpu
 from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
 from lab.knobs import Knobs, int_setting, setting
 from lab.postgres import Postgres
-from lab.procs import alive, check_port_free, reap, signals_deferred, spawn, stop_group, stop_on_signals, wait_http_ok
+from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, stop_on_signals, wait_http_ok
 from lab.serve import launch, resolve
 
 BIN = Path(sys.executable).parent
@@ -112,6 +112,7 @@ class Stack:
     def _record(self) -> None:
         state = {
             "supervisor": os.getpid(),
+            "backend": "native",
             "app": self.app.proc.pid if self.app.proc else None,
             "locust": self.locust.pid if self.locust else None,
             "pg_port": self.place.pg_port,
@@ -125,7 +126,9 @@ class Stack:
     def __enter__(self) -> Stack:
         stop_on_signals()
         if self.place.stack_file.exists():
-            down(self.place, quiet=True)  # what a killed run left behind
+            from lab.backends import down
+
+            down(self.place)  # what runs already, or what a killed run left behind
         try:
             self._record()
             if self.locust_ui:
@@ -143,6 +146,22 @@ class Stack:
             self.stop()
             raise
         return self
+
+    @property
+    def url(self) -> str:
+        return self.app.url
+
+    @property
+    def limit(self) -> CpuLimit | None:
+        return self.app.limit
+
+    @property
+    def locust_url(self) -> str:
+        return f"http://127.0.0.1:{self.place.locust_port}"
+
+    @property
+    def logs(self) -> str:
+        return str(self.place.logs)
 
     def start_locust_ui(self) -> None:
         log = self.place.logs / "locust.log"
@@ -176,26 +195,56 @@ class Stack:
         self.place.stack_file.unlink(missing_ok=True)
 
 
-def down(place: Place | None = None, *, quiet: bool = False) -> None:
-    """Stop whatever the stack file says runs: ask the supervisor first, then make sure."""
-    place = place or Place()
-    try:
-        state = json.loads(place.stack_file.read_text())
-    except (OSError, ValueError):
-        state = {}
-    supervisor = state.get("supervisor")
-    if supervisor and supervisor != os.getpid() and alive(supervisor):
-        os.kill(supervisor, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while alive(supervisor) and time.monotonic() < deadline:
-            time.sleep(0.1)
+def stop_processes(place: Place, state: dict[str, object]) -> None:
+    """What a native stack file names, whatever is left in the server's cgroup, and PostgreSQL."""
     for key in ("locust", "app"):
         if state.get(key):
-            stop_group(state[key])
+            stop_group(int(state[key]))  # type: ignore[arg-type]
     for pid in leftover_pids(place.cgroup_name):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     place.postgres().stop()
-    place.stack_file.unlink(missing_ok=True)
-    if not quiet:
-        print("lab: stopped (PostgreSQL, app and Locust of this lab)")
+
+
+class NativeBackend:
+    """Runs as local processes: one PostgreSQL for the whole experiment, an app per run."""
+
+    name = "native"
+    load_generator_is_child = True
+
+    def __init__(self, place: Place | None = None) -> None:
+        self.place = place or Place()
+        self.pg = self.place.postgres()
+
+    def open(self, folder: Path | None, cpus: list[float]) -> dict[str, object]:
+        self.pg.start()
+        return {"postgres": self.pg.version()}
+
+    def app(self, knobs: Knobs) -> AppServer:
+        return AppServer(knobs, self.place, self.pg.url)
+
+    def app_pid(self, app: AppServer) -> int | None:
+        return app.proc.pid if app.proc else None
+
+    def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
+        argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+        return argv + [str(part) for pair in options.items() for part in pair]
+
+    def locust_cpu(self, locust: subprocess.Popen[bytes]) -> float | None:
+        return machine_cpu.tree(locust.pid)
+
+    def postgres_cpu(self) -> float | None:
+        return machine_cpu.tree(self.pg.pid())
+
+    def run_facts(self, app: AppServer) -> dict[str, object]:
+        return {}
+
+    def close(self) -> None:
+        self.pg.stop()
+
+    def serving(self, knobs: Knobs, *, locust_ui: bool = False, locust_workers: int = 1) -> Stack:
+        """PostgreSQL, the app and (for `make up`) one local Locust with its web UI; a context manager."""
+        return Stack(knobs, self.place, locust_ui=locust_ui)
+
+    def down(self, state: dict[str, object]) -> None:
+        stop_processes(self.place, state)

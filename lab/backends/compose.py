@@ -1,0 +1,286 @@
+"""The compose backend: the same runs as native, with PostgreSQL, the app and Locust in containers
+(compose.yaml). The commands are built here, in one place; CPU time is read from each container's
+own cgroup on the host (cgroup v1 or v2), as the native backend reads its server's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import ROOT, images, stack_state
+from lab.backends.native import Place
+from lab.cpulimit import CpuUsage
+from lab.knobs import Knobs, choice_setting, setting
+from lab.procs import LabError
+
+CONTAINER_RESULTS = Path("/results")  # where a bench's Locust container sees the results folder
+CONTAINER_APP = "http://app:8000"
+CGROUP = Path("/sys/fs/cgroup")
+REGISTRY_WORDS = ("pull", "registry", "manifest", "resolve", "docker.io", "no such host", "TLS handshake")
+
+
+def compose_env(knobs: Knobs) -> dict[str, str]:
+    """What `docker compose` reads for one configuration: the knobs, SERVICE from the mode table and
+    the images to run on."""
+    source = choice_setting("IMAGES")
+    return {**os.environ, **knobs.as_env(), "SERVICE": knobs.server.service, "IMAGES": source, **images.compose_env(source)}
+
+
+def compose(*args: str) -> list[str]:
+    return ["docker", "compose", "--project-directory", str(ROOT), *args]
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 900) -> str:
+    """A compose command; a failure raises with its output, and names IMAGES=local where the
+    registry was the problem."""
+    result = subprocess.run(compose(*args), env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        said = result.stderr.strip()[-1500:]
+        if env.get("IMAGES", "official") == "official" and any(word in said for word in REGISTRY_WORDS):
+            last = said.splitlines()[-1] if said else ""
+            raise LabError(f"docker compose could not get the official images ({last}): on a machine with no image "
+                           "registry, use IMAGES=local (stand-ins built here from Debian)")  # fmt: skip
+        raise LabError(f"docker compose {' '.join(args[:2])} failed: {said}")
+    return result.stdout
+
+
+def engine_cpus() -> int:
+    result = subprocess.run(["docker", "info", "--format", "{{.NCPU}}"], capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise LabError("no Docker engine answers: start one (`make engine` installs and starts Docker as root)")
+    return int(result.stdout.strip() or 0)
+
+
+def check_cpus(cpus: list[float]) -> None:
+    """Docker refuses a CPU limit above the engine's CPU count: say so before anything starts."""
+    most = engine_cpus()
+    too_many = sorted({c for c in cpus if c > most})
+    if too_many:
+        raise LabError(f"CPUS={too_many[-1]:g} is not valid here: the Docker engine has {most} CPUs, so CPUS takes 0 to {most}")
+
+
+def prepare(cpus: list[float]) -> dict[str, str]:
+    """Before the first container: the engine answers, every CPU limit fits it, and the images exist."""
+    check_cpus(cpus)
+    if choice_setting("IMAGES") == "local":
+        took = images.build_standins(lambda text: print(f"images: {text}", flush=True))
+        print("images: stand-ins ready (IMAGES=local; built here from Debian, no registry): " + ", ".join(took), flush=True)
+    return {}
+
+
+def container_pid(container: str) -> int | None:
+    result = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container], capture_output=True, text=True)
+    pid = int(result.stdout.strip() or 0) if result.returncode == 0 else 0
+    return pid or None
+
+
+def cgroup_usage(pid: int | None) -> CpuUsage | None:
+    """A container's CPU time and throttling, from the cgroup of its init process as the host sees it."""
+    if pid is None:
+        return None
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    paths = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") or [""]:
+            paths[controller] = path
+    try:
+        if "" in paths and (CGROUP / paths[""].lstrip("/") / "cpu.stat").exists():  # cgroup v2
+            stat = _keyed(CGROUP / paths[""].lstrip("/") / "cpu.stat")
+            return CpuUsage(stat["usage_usec"] / 1e6, stat.get("nr_throttled"), stat.get("throttled_usec", 0) / 1e6)
+        used = int((CGROUP / "cpuacct" / paths["cpuacct"].lstrip("/") / "cpuacct.usage").read_text())
+        stat = _keyed(CGROUP / "cpu" / paths["cpu"].lstrip("/") / "cpu.stat")
+        return CpuUsage(used / 1e9, stat.get("nr_throttled"), stat.get("throttled_time", 0) / 1e9)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def cgroup_quota(pid: int | None) -> float | None:
+    """The CPU limit the kernel enforces on a container, in CPUs (None: no limit, or unreadable)."""
+    if pid is None:
+        return None
+    try:
+        lines = dict(line.split(":", 2)[1:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines())
+    except OSError:
+        return None
+    for controllers, path in lines.items():
+        folder = CGROUP / path.lstrip("/")
+        if controllers == "" and (folder / "cpu.max").exists():
+            quota, period = (folder / "cpu.max").read_text().split()
+            return None if quota == "max" else int(quota) / int(period)
+        if "cpu" in controllers.split(","):
+            folder = CGROUP / "cpu" / path.lstrip("/")
+            quota = int((folder / "cpu.cfs_quota_us").read_text())
+            return None if quota < 0 else quota / int((folder / "cpu.cfs_period_us").read_text())
+    return None
+
+
+def _keyed(path: Path) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+
+
+class ComposeLimit:
+    """The app container's CPU limit, as the engine set it in the container's cgroup."""
+
+    def __init__(self, cpus: float, pid: int | None) -> None:
+        self.cpus = cpus
+        self.quota = cgroup_quota(pid)
+        self.enforced = cpus == 0 or (self.quota is not None and abs(self.quota - cpus) < 0.01)
+
+    def describe(self) -> str:
+        if self.cpus == 0:
+            return "none (CPUS=0)"
+        seen = "not found in the container's cgroup" if self.quota is None else f"{self.quota:g} CPU in the container's cgroup"
+        return f"Docker --cpus={self.cpus:g} (a CFS quota set by the engine; {seen})"
+
+
+class ComposeApp:
+    """The app container for one configuration; PostgreSQL stays up between runs."""
+
+    def __init__(self, knobs: Knobs) -> None:
+        self.knobs = knobs
+        self.env = compose_env(knobs)
+        self.limit: ComposeLimit | None = None
+        self.pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{setting('APP_PORT')}"
+
+    @property
+    def image(self) -> str:
+        return f"concurrency-lab-{self.env['SERVICE']}:{self.env['IMAGES']}"
+
+    def start(self) -> None:
+        run(["up", "--detach", "--wait", *build_flags(self.env), "postgres", "app"], self.env)
+        self.pid = container_pid(self.container())
+        self.limit = ComposeLimit(self.knobs.cpus, self.pid)
+
+    def container(self, service: str = "app") -> str:
+        return run(["ps", "--quiet", service], self.env).strip()
+
+    def usage(self) -> CpuUsage:
+        return cgroup_usage(self.pid) or CpuUsage(0.0)
+
+    def logs(self) -> str:
+        return run(["logs", "--no-color", "--tail", "200", "app"], self.env)
+
+    def stop(self) -> None:
+        run(["rm", "--stop", "--force", "app"], self.env)
+        self.pid = None
+
+
+LOCUST_CONTAINER = "concurrency-lab-bench-locust"  # named, so that its cgroup can be read while it runs
+
+
+def locust_argv(options: dict[str, object], results: Path) -> list[str]:
+    """Locust's headless run in a locust-master container, writing into the results folder, mounted."""
+    mapped = {k: CONTAINER_RESULTS / Path(v).relative_to(results) if isinstance(v, Path) else v for k, v in options.items()}
+    mapped["--host"] = CONTAINER_APP
+    argv = compose("run", "--rm", "--no-deps", "-T", "--name", LOCUST_CONTAINER, "--volume", f"{results}:{CONTAINER_RESULTS}",
+                   "locust-master", "-f", "/lab/locust/locustfile.py", "--headless", "--only-summary")  # fmt: skip
+    return argv + [str(part) for pair in mapped.items() for part in pair]
+
+
+def cpu_seconds(container: str) -> float | None:
+    usage = cgroup_usage(container_pid(container)) if container else None
+    return None if usage is None else usage.cpu_seconds
+
+
+def down(env: dict[str, str] | None = None) -> None:
+    """Every container, network and volume of the project; raises when compose cannot."""
+    run(["down", "--volumes", "--remove-orphans", "--timeout", "5"], env or dict(os.environ))
+
+
+class ComposeBackend:
+    """Runs in containers: PostgreSQL stays up for the whole experiment, an app container per run,
+    and each run's Locust in a container of its own."""
+
+    name = "compose"
+    load_generator_is_child = False
+
+    def __init__(self, place: Place | None = None) -> None:
+        self.place = place or Place()
+        self.env = dict(os.environ)
+        self.pg_container = ""
+
+    def open(self, folder: Path | None, cpus: list[float]) -> dict[str, object]:
+        prepare(cpus)
+        if folder is not None:
+            for sub in ("locust", "timeline"):  # Locust's container runs as its image's own user
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+                (folder / sub).chmod(0o777)
+        source = choice_setting("IMAGES")
+        print(f"bench: compose backend on {source} images: " + ", ".join(self.images().values()), flush=True)
+        return {"postgres": f"the {self.images()['POSTGRES_IMAGE']} image"}
+
+    def images(self) -> dict[str, str]:
+        chosen = images.compose_env(choice_setting("IMAGES"))
+        return {image.variable: chosen.get(image.variable, image.official) for image in images.IMAGES}
+
+    def app(self, knobs: Knobs) -> ComposeApp:
+        return ComposeApp(knobs)
+
+    def app_pid(self, app: ComposeApp) -> int | None:
+        return None  # the engine owns the container's processes: `make down` stops them through compose
+
+    def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
+        return locust_argv(options, results)
+
+    def locust_cpu(self, locust: subprocess.Popen[bytes]) -> float | None:
+        return cpu_seconds(LOCUST_CONTAINER)
+
+    def postgres_cpu(self) -> float | None:
+        if not self.pg_container:
+            self.pg_container = run(["ps", "--quiet", "postgres"], self.env).strip()
+        return cpu_seconds(self.pg_container)
+
+    def run_facts(self, app: ComposeApp) -> dict[str, object]:
+        named = [self.images()["POSTGRES_IMAGE"], app.image, self.images()["LOCUST_IMAGE"]]
+        return {"images": images.describe(named)}
+
+    def close(self) -> None:
+        down(self.env)
+
+    @contextmanager
+    def serving(self, knobs: Knobs, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[ComposeStack]:
+        """The stack of compose.yaml, healthy (`up --wait`); down, volumes and all, on the way out."""
+        with stack_state.claimed(self.place, self.name):
+            env = compose_env(knobs)
+            prepare([knobs.cpus])
+            locust = ["--scale", f"locust-worker={locust_workers}", "locust-master", "locust-worker"] if locust_ui else []
+            try:
+                run(["up", "--detach", "--wait", *build_flags(env), "postgres", "app", *locust], env)
+                app = ComposeApp(knobs)
+                app.pid = container_pid(app.container())
+                limit = ComposeLimit(knobs.cpus, app.pid)
+                print("lab: images: " + images.summary(self.run_facts(app)["images"]), flush=True)
+                locust_url = f"http://127.0.0.1:{setting('LOCUST_PORT')}"
+                yield ComposeStack(app.url, limit, locust_url, "make logs (docker compose logs)")
+            finally:
+                down(env)
+
+    def down(self, state: dict[str, object]) -> None:
+        down(self.env)
+
+
+@dataclass(frozen=True)
+class ComposeStack:
+    url: str
+    limit: ComposeLimit
+    locust_url: str
+    logs: str
+
+
+def build_flags(env: dict[str, str]) -> list[str]:
+    """Build the app image unless BUILD=0; never reach for a registry with IMAGES=local."""
+    build = ["--build"] if choice_setting("BUILD") == "1" else []
+    return build + (["--pull", "never"] if env["IMAGES"] == "local" else [])
