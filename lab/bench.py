@@ -139,7 +139,7 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
     started = time.monotonic()
     log = work / f"{config.id}.log"
     with signals_deferred():
-        locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
+        locust = spawn(argv, cwd=ROOT, env=backend.locust_env(config.knobs), log=log)
     try:
         state_hook(locust=locust.pid)
         usage_from = None
@@ -160,7 +160,10 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         reap(locust)
         state_hook(locust=None)
     if locust.returncode != 0:
-        raise LabError(f"Locust exited with code {locust.returncode}; see {log}")
+        said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
+        raise LabError(
+            f"Locust exited with code {locust.returncode} ({said[0].strip()[:300] if said else 'no output'}); see {log}"
+        )
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         window = json.loads(window_file.read_text())

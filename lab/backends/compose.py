@@ -185,8 +185,10 @@ def locust_argv(options: dict[str, object], results: Path) -> list[str]:
     """Locust's headless run in a locust-master container, writing into the results folder, mounted."""
     mapped = {k: CONTAINER_RESULTS / Path(v).relative_to(results) if isinstance(v, Path) else v for k, v in options.items()}
     mapped["--host"] = CONTAINER_APP
-    argv = compose("run", "--rm", "--no-deps", "-T", "--name", LOCUST_CONTAINER, "--volume", f"{results}:{CONTAINER_RESULTS}",
-                   "locust-master", "-f", "/lab/locust/locustfile.py", "--headless", "--only-summary")  # fmt: skip
+    pull = ["--pull", "never"] if choice_setting("IMAGES") == "local" else []
+    argv = compose("run", "--rm", "--no-deps", "-T", *pull, "--name", LOCUST_CONTAINER, "--volume",
+                   f"{results}:{CONTAINER_RESULTS}", "locust-master", "-f", "/lab/locust/locustfile.py", "--headless",
+                   "--only-summary")  # fmt: skip
     return argv + [str(part) for pair in mapped.items() for part in pair]
 
 
@@ -234,6 +236,9 @@ class ComposeBackend:
 
     def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
         return locust_argv(options, results)
+
+    def locust_env(self, knobs: Knobs) -> dict[str, str]:
+        return compose_env(knobs)
 
     def locust_cpu(self, locust: subprocess.Popen[bytes]) -> float | None:
         return cpu_seconds(LOCUST_CONTAINER)

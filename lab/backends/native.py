@@ -230,6 +230,9 @@ class NativeBackend:
         argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
         return argv + [str(part) for pair in options.items() for part in pair]
 
+    def locust_env(self, knobs: Knobs) -> dict[str, str]:
+        return dict(os.environ)
+
     def locust_cpu(self, locust: subprocess.Popen[bytes]) -> float | None:
         return machine_cpu.tree(locust.pid)
 
