@@ -376,18 +376,26 @@ def run_experiment(
         flush=True,
     )
     stop_on_signals()
-    backend = backends.get(backend_name, place)
-    with stack_state.claimed(place, backend.name) as state_hook:
+    # an experiment that compares backends names each run's own; the others run where the bench was told
+    names = sorted({c.backend or backend_name for c in experiment.runs}, key=backends.BACKENDS.index)
+    opened: dict[str, tuple[Backend, dict[str, Any]]] = {}
+    with stack_state.claimed(place, names) as state_hook:
         try:
-            info = machine.describe(backend.open(folder, [c.cpus for c in experiment.runs])["postgres"])
-            _run_all(experiment, todo, folder, backend, info, state_hook, calibrate)
+            for name in names:
+                backend = backends.get(name, place)
+                opened[name] = backend, {}
+                cpus = [c.cpus for c in experiment.runs if (c.backend or backend_name) == name]
+                opened[name] = backend, machine.describe(backend.open(folder, cpus)["postgres"])
+            _run_all(experiment, todo, folder, lambda c: opened[c.backend or backend_name], state_hook, calibrate)
         finally:
-            backend.close()
+            for backend, _ in opened.values():
+                backend.close()
     return folder
 
 
-def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path, backend: Backend,
-             info: dict[str, Any], state_hook: Callable[..., None], calibrate: bool) -> None:  # fmt: skip
+def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path,
+             where: Callable[[RunConfig], tuple[Backend, dict[str, Any]]], state_hook: Callable[..., None],
+             calibrate: bool) -> None:  # fmt: skip
     """Each configuration in turn, each record on disk before the next starts; then which to pick."""
     manifest = folder / "experiment.json"
     if not manifest.exists():
@@ -398,9 +406,9 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
                     "description": experiment.description,
                     "definition": experiment.source,
                     "runs": [r.as_dict() for r in experiment.runs],
-                    "backend": backend.name,
+                    "backends": sorted({where(c)[0].name for c in experiment.runs}),
                     "started_at": now(),
-                    "machine": info,
+                    "machine": where(experiment.runs[0])[1],
                 },
                 indent=2,
             )
@@ -412,6 +420,7 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
         spent_per_planned = (time.monotonic() - started) / sum(c.warmup + c.run_time for _, c in todo[:n]) if n else 1.3
         remaining = planned * spent_per_planned
         print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
+        backend, info = where(config)
         record = run_one(config, backend, folder, state_hook, calibrate)
         record.update(
             schema=SCHEMA,

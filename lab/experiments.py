@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from lab import ROOT
+from lab.backends import BACKENDS
 from lab.knobs import KNOBS, KnobError, Knobs, applies, parse
 from lab.modes import MODES
 
 EXPERIMENTS = ROOT / "experiments"
 # An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.
 KNOB_KEYS = {"modes": "MODE", "workloads": "WORKLOAD"}
-RUN_KEYS = ("warmup", "run_time", "locust_processes")  # how a run is measured, not how the server runs
-LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "mix_cpu_share")
+RUN_KEYS = ("warmup", "run_time", "locust_processes", "backends")  # how and where a run is measured
+LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "mix_cpu_share",
+             "backends")  # fmt: skip
 SCALAR_KEYS = ("io_seconds", "primes_limit", "spawn_rate", *RUN_KEYS)
 DEFAULTS: dict[str, Any] = {
     "workloads": ["io", "cpu"],
@@ -39,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup": 2.0,
     "run_time": 10.0,
     "locust_processes": 1,
+    "backends": [None],  # None: the backend the bench was given; a list runs each configuration on each
 }
 
 
@@ -86,13 +89,17 @@ class RunConfig:
     warmup: float
     run_time: float  # measured seconds, after the warm-up
     locust_processes: int = 1
+    backend: str | None = None  # set where an experiment compares backends: the run's own
 
     def __getattr__(self, name: str) -> Any:  # config.mode, config.users, ...: the knobs themselves
         return getattr(self.knobs, name)
 
     @property
     def names(self) -> RunNames:
-        return run_names(self.knobs)
+        names = run_names(self.knobs)
+        if self.backend is None:
+            return names
+        return RunNames(f"{names.id}-{self.backend}", f"{names.label} [{self.backend}]")
 
     @property
     def id(self) -> str:
@@ -102,7 +109,7 @@ class RunConfig:
         """The record's `config`: every knob, and the run's own keys (run_time in seconds)."""
         knobs = {k: v for k, v in asdict(self.knobs).items() if k != "run_time"}
         return {**asdict(self.names), **knobs, "warmup": self.warmup, "run_time": self.run_time,
-                "locust_processes": self.locust_processes}  # fmt: skip
+                "locust_processes": self.locust_processes, "backend": self.backend}  # fmt: skip
 
 
 def knobs_of(config: dict[str, Any]) -> Knobs:
@@ -160,7 +167,10 @@ def _config(values: dict[str, Any]) -> RunConfig:
     if mode is not None:
         env = {name: value for name, value in env.items() if applies(name, mode, env.get("WORKLOAD", ""))}
     env["RUN_TIME"] = f"{math.ceil(warmup + run_time)}s"  # the whole Locust run, as `make up` would be told
-    return RunConfig(parse(env), warmup, run_time, processes)
+    backend = values["backends"]
+    if backend not in (None, *BACKENDS):
+        raise ValueError(f"backends takes {' and '.join(BACKENDS)}, not {backend!r}")
+    return RunConfig(parse(env), warmup, run_time, processes, backend)
 
 
 def load(name: str) -> Experiment:

@@ -32,7 +32,7 @@ def stop_supervisor(state: dict[str, Any]) -> None:
 
 
 @contextmanager
-def claimed(place: Any, backend: str) -> Iterator[Callable[..., None]]:
+def claimed(place: Any, backends: list[str]) -> Iterator[Callable[..., None]]:
     """Hold the stack file for the duration; yields a hook that records pids as they start."""
     from lab.backends import stop_leftovers
 
@@ -41,7 +41,7 @@ def claimed(place: Any, backend: str) -> Iterator[Callable[..., None]]:
         raise LabError("the lab is already running (make up, demo or bench): stop it with `make down` first")
     if place.stack_file.exists():
         stop_leftovers(place, prior)  # what a killed run left behind
-    state: dict[str, Any] = {"supervisor": os.getpid(), "backend": backend, "pg_port": place.pg_port,
+    state: dict[str, Any] = {"supervisor": os.getpid(), "backends": backends, "pg_port": place.pg_port,
                              "cgroup": place.cgroup_name}  # fmt: skip
 
     def record(**values: Any) -> None:

@@ -86,20 +86,25 @@ def get(name: str, place: Any = None) -> Backend:
     raise ValueError(f"BACKEND={name!r} is not valid: BACKEND takes auto, {' or '.join(BACKENDS)}")
 
 
+def started(state: dict[str, Any]) -> list[str]:
+    """The backends a stack file says were started (a lab that wrote none ran natively)."""
+    return state.get("backends") or ["native"]
+
+
 def stop_leftovers(place: Any, state: dict[str, Any]) -> None:
-    """Stop what a stack file says runs, on the backend that started it."""
-    get(state.get("backend", "native"), place).down(state)
+    """Stop what a stack file says runs, on the backends that started it."""
+    for name in started(state):
+        get(name, place).down(state)
 
 
 def down(place: Any = None) -> str:
-    """`make down`: stop whatever `make up`, `demo` or `bench` started, on its own backend."""
+    """`make down`: stop whatever `make up`, `demo` or `bench` started, on its own backends."""
     from lab import stack_state
     from lab.backends.native import Place
 
     place = place or Place()
     state = stack_state.read(place)
-    backend = state.get("backend", "native")
     stack_state.stop_supervisor(state)
-    get(backend, place).down(state)
+    stop_leftovers(place, state)
     place.stack_file.unlink(missing_ok=True)
-    return backend
+    return " and ".join(started(state))

@@ -258,7 +258,7 @@ class ComposeBackend:
     @contextmanager
     def serving(self, knobs: Knobs, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[ComposeStack]:
         """The stack of compose.yaml, healthy (`up --wait`); down, volumes and all, on the way out."""
-        with stack_state.claimed(self.place, self.name):
+        with stack_state.claimed(self.place, [self.name]):
             env = compose_env(knobs)
             prepare([knobs.cpus])
             locust = ["--scale", f"locust-worker={locust_workers}", "locust-master", "locust-worker"] if locust_ui else []

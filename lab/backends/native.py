@@ -112,7 +112,7 @@ class Stack:
     def _record(self) -> None:
         state = {
             "supervisor": os.getpid(),
-            "backend": "native",
+            "backends": ["native"],
             "app": self.app.proc.pid if self.app.proc else None,
             "locust": self.locust.pid if self.locust else None,
             "pg_port": self.place.pg_port,

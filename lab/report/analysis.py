@@ -413,3 +413,53 @@ def quick_checks(records: list[dict[str, Any]], demos: list[dict[str, Any]]) -> 
             }
         )
     return rows
+
+
+PARITY_GAP = 0.15  # a compose/native ratio further than this from 1 is named, with its cause
+
+
+def parity(rows: list[Row]) -> list[dict[str, Any]]:
+    """The same configuration measured on both backends, side by side: compose/native of throughput
+    and p95, and where they differ by more than PARITY_GAP, what the records say differed."""
+    pairs: dict[str, dict[str, Row]] = defaultdict(dict)
+    for row in rows:
+        if row.ok and row.config.get("backend"):
+            pairs[run_names(knobs_of(row.config)).label + " · " + row.config["workload"]][row.config["backend"]] = row
+    found = []
+    for name, both in pairs.items():
+        if set(both) != {"native", "compose"}:
+            continue
+        native, compose = both["native"], both["compose"]
+        rps = compose.rps / native.rps if native.rps else None
+        p95 = (
+            compose.record["locust"]["p95_ms"] / native.record["locust"]["p95_ms"] if native.record["locust"]["p95_ms"] else None
+        )
+        gap = any(r is not None and abs(r - 1) > PARITY_GAP for r in (rps, p95))
+        found.append({"run": name, "native": native, "compose": compose, "rps_ratio": rps, "p95_ratio": p95,
+                      "cause": _parity_cause(native, compose) if gap else ""})  # fmt: skip
+    return found
+
+
+def _parity_cause(native: Row, compose: Row) -> str:
+    """What the two records say differed: the server's CPU per request, the engine's own CPU (its port
+    proxy and runtime, counted as 'other'), a bound, or throttling."""
+    causes = []
+    for row in (native, compose):
+        if row.bounded_by:
+            causes.append(f"the {row.config['backend']} run was bounded by {row.bounded_by}")
+    per = [r.record["server"]["cpu_seconds_per_request"] or 0 for r in (native, compose)]
+    if per[0] and abs(per[1] / per[0] - 1) > PARITY_GAP:
+        causes.append(f"the server's CPU per request was {per[0] * 1000:.1f} ms native, {per[1] * 1000:.1f} ms in its container")
+    other = [((r.record.get("machine_cpu") or {}).get("parts_cpu_seconds") or {}).get("other") or 0 for r in (native, compose)]
+    seconds = compose.record["locust"]["measured_seconds"] or 1
+    if other[1] - other[0] > 0.1 * seconds:
+        causes.append(
+            f"the engine itself (port proxy, runtime) used {(other[1] - other[0]) / seconds:.2f} CPU more, on shared cores"
+        )
+    throttled = [r.record["server"].get("throttled_seconds") or 0 for r in (native, compose)]
+    if abs(throttled[1] - throttled[0]) > 0.1 * seconds:
+        causes.append(f"the CPU quota throttled the server {throttled[0]:.1f} s native, {throttled[1]:.1f} s in its container")
+    delayed = [delayed_ack_floor(r.record) for r in (native, compose)]
+    if bool(delayed[0]) != bool(delayed[1]):
+        causes.append("only one backend's replies waited for delayed ACKs")
+    return "; ".join(causes) or "nothing the records show: noise of shared cores, or overhead outside the parts the lab measures"

@@ -11,7 +11,7 @@ from typing import Any
 from lab.modes import MODES
 from lab.records import RecordError, load_records
 from lab.report import charts
-from lab.report.analysis import Row, advice, analyse, conclusions, quick_checks
+from lab.report.analysis import Row, advice, analyse, conclusions, parity, quick_checks
 
 TABLE_COLUMNS = (
     "run",
@@ -112,6 +112,26 @@ def quick_table(checks: list[dict[str, Any]]) -> list[list[str]]:
     ]
 
 
+PARITY_COLUMNS = ("run", "native req/s", "compose req/s", "compose/native", "native p95 ms", "compose p95 ms",
+                  "compose/native p95", "gap over 15%: cause")  # fmt: skip
+
+
+def parity_table(pairs: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            p["run"],
+            _n(p["native"].rps),
+            _n(p["compose"].rps),
+            _n(p["rps_ratio"], 2),
+            _n(p["native"].record["locust"]["p95_ms"], 0),
+            _n(p["compose"].record["locust"]["p95_ms"], 0),
+            _n(p["p95_ratio"], 2),
+            p["cause"] or "–",
+        ]
+        for p in pairs
+    ]
+
+
 QUICK_COLUMNS = ("mode", "workload", "each reply", "total", "÷ nothreading", "post's total", "post's ÷ nothreading")
 
 
@@ -138,6 +158,12 @@ THEORY = (
     "(measured from the server's cgroup), X ≤ min(U, C) / (D_io + D_cpu) and X ≤ P / D_cpu. In a mix, D_io and "
     "D_cpu are the means per request (the io share times the wait), and each kind's throughput is its share of X. "
     "'binds' says which bound is lower; measured/predicted near 1 means the model explains the run."
+)
+
+
+PARITY_TEXT = (
+    "Each configuration measured natively and in containers (compose): the ratio compose/native of throughput "
+    "and of p95 latency. A gap over 15% is named with what the two records say differed."
 )
 
 
@@ -201,6 +227,9 @@ def build(folder: Path) -> Path:
     modes = [(m, MODES[m].summary) for m in MODES if any(r.config["mode"] == m for r in rows)]
     md += ["", "## Modes compared", ""] + [f"- `{m}`: {summary}" for m, summary in modes]
     md += ["", "## Runs: measured and predicted", "", THEORY, "", _md_table(TABLE_COLUMNS, run_table(rows)), ""]
+    pairs = parity(rows)
+    if pairs:
+        md += ["## The same runs on both backends", "", PARITY_TEXT, "", _md_table(PARITY_COLUMNS, parity_table(pairs)), ""]
     md += ["## Charts", ""] + [f"### {t}\n\n![{t}]({p.name})\n" for t, p in pngs]
     if checks:
         md += [
@@ -237,6 +266,9 @@ def build(folder: Path) -> Path:
     modes_html = "".join(f"<li><code>{m}</code>: {html.escape(summary)}</li>" for m, summary in modes)
     body += [f"<h2>Modes compared</h2><ul>{modes_html}</ul>", "<h2>Runs: measured and predicted</h2>"]
     body += [f"<p>{html.escape(THEORY)}</p>", _html_table(TABLE_COLUMNS, run_table(rows))]
+    if pairs:
+        body += ["<h2>The same runs on both backends</h2>", f"<p>{html.escape(PARITY_TEXT)}</p>",
+                 _html_table(PARITY_COLUMNS, parity_table(pairs))]  # fmt: skip
     body += ["<h2>Charts</h2>"] + [f"<h3>{html.escape(t)}</h3>{img(p)}" for t, p in pngs]
     if checks:
         body += [
