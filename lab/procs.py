@@ -93,7 +93,14 @@ def _exists(send: Callable[[int, int], None], target: int) -> bool:
 
 
 def alive(pid: int) -> bool:
-    return _exists(os.kill, pid)
+    """Running: a process that has exited but is not yet reaped by its parent (a zombie) is not."""
+    if not _exists(os.kill, pid):
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust the signal
+    return stat[stat.rfind(")") + 2 :].split(" ", 1)[0] != "Z"
 
 
 def group_alive(pgid: int) -> bool:

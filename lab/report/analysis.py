@@ -424,7 +424,9 @@ def parity(rows: list[Row]) -> list[dict[str, Any]]:
     pairs: dict[str, dict[str, Row]] = defaultdict(dict)
     for row in rows:
         if row.ok and row.config.get("backend"):
-            pairs[run_names(knobs_of(row.config)).label + " · " + row.config["workload"]][row.config["backend"]] = row
+            c = row.config
+            name = f"{run_names(knobs_of(c)).label} · {c['workload']} · {c['users']} users, {_limit(c['cpus'])}"
+            pairs[name][c["backend"]] = row
     found = []
     for name, both in pairs.items():
         if set(both) != {"native", "compose"}:
