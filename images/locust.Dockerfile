@@ -6,7 +6,7 @@ COPY images/wheels/ /wheels/
 RUN pip install --no-cache-dir --no-index --find-links /wheels locust==2.47.0 \
     && rm -rf /wheels \
     && useradd --create-home --uid 1000 locust
-USER locust
+USER 1000
 WORKDIR /home/locust
 EXPOSE 8089 5557
 ENTRYPOINT ["locust"]

