@@ -18,7 +18,7 @@ from lab.procs import Interrupted, LabError
 from lab.records import RecordError
 
 
-def _plan(knobs: Knobs, limit: Limit | None) -> None:
+def _show_plan(knobs: Knobs, limit: Limit | None) -> None:
     print(f"lab: MODE={knobs.mode} ({knobs.server.summary})")
     print(
         f"lab: WORKLOAD={knobs.workload} IO_SECONDS={knobs.io_seconds:g} PRIMES_LIMIT={knobs.primes_limit} "
@@ -36,7 +36,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     ready = False
     try:
         with backend.serving(knobs, locust_ui=True, locust_workers=args.locust_workers) as stack:
-            _plan(knobs, stack.limit)
+            _show_plan(knobs, stack.limit)
             print(f"lab: app     {stack.url}/currency/convert?from=usd&to=gbp")
             print(f"lab: Locust  {stack.locust_url}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)")
             print(f"lab: logs: {stack.logs}; Ctrl-C or `make down` stops everything", flush=True)
@@ -58,13 +58,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lab.demo import quick_check, render
+    from lab.quick_check import quick_check, render
 
     knobs = from_environ()
     backend = backends.get(args.backend)
     print(f"lab: starting PostgreSQL and the {knobs.mode} server ({backend.name} backend)...", flush=True)
     with backend.serving(knobs) as stack:
-        _plan(knobs, stack.limit)
+        _show_plan(knobs, stack.limit)
         check = quick_check(stack.url, knobs.mode, knobs.workload, args.requests)
         limit = stack.limit.describe() if stack.limit else None
     print(render(check))

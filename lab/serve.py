@@ -17,13 +17,13 @@ from lab.knobs import KnobError, Knobs, from_environ
 
 
 @dataclass(frozen=True)
-class Launch:
+class ServerPlan:
     cwd: Path
     argv: list[str]
     env: dict[str, str]
 
 
-def launch(knobs: Knobs, *, host: str, port: int, base_env: dict[str, str] | None = None) -> Launch:
+def server_plan(knobs: Knobs, *, host: str, port: int, base_env: dict[str, str] | None = None) -> ServerPlan:
     """The folder, command and environment that serve `knobs.mode` on host:port."""
     mode = knobs.server
     env = dict(os.environ if base_env is None else base_env)
@@ -32,7 +32,7 @@ def launch(knobs: Knobs, *, host: str, port: int, base_env: dict[str, str] | Non
     env["PYTHONPATH"] = str(ROOT)
     env.setdefault("DJANGO_SETTINGS_MODULE", "banksite.settings")
     argv = mode.command(host=host, port=port, workers=knobs.workers, threads=knobs.threads)
-    return Launch(ROOT / "services" / mode.service, argv, env)
+    return ServerPlan(ROOT / "services" / mode.service, argv, env)
 
 
 def resolve(argv: list[str], bin_dir: Path) -> list[str]:
@@ -55,7 +55,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    plan = launch(knobs, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("APP_PORT", "8000")))
+    plan = server_plan(knobs, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("APP_PORT", "8000")))
     print(f"lab.serve: MODE={knobs.mode} {' '.join(plan.argv)}", file=sys.stderr, flush=True)
     os.chdir(plan.cwd)
     os.execvpe(plan.argv[0], plan.argv, plan.env)

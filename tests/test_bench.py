@@ -178,7 +178,7 @@ def test_every_record_keeps_the_machine_and_its_parts(smoke_results):
 def test_an_offload_run_at_two_cpus_uses_more_than_one_and_a_half(tmp_path):
     experiment = tmp_path / "offload.toml"
     experiment.write_text(
-        'primes_limit = 30_000\nwarmup = 1\nrun_time = 4\nusers = 4\ncpus = 2\n'
+        "primes_limit = 30_000\nwarmup = 1\nrun_time = 4\nusers = 4\ncpus = 2\n"
         '[[matrix]]\nmodes = "async"\nworkloads = "cpu"\ncpu_offload = "process"\n'
     )
     place = make_place(tmp_path / "state", 6)
@@ -210,7 +210,7 @@ def test_a_fast_server_on_a_full_machine_is_flagged_as_bounded_by_the_machine(tm
 @pytest.mark.parametrize(("server_cpu", "bounded"), [(1.95, False), (1.2, True)])
 def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_could_use(server_cpu, bounded):
     """At CPUS=2 on two cores a cpu-bound server fills the machine itself: that is its own limit."""
-    from lab.bench import judge
+    from lab.checks import judge
     from lab.experiments import expand
 
     (config,) = expand("t", {"matrix": [{"modes": "gunicorn", "workloads": "cpu", "cpus": 2}]}).runs

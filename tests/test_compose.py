@@ -19,7 +19,7 @@ from lab import ROOT
 from lab.images import IMAGES
 from lab.knobs import DERIVED, KNOBS, NOT_IN_COMPOSE, SETTINGS, parse
 from lab.modes import MODES, SERVICES
-from lab.serve import launch
+from lab.serve import server_plan
 
 SITE = Path(__import__("compose").__file__).parent
 DOCKER_COMPOSE = SITE / "docker-compose"  # the real binary; the pip entry point always exits 0
@@ -99,7 +99,7 @@ def test_image_runs_lab_serve_as_non_root_with_the_native_requirements(service):
     text = dockerfile()
     assert 'ENTRYPOINT ["python", "-m", "lab.serve"]' in text
     assert re.search(r"^USER (?!root|0\b)\S+", text, re.M)
-    assert "pip install --no-cache-dir \"$@\" --find-links /wheels -r requirements/services.txt" in text
+    assert 'pip install --no-cache-dir "$@" --find-links /wheels -r requirements/services.txt' in text
     assert "-r services.txt" in (ROOT / "requirements" / "lab.txt").read_text()
     assert image_env(service)["SERVICE"] == service
     assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim", text, re.M)
@@ -127,9 +127,9 @@ def test_container_runs_what_native_runs(mode, extra):
 
     image = image_env(m.service)
     container_env = {**image, **{k: v for k, v in app["environment"].items() if v is not None}}
-    in_container = launch(parse(container_env), host=image["HOST"], port=int(image["APP_PORT"]), base_env=container_env)
+    in_container = server_plan(parse(container_env), host=image["HOST"], port=int(image["APP_PORT"]), base_env=container_env)
     native_knobs = parse(knob_env)
-    native = launch(native_knobs, host="127.0.0.1", port=8000, base_env={})
+    native = server_plan(native_knobs, host="127.0.0.1", port=8000, base_env={})
 
     def normal(argv: list[str], host: str) -> list[str]:
         return [part.replace(host, "{host}") for part in argv]
@@ -195,8 +195,9 @@ def test_make_refuses_a_bad_mode_for_compose():
 def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
     from lab.backends import compose
     from lab.backends.native import NativeBackend
-    from lab.bench import RESULTS, locust_options
+    from lab.bench import RESULTS
     from lab.experiments import load
+    from lab.measure import locust_options
 
     config = load("quick").runs[0]
     folder = RESULTS / "quick-test"

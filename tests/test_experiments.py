@@ -11,7 +11,7 @@ from lab.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
 from lab.knobs import KNOBS, parse
 from lab.modes import MODES
 from lab.records import REQUIRED, RecordError, load_records, validate
-from lab.serve import launch
+from lab.serve import server_plan
 
 
 def test_product_of_the_lists():
@@ -121,7 +121,7 @@ def test_every_knob_of_every_shipped_run_reaches_the_server(name):
     """What the server reads from its environment is the run's configuration, knob by knob: an
     offload run offloads, a no-pool run has no pool (both were once dropped on the way)."""
     for run in load(name).runs:
-        env = launch(run.knobs, host="127.0.0.1", port=8000, base_env={}).env
+        env = server_plan(run.knobs, host="127.0.0.1", port=8000, base_env={}).env
         assert set(KNOBS) <= set(env)
         assert parse(env) == run.knobs, run.id
         assert knobs_of(run.as_dict()) == replace(run.knobs, run_time="1m"), run.id  # the record says the same

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lab.demo import quick_check
+from lab.quick_check import quick_check
 
 from .conftest import running
 

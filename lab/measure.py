@@ -1,0 +1,194 @@
+"""Measuring one run: a headless Locust run with a warm-up, its statistics (io and cpu requests
+apart), and the CPU of the server, PostgreSQL, the load generator and the whole machine, read
+from the kernel around the measured window."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from lab import ROOT, machine_cpu
+from lab import timeline as requests_timeline
+from lab.backends import Backend
+from lab.endpoint import request_name
+from lab.experiments import RunConfig
+from lab.knobs import REQUEST_WORKLOADS
+from lab.procs import LabError, reap, signals_deferred, spawn
+from lab.records import KIND_PERCENTILES
+
+
+def percentile(histogram: dict[float, int], fraction: float) -> float | None:
+    """The response time below which `fraction` of requests fell, from Locust's histogram
+    (response time, rounded as Locust rounds it -> count), computed as Locust computes it."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    wanted = int(total * fraction)
+    seen = 0
+    for value in sorted(histogram, reverse=True):
+        seen += histogram[value]
+        if total - seen <= wanted:
+            return float(value)
+    return float(min(histogram))
+
+
+def _entry_stats(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests, failures and latency percentiles of Locust's entries taken together."""
+    histogram: dict[float, int] = {}
+    requests = failures = 0
+    total_ms, max_ms = 0.0, 0.0
+    for entry in entries:
+        requests += entry["num_requests"]
+        failures += entry["num_failures"]
+        total_ms += entry["total_response_time"]
+        max_ms = max(max_ms, entry["max_response_time"] or 0.0)
+        for value, count in entry["response_times"].items():
+            histogram[float(value)] = histogram.get(float(value), 0) + count
+    return {
+        "requests": requests, "failures": failures, "failure_ratio": round(failures / requests, 4) if requests else None,
+        "avg_ms": round(total_ms / requests, 2) if requests else None,
+        **{f"p{p}_ms": percentile(histogram, p / 100) for p in (50, 90, 95, 99)}, "max_ms": round(max_ms, 2),
+    }  # fmt: skip
+
+
+def _locust_stats(json_file: Path, seconds: float) -> dict[str, Any]:
+    """Statistics of the measured window from Locust's final JSON (its CSV may lag the end): for all
+    requests, and for io and cpu requests apart (Locust names them by kind)."""
+    entries = json.loads(json_file.read_text())
+    stats = {**_entry_stats(entries), "by_workload": {}}
+    for kind in REQUEST_WORKLOADS:
+        mine = [e for e in entries if e["name"] == request_name(kind)]
+        if mine:
+            kept = _entry_stats(mine)
+            stats["by_workload"][kind] = {k: kept[k] for k in ("requests", "failures", *KIND_PERCENTILES)}
+            stats["by_workload"][kind]["rps"] = round(kept["requests"] / seconds, 3)
+    stats["rps"] = round(stats["requests"] / seconds, 3)
+    stats["measured_seconds"] = round(seconds, 3)
+    return stats
+
+
+def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
+    """Where a run's Locust output, timeline and measured window go."""
+    work, timelines = folder / "locust", folder / "timeline"
+    return work, timelines / f"{config.id}.csv", work / f"{config.id}.window.json"
+
+
+def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
+    """A headless run's options, whichever backend runs Locust."""
+    work, timeline, window_file = _paths(folder, config)
+    options = {
+        "--host": url, "--users": config.users, "--spawn-rate": f"{config.spawn_rate:g}",
+        "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
+        "--json-file": work / config.id, "--loglevel": "WARNING", "--exit-code-on-error": 0,
+        "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
+        "--lab-workload": config.workload, "--lab-cpu-share": f"{config.mix_cpu_share:g}",
+    }  # fmt: skip
+    if config.locust_processes > 1:
+        options["--processes"] = config.locust_processes
+    return options
+
+
+def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend: Backend) -> dict[str, Any]:
+    """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
+    load generator's CPU are read from the kernel around it."""
+    work, timeline, window_file = _paths(folder, config)
+    work.mkdir(parents=True, exist_ok=True)
+    timeline.parent.mkdir(exist_ok=True)
+    prefix = work / config.id
+    window_file.unlink(missing_ok=True)
+    total = config.warmup + config.run_time
+    options = locust_options(config, app.url, folder)
+    argv = backend.locust_argv(options, folder)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    log = work / f"{config.id}.log"
+    with signals_deferred():
+        locust = spawn(argv, cwd=ROOT, env=backend.locust_env(config.knobs), log=log)
+    try:
+        state_hook(locust=locust.pid)
+        usage_from = None
+        deadline = started + total + 60
+        polled = time.monotonic()
+        while locust.poll() is None:
+            if usage_from is None and window_file.exists():  # Locust has just reset its statistics
+                usage_from, machine_from = app.usage(), machine_cpu.machine()
+                pg_from, loadgen_from = backend.postgres_cpu(), backend.locust_cpu(locust)
+                loadgen_last = loadgen_from
+            if time.monotonic() > deadline:
+                raise LabError(f"Locust did not finish within {total + 60:g} s; see {log}")
+            if usage_from is not None and time.monotonic() - polled > 0.5:  # its last reading before it exits
+                polled, loadgen_last = time.monotonic(), backend.locust_cpu(locust) or loadgen_last
+            time.sleep(0.05)
+        usage_to, machine_to, pg_to = app.usage(), machine_cpu.machine(), backend.postgres_cpu()
+    finally:
+        reap(locust)
+        state_hook(locust=None)
+    if locust.returncode != 0:
+        said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
+        raise LabError(
+            f"Locust exited with code {locust.returncode} ({said[0].strip()[:300] if said else 'no output'}); see {log}"
+        )
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        window = json.loads(window_file.read_text())
+        seconds = window["end"] - window["start"]
+    except (OSError, ValueError, KeyError):
+        raise LabError(f"Locust recorded no measured window (warm-up longer than the run?); see {log}") from None
+    if usage_from is None or seconds <= 0:
+        raise LabError(f"the measured window was empty; see {log}")
+    stats = _locust_stats(prefix.with_name(prefix.name + ".json"), seconds)
+    stats["errors"] = window.get("errors", [])
+    cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
+    server = {
+        "cpu_seconds": round(cpu, 4),
+        "cpu_seconds_per_request": round(cpu / stats["requests"], 6) if stats["requests"] else None,
+        "utilisation": round(cpu / seconds, 4),
+        "nr_throttled": None if usage_to.nr_throttled is None else usage_to.nr_throttled - (usage_from.nr_throttled or 0),
+        "throttled_seconds": None
+        if usage_to.throttled_seconds is None
+        else round(usage_to.throttled_seconds - (usage_from.throttled_seconds or 0), 4),
+    }
+    if backend.load_generator_is_child:  # exact: the kernel's account of our exited children
+        loadgen_cpu = sum(getattr(children_after, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
+    else:
+        loadgen_cpu = loadgen_last  # its container's cgroup, last read just before it exited
+    in_window = None if loadgen_cpu is None or loadgen_from is None else loadgen_cpu - loadgen_from
+    processes = config.locust_processes
+    loadgen = {
+        "cpu_seconds": None if loadgen_cpu is None else round(loadgen_cpu, 3),
+        "window_cpu_seconds": None if in_window is None else round(in_window, 3),
+        "processes": processes,
+        "utilisation": None if in_window is None else round(in_window / seconds / processes, 3),
+        "locust_warned_cpu": "CPU usage" in log.read_text(errors="replace"),
+    }
+    pg_cpu = None if pg_to is None or pg_from is None else pg_to - pg_from
+    parts = {"server": cpu, "postgres": pg_cpu, "load_generator": in_window}
+    _merge_timeline(timeline)
+    kept = requests_timeline.summary(timeline) if timeline.exists() else None
+    return {
+        "locust": stats,
+        "server": server,
+        "load_generator": loadgen,
+        "machine_cpu": machine_cpu.window(machine_from, machine_to, parts),
+        "timeline": {"file": str(timeline.relative_to(folder)), **kept} if kept and kept["rows"] else None,
+    }
+
+
+def _merge_timeline(path: Path) -> None:
+    """--processes writes one file per load-generating process: merge them into one."""
+    parts = sorted(path.parent.glob(path.name + ".*"))
+    if parts:
+        rows = []
+        for part in parts:
+            with part.open(newline="") as f:
+                reader = csv.reader(f)
+                header = next(reader)
+                rows.extend(reader)
+            part.unlink()
+        with path.open("w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
