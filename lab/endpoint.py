@@ -18,7 +18,8 @@ from pathlib import Path
 
 from lab.knobs import REQUEST_WORKLOADS, setting
 
-CODE_RE = re.compile(r"^[A-Za-z]{3}$")
+CODE_PATTERN = r"^[A-Za-z]{3}$"
+CODE_RE = re.compile(CODE_PATTERN)
 PROC = Path("/proc")
 SEED_SQL = Path(__file__).resolve().parent.parent / "db" / "init.sql"
 _SEED_ROW = re.compile(r"\('([a-z]{3})',\s*'([a-z]{3})',\s*([0-9.]+)\)")

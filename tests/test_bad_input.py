@@ -57,3 +57,14 @@ def test_unknown_path_is_json_404(app):
     status, body, _ = fetch(f"{app.url}/nope")
     assert status == 404
     assert "error" in body
+
+
+def test_fastapi_publishes_its_typed_parameters_and_the_lab_s_error_codes(place, database):
+    with running(place, database, mode="async", workload="io", io_seconds=0.01) as server:
+        with urllib.request.urlopen(f"{server.url}/openapi.json", timeout=30) as response:
+            spec = json.loads(response.read())
+        with urllib.request.urlopen(f"{server.url}/docs", timeout=30) as response:
+            assert response.status == 200 and b"swagger" in response.read().lower()
+    operation = spec["paths"]["/currency/convert"]["get"]
+    assert [p["name"] for p in operation["parameters"]] == ["from", "to", "workload"]
+    assert set(operation["responses"]) == {"200", "400", "404", "503"}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.timeline import DELAYED_ACK_CAUSE
+
 CONCURRENCY = "concurrency"
 CPU = "cpu"
 
@@ -77,11 +79,8 @@ def explain(
     if ratio < 0.8:
         found = []
         if delayed_ack_ms:
-            found.append(
-                f"every reply reached the client a steady {delayed_ack_ms:.0f} ms or more after its handler ended, "
-                "the kernel's delayed-ACK timer: Nagle's algorithm is on for this server's sockets (no TCP_NODELAY), "
-                "so the end of each response waits for the client's acknowledgement"
-            )
+            found.append(f"every reply reached the client a steady {delayed_ack_ms:.0f} ms or more after its handler ended: "
+                         f"{DELAYED_ACK_CAUSE}")  # fmt: skip
         if processes_seen and processes and _idle_workers_bind(prediction, capacity, processes, processes_seen):
             found.append(
                 f"only {processes_seen} of {processes} worker processes served requests: the kept-alive connections "

@@ -1,35 +1,69 @@
-"""What the async and the sync FastAPI apps share: settings, JSON errors and the endpoint's shape."""
+"""What the async and the sync FastAPI apps share: settings, typed query parameters, the OpenAPI
+description, JSON errors and the endpoint's routes."""
 
-import sys
-from pathlib import Path
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-# The shared endpoint contract lives in the project's `lab` package, two folders up.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from lab.endpoint import NOT_FOUND_PAGE, POOL_TIMEOUT, Settings, Timer, answer, not_found
+from lab.endpoint import (
+    CODE_PATTERN,
+    NOT_FOUND_PAGE,
+    POOL_TIMEOUT,
+    BadRequest,
+    Conversion,
+    Settings,
+    Timer,
+    answer,
+    not_found,
+    parse_query,
+)
 
 SETTINGS = Settings.from_environ()
 POOL_ARGS = {"min_size": 1, "max_size": SETTINGS.db_pool_size, "timeout": POOL_TIMEOUT, "kwargs": {"connect_timeout": 3}}
-ROUTES = ("/currency/convert", "/currency/convert/")
+
+# The post's own parameters, typed: FastAPI validates them and publishes them in its schema.
+Source = Annotated[str, Query(alias="from", pattern=CODE_PATTERN, description="three-letter currency code", examples=["usd"])]
+Target = Annotated[str, Query(alias="to", pattern=CODE_PATTERN, description="three-letter currency code", examples=["gbp"])]
+Workload = Annotated[
+    Literal["io", "cpu"] | None, Query(description="this request's work: io waits in PostgreSQL, cpu counts primes")
+]
+
+
+class Rate(BaseModel):
+    source: str = Field(alias="from")
+    to: str
+    rate: float
+    workload: Literal["io", "cpu"]
+
+
+class Error(BaseModel):
+    error: str
+
+
+ERRORS = {400: {"model": Error}, 404: {"model": Error}, 503: {"model": Error}}
+
+
+def conversion(source: str, target: str, workload: str | None) -> Conversion:
+    """The typed parameters as the contract reads them (lower case; the configured workload by default)."""
+    return parse_query({"from": source, "to": target, "workload": workload or ""}, SETTINGS.workload)
 
 
 def error(status: int, message: str, timer: Timer | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=timer.headers() if timer else None)
 
 
-def reply(conversion, row, timer: Timer) -> JSONResponse:
+def reply(conversion: Conversion, row: tuple | None, timer: Timer) -> JSONResponse:
     if row is None:
         return error(404, not_found(conversion), timer)
     return JSONResponse(answer(conversion, row[0]), headers=timer.headers())
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """JSON for every error, never a traceback or FastAPI's 422."""
+    """JSON for every error in the lab's words, never a traceback or FastAPI's 422."""
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -37,6 +71,10 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        try:  # the contract words each bad parameter the same for every service
+            parse_query(request.query_params, SETTINGS.workload)
+        except BadRequest as bad:
+            return error(400, str(bad))
         return error(400, "bad request")
 
     @app.exception_handler(Exception)
@@ -45,12 +83,23 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 def add_routes(app: FastAPI, convert, healthz) -> None:
-    for route in ROUTES:
-        app.add_api_route(route, convert, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    summary = "Convert one currency to another, doing the configured work"
+    app.add_api_route("/currency/convert", convert, methods=["GET"], response_model=Rate, responses=ERRORS, summary=summary)
+    app.add_api_route("/currency/convert/", convert, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/healthz", healthz, methods=["GET"], summary="The database answers; the server's effective configuration")
 
 
 def make_app(lifespan) -> FastAPI:
-    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Concurrency lab: currency endpoint", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     add_error_handlers(app)
+    generated = app.openapi
+
+    def openapi() -> dict:
+        schema = generated()
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)  # bad input is a 400 here (validation_error)
+        return schema
+
+    app.openapi = openapi
     return app

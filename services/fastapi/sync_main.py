@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from anyio import to_thread
-from common import POOL_ARGS, SETTINGS, add_routes, error, make_app, reply
+from common import POOL_ARGS, SETTINGS, Source, Target, Workload, add_routes, error, make_app, reply
+from common import conversion as to_conversion
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lab.endpoint import BadRequest, Timer, count_primes, parse_query, query_for, server_report
+from lab.endpoint import Timer, count_primes, query_for, server_report
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 
@@ -36,12 +37,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = make_app(lifespan)
 
 
-def convert(request: Request) -> JSONResponse:
+def convert(request: Request, source: Source, target: Target, workload: Workload = None) -> JSONResponse:
     timer = Timer()
-    try:
-        conversion = parse_query(request.query_params, SETTINGS.workload)
-    except BadRequest as bad:
-        return error(400, str(bad), timer)
+    conversion = to_conversion(source, target, workload)
     if conversion.workload == "cpu":
         started = time.perf_counter()
         count_primes(SETTINGS.primes_limit)
