@@ -15,7 +15,8 @@ from lab.report.build import build
 
 from .conftest import PYTHON
 
-CHARTS = ("chart-throughput.png", "chart-latency.png", "chart-timeline-io.png", "chart-timeline-cpu.png")
+CHARTS = ("chart-throughput.png", "chart-latency.png", "chart-timeline-io.png", "chart-timeline-cpu.png",
+          "chart-mix-latency.png", "chart-timeline-mix.png")  # fmt: skip
 SECTIONS = (
     "## Conclusions",
     "## Which to pick",

@@ -49,6 +49,16 @@ class Row:
         return self.record["locust"]["rps"] if self.ok else 0.0
 
     @property
+    def mode(self) -> str:
+        return self.config["mode"]
+
+    @property
+    def variant(self) -> bool:
+        """A variant of its mode: prime counts offloaded, no connection pool, or a backend named."""
+        c = self.config
+        return c.get("cpu_offload", "none") != "none" or str(c.get("db_pool", "1")) == "0" or bool(c.get("backend"))
+
+    @property
     def bounded_by(self) -> str | None:
         """What bounded the run instead of the server; its throughput is not the server's."""
         if self.record.get("bounded_by_machine"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,19 +134,8 @@ def parity_table(pairs: list[dict[str, Any]]) -> list[list[str]]:
     ]
 
 
+QUICK_TEXT = "Absolute times depend on IO_SECONDS, PRIMES_LIMIT and the machine; compare the ratios."
 QUICK_COLUMNS = ("mode", "workload", "each reply", "total", "÷ nothreading", "post's total", "post's ÷ nothreading")
-
-
-def _md_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _html_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -167,6 +158,128 @@ PARITY_TEXT = (
 )
 
 
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report, as data; text may hold `code` spans."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    table: Table | None = None
+    images: list[tuple[str, Path]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    intro: str
+    sections: list[Section]
+
+
+def sections_of(folder: Path, records: list[dict[str, Any]], manifest: dict[str, Any]) -> Report:
+    """Everything the report says, built once from the records; `markdown` and `page` only render it."""
+    rows = [analyse(r) for r in records]
+    charts_made = (
+        ("Throughput per mode", charts.throughput(rows, folder / "chart-throughput.png")),
+        ("Latency percentiles per mode", charts.latency(rows, folder / "chart-latency.png")),
+        ("Throughput against users", charts.sweep(rows, "users", "users", folder / "chart-users.png")),
+        ("Throughput against the CPU limit", charts.sweep(rows, "cpus", "CPUS", folder / "chart-cpus.png")),
+        ("Timeline, io workload (the post's figures 1–4)", charts.timeline(rows, folder, "io", folder / "chart-timeline-io.png")),
+        ("Timeline, cpu workload", charts.timeline(rows, folder, "cpu", folder / "chart-timeline-cpu.png")),
+        ("Latency in a mix, io and cpu requests apart", charts.mix_latency(rows, folder / "chart-mix-latency.png")),
+        ("Timeline, mix (io requests held up behind cpu requests)",
+         charts.timeline(rows, folder, "mix", folder / "chart-timeline-mix.png")),
+    )  # fmt: skip
+    info = records[0]["machine"]
+    machine_line = (
+        f"{info['cores']} cores ({info['cpu_model']}), {info['os']}, Python {info['python']}, PostgreSQL "
+        f"{info.get('postgres')}, "
+        + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v)
+        + f"; git {str((info.get('git') or {}).get('revision'))[:12]}"
+    )
+    limit_methods = sorted({(r.get("cpu_limit") or {}).get("method") or "–" for r in records})
+    warnings = []
+    for what in ("the load generator", "the machine"):
+        bounded = [r for r in rows if r.ok and r.bounded_by == what]
+        if bounded:
+            warnings.append(
+                f"Warning: {len(bounded)} run(s) were bounded by {what}, not the server: their throughput is not the server's."
+            )
+    failed = [r for r in rows if not r.ok]
+    if failed:
+        warnings.append(f"{len(failed)} run(s) failed; their reasons are in the table.")
+    sections = [Section("Conclusions", bullets=conclusions(rows), warnings=warnings)]
+    if picks := advice(rows):
+        sections.append(Section("Which to pick", bullets=picks))
+    modes = [f"`{m}`: {MODES[m].summary}" for m in MODES if any(r.mode == m for r in rows)]
+    sections.append(Section("Modes compared", bullets=modes))
+    sections.append(Section("Runs: measured and predicted", paragraphs=[THEORY], table=Table(TABLE_COLUMNS, run_table(rows))))
+    if pairs := parity(rows):
+        sections.append(Section("The same runs on both backends", paragraphs=[PARITY_TEXT],
+                                table=Table(PARITY_COLUMNS, parity_table(pairs))))  # fmt: skip
+    sections.append(Section("Charts", images=[(title, path) for title, path in charts_made if path is not None]))
+    if checks := quick_checks(records, _demos(folder)):
+        sections.append(Section("The post's quick check: two concurrent requests", paragraphs=[QUICK_TEXT],
+                                table=Table(QUICK_COLUMNS, quick_table(checks))))  # fmt: skip
+    shared = "The load generator, the server and PostgreSQL share this machine's cores."
+    sections.append(Section("Machine", paragraphs=[machine_line, "CPU limit: " + "; ".join(limit_methods), shared]))
+    name = manifest.get("name") or records[0]["experiment"]
+    return Report(f"Concurrency lab report: {name}", manifest.get("description", ""), sections)
+
+
+def markdown(report: Report) -> str:
+    def table(t: Table) -> list[str]:
+        lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
+        return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in t.rows]
+
+    out = [f"# {report.title}", "", report.intro]
+    for section in report.sections:
+        out += ["", f"## {section.title}", ""]
+        out += [text for paragraph in section.paragraphs for text in (paragraph, "")]
+        out += [f"- {bullet}" for bullet in section.bullets]
+        out += [f"\n**{warning}**" for warning in section.warnings]
+        out += table(section.table) if section.table else []
+        out += [f"### {title}\n\n![{title}]({path.name})\n" for title, path in section.images]
+    return "\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    """Escaped text, with `code` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def page(report: Report) -> str:
+    def table(t: Table) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in t.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def img(path: Path) -> str:
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+    body = [f"<h1>{html.escape(report.title)}</h1>", f"<p>{html.escape(report.intro)}</p>"]
+    for section in report.sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        body += [f"<p>{_inline(paragraph)}</p>" for paragraph in section.paragraphs]
+        if section.bullets:
+            body.append("<ul>" + "".join(f"<li>{_inline(bullet)}</li>" for bullet in section.bullets) + "</ul>")
+        body += [f'<p class="warn">{html.escape(warning)}</p>' for warning in section.warnings]
+        body += [table(section.table)] if section.table else []
+        body += [f"<h3>{html.escape(title)}</h3>{img(path)}" for title, path in section.images]
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
 def build(folder: Path) -> Path:
     folder = folder.resolve()
     if not folder.is_dir():
@@ -179,113 +292,8 @@ def build(folder: Path) -> Path:
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     except ValueError as error:
         raise RecordError(f"{manifest_path}: not readable ({error})") from None
-    rows = [analyse(r) for r in records]
-    pngs: list[tuple[str, Path]] = []
-    for title, made in (
-        ("Throughput per mode", charts.throughput(rows, folder / "chart-throughput.png")),
-        ("Latency percentiles per mode", charts.latency(rows, folder / "chart-latency.png")),
-        ("Throughput against users", charts.sweep(rows, "users", "users", folder / "chart-users.png")),
-        ("Throughput against the CPU limit", charts.sweep(rows, "cpus", "CPUS", folder / "chart-cpus.png")),
-        ("Timeline, io workload (the post's figures 1–4)", charts.timeline(rows, folder, "io", folder / "chart-timeline-io.png")),
-        ("Timeline, cpu workload", charts.timeline(rows, folder, "cpu", folder / "chart-timeline-cpu.png")),
-        ("Latency in a mix, io and cpu requests apart", charts.mix_latency(rows, folder / "chart-mix-latency.png")),
-        (
-            "Timeline, mix (io requests held up behind cpu requests)",
-            charts.timeline(rows, folder, "mix", folder / "chart-timeline-mix.png"),
-        ),
-    ):
-        if made is not None:
-            pngs.append((title, made))
-    sentences = conclusions(rows)
-    picks = advice(rows)
-    checks = quick_checks(records, _demos(folder))
-    info = records[0]["machine"]
-    name = manifest.get("name") or records[0]["experiment"]
-    machine_line = (
-        f"{info['cores']} cores ({info['cpu_model']}), {info['os']}, Python {info['python']}, PostgreSQL "
-        f"{info.get('postgres')}, "
-        + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v)
-        + f"; git {str((info.get('git') or {}).get('revision'))[:12]}"
-    )
-    limit_methods = sorted({(r.get("cpu_limit") or {}).get("method") or "–" for r in records})
-    failed = [r for r in rows if not r.ok]
-    warnings = []
-    for what in ("the load generator", "the machine"):
-        bounded = [r for r in rows if r.ok and r.bounded_by == what]
-        if bounded:
-            warnings.append(
-                f"Warning: {len(bounded)} run(s) were bounded by {what}, not the server: their throughput is not the server's."
-            )
-    if failed:
-        warnings.append(f"{len(failed)} run(s) failed; their reasons are in the table.")
-
-    md = [f"# Concurrency lab report: {name}", "", manifest.get("description", ""), "", "## Conclusions", ""]
-    md += [f"- {s}" for s in sentences]
-    md += [f"\n**{w}**" for w in warnings]
-    if picks:
-        md += ["", "## Which to pick", ""] + [f"- {s}" for s in picks]
-    modes = [(m, MODES[m].summary) for m in MODES if any(r.config["mode"] == m for r in rows)]
-    md += ["", "## Modes compared", ""] + [f"- `{m}`: {summary}" for m, summary in modes]
-    md += ["", "## Runs: measured and predicted", "", THEORY, "", _md_table(TABLE_COLUMNS, run_table(rows)), ""]
-    pairs = parity(rows)
-    if pairs:
-        md += ["## The same runs on both backends", "", PARITY_TEXT, "", _md_table(PARITY_COLUMNS, parity_table(pairs)), ""]
-    md += ["## Charts", ""] + [f"### {t}\n\n![{t}]({p.name})\n" for t, p in pngs]
-    if checks:
-        md += [
-            "## The post's quick check: two concurrent requests",
-            "",
-            "Absolute times depend on IO_SECONDS, PRIMES_LIMIT and the machine; compare the ratios.",
-            "",
-            _md_table(QUICK_COLUMNS, quick_table(checks)),
-            "",
-        ]
-    md += [
-        "## Machine",
-        "",
-        machine_line,
-        "",
-        "CPU limit: " + "; ".join(limit_methods),
-        "",
-        "The load generator, the server and PostgreSQL share this machine's cores.",
-    ]
-    (folder / "report.md").write_text("\n".join(md) + "\n")
-
-    def img(path: Path) -> str:
-        data = base64.b64encode(path.read_bytes()).decode()
-        return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-
-    body = [
-        f"<h1>Concurrency lab report: {html.escape(name)}</h1>",
-        f"<p>{html.escape(manifest.get('description', ''))}</p>",
-        "<h2>Conclusions</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>",
-    ]
-    body += [f'<p class="warn">{html.escape(w)}</p>' for w in warnings]
-    if picks:
-        body.append("<h2>Which to pick</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in picks) + "</ul>")
-    modes_html = "".join(f"<li><code>{m}</code>: {html.escape(summary)}</li>" for m, summary in modes)
-    body += [f"<h2>Modes compared</h2><ul>{modes_html}</ul>", "<h2>Runs: measured and predicted</h2>"]
-    body += [f"<p>{html.escape(THEORY)}</p>", _html_table(TABLE_COLUMNS, run_table(rows))]
-    if pairs:
-        body += ["<h2>The same runs on both backends</h2>", f"<p>{html.escape(PARITY_TEXT)}</p>",
-                 _html_table(PARITY_COLUMNS, parity_table(pairs))]  # fmt: skip
-    body += ["<h2>Charts</h2>"] + [f"<h3>{html.escape(t)}</h3>{img(p)}" for t, p in pngs]
-    if checks:
-        body += [
-            "<h2>The post's quick check: two concurrent requests</h2>",
-            "<p>Absolute times depend on IO_SECONDS, PRIMES_LIMIT and the machine; compare the ratios.</p>",
-            _html_table(QUICK_COLUMNS, quick_table(checks)),
-        ]
-    body += [
-        "<h2>Machine</h2>",
-        f"<p>{html.escape(machine_line)}</p>",
-        f"<p>CPU limit: {html.escape('; '.join(limit_methods))}</p>",
-        "<p>The load generator, the server and PostgreSQL share this machine's cores.</p>",
-    ]
-    page = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lab report: {html.escape(name)}</title>'
-        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
-    )
+    report = sections_of(folder, records, manifest)
+    (folder / "report.md").write_text(markdown(report))
     out = folder / "report.html"
-    out.write_text(page)
+    out.write_text(page(report))
     return out

@@ -29,18 +29,20 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _order(labels: list[str]) -> list[str]:
+def _rank(row: Row) -> tuple[int, str]:
     modes = list(MODES)
-    return sorted(set(labels), key=lambda lab: (modes.index(lab.split()[0]) if lab.split()[0] in modes else 99, lab))
+    return (modes.index(row.mode) if row.mode in modes else len(modes), row.label)
 
 
-def _style(label: str) -> dict[str, object]:
+def _order(rows: list[Row]) -> list[str]:
+    """The rows' labels, in the mode table's order."""
+    return [row.label for row in sorted({r.label: r for r in rows}.values(), key=_rank)]
+
+
+def _style(row: Row) -> dict[str, object]:
     """One colour per mode, the same in every sweep; a variant (offload, no pool) is dashed."""
-    modes = list(MODES)
-    mode = label.split()[0]
-    colour = plt.cm.tab10((modes.index(mode) if mode in modes else len(modes)) % 10)
-    variant = "+" in label or "(" in label
-    return {"color": colour, "linestyle": "--" if variant else "-", "marker": "s" if variant else "o"}
+    colour = plt.cm.tab10(_rank(row)[0] % 10)
+    return {"color": colour, "linestyle": "--" if row.variant else "-", "marker": "s" if row.variant else "o"}
 
 
 def throughput(rows: list[Row], path: Path) -> Path | None:
@@ -48,7 +50,7 @@ def throughput(rows: list[Row], path: Path) -> Path | None:
     if not group:
         return None
     cpus, users = baseline(rows)
-    labels = _order([r.label for r in group])
+    labels = _order(group)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
     workloads = [w for w in WORKLOAD_COLOURS if any(r.config["workload"] == w for r in group)]
     width = 0.8 / len(workloads)
@@ -72,8 +74,8 @@ def latency(rows: list[Row], path: Path) -> Path | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=False)
     for ax, workload in zip(axes, ("io", "cpu"), strict=True):
-        runs = sorted((r for r in group if r.config["workload"] == workload), key=lambda r: _order([r.label]))
-        labels = _order([r.label for r in runs])
+        runs = [r for r in group if r.config["workload"] == workload]
+        labels = _order(runs)
         by_label = {r.label: r for r in runs}
         for k, (pct, shade) in enumerate((("p50", 0.45), ("p95", 0.7), ("p99", 0.95))):
             xs = [j + (k - 1) * 0.27 for j in range(len(labels))]
@@ -92,7 +94,7 @@ def mix_latency(rows: list[Row], path: Path) -> Path | None:
     group = [r for r in compared(rows) if r.ok and r.config["workload"] == "mix" and r.kinds]
     if not group:
         return None
-    labels = _order([r.label for r in group])
+    labels = _order(group)
     by_label = {r.label: r for r in group}
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
     bars = [(kind, pct) for kind in ("io", "cpu") for pct in ("p50", "p95")]
@@ -126,10 +128,10 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
         for r in runs:
             if r.config[others[0]] == common:
                 lines[r.label].append(r)
-        for lab in _order(list(lines)):
+        for lab in _order([rs[0] for rs in lines.values()]):
             series = sorted(lines[lab], key=lambda r: r.config[key])
             if len(series) > 1:
-                ax.plot([r.config[key] for r in series], [r.rps for r in series], label=lab, **_style(lab))
+                ax.plot([r.config[key] for r in series], [r.rps for r in series], label=lab, **_style(series[0]))
         if key == "users":
             ax.set_xscale("log", base=2)
             shown = [r.rps for rs in lines.values() for r in rs if r.rps > 0]
@@ -143,7 +145,7 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
         ax.set_title(f"Throughput against {unit}, {workload} ({others[0]}={common:g})")
     # one legend for both panels, beside them, so that no line hides behind it
     handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
-    labels = _order(list(handles))
+    labels = [lab for lab in _order(ok) if lab in handles]
     fig.legend([handles[lab] for lab in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(fig, path)
 
