@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -199,11 +200,18 @@ def test_a_fast_server_on_a_full_machine_is_flagged_as_bounded_by_the_machine(tm
         'io_seconds = 0\nwarmup = 1\nrun_time = 4\nusers = 40\ncpus = 0\n[[matrix]]\nmodes = "granian-asgi"\nworkloads = "io"\n'
     )
     place = make_place(tmp_path / "state", 7)
-    result = run_bench(place, tmp_path / "results", str(experiment))
+    result = run_bench(place, tmp_path / "results", str(experiment), "--calibrate")
     assert result.returncode == 0, result.stderr
     (record,) = load_records(tmp_path / "results" / "latest")
     assert record["machine_cpu"]["saturated"], record["machine_cpu"]
     assert record["bounded_by_machine"] and "bounded by the machine, not the server" in result.stdout
+    calibration = record["calibration"]
+    if shutil.which("wrk"):  # the same endpoint and connections, driven by wrk: Locust's share of it is recorded
+        assert calibration["rps"] > 0 and calibration["locust_ratio"] == pytest.approx(
+            record["locust"]["rps"] / calibration["rps"], rel=0.01
+        )
+    else:
+        assert "wrk is not installed" in calibration["skipped"]
     assert not processes_of(place.state)
 
 
