@@ -14,17 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from currency.views import error_response
-from lab.endpoint import (
-    POOL_TIMEOUT,
-    BadRequest,
-    Timer,
-    answer,
-    count_primes,
-    not_found,
-    parse_query,
-    query_for,
-    server_report,
-)
+from lab import endpoint
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 _pool: AsyncConnectionPool | None = None
@@ -36,22 +26,22 @@ async def pool() -> AsyncConnectionPool:
     async with _lock:
         if _pool is None:
             _pool = AsyncConnectionPool(settings.LAB.database_url, min_size=1, max_size=settings.LAB.db_pool_size,
-                                        timeout=POOL_TIMEOUT, kwargs={"connect_timeout": 3}, open=False)  # fmt: skip
+                                        timeout=endpoint.POOL_TIMEOUT, kwargs={"connect_timeout": 3}, open=False)  # fmt: skip
             await _pool.open(wait=False)
     return _pool
 
 
 async def convert(request: HttpRequest) -> JsonResponse:
-    timer = Timer()
+    timer = endpoint.Timer()
     try:
-        conversion = parse_query(request.GET, settings.LAB.workload)
-    except BadRequest as bad:
+        conversion = endpoint.parse_query(request.GET, settings.LAB.workload)
+    except endpoint.BadRequest as bad:
         return error_response(400, str(bad), timer)
     if conversion.workload == "cpu":
         started = time.perf_counter()
-        count_primes(settings.LAB.primes_limit)  # in the event loop, as FastAPI's async mode does
+        endpoint.count_primes(settings.LAB.primes_limit)  # in the event loop, as FastAPI's async mode does
         timer.phase("cpu", started)
-    sql, params = query_for(conversion, settings.LAB)
+    sql, params = endpoint.query_for(conversion, settings.LAB)
     started = time.perf_counter()
     try:
         async with (await pool()).connection() as conn:
@@ -61,8 +51,8 @@ async def convert(request: HttpRequest) -> JsonResponse:
     finally:
         timer.phase("db", started)
     if row is None:
-        return error_response(404, not_found(conversion), timer)
-    return JsonResponse(answer(conversion, row[0]), headers=timer.headers())
+        return error_response(404, endpoint.not_found(conversion), timer)
+    return JsonResponse(endpoint.answer(conversion, row[0]), headers=timer.headers())
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
@@ -71,5 +61,5 @@ async def healthz(request: HttpRequest) -> JsonResponse:
             await conn.execute("SELECT 1")
     except DB_UNAVAILABLE as failure:
         return error_response(503, f"database unavailable: {type(failure).__name__}")
-    report = server_report(settings.LAB, db_pool_size=(await pool()).max_size, offloads=False)
+    report = endpoint.server_report(settings.LAB, db_pool_size=(await pool()).max_size, offloads=False)
     return JsonResponse({"status": "ok", "server": report})

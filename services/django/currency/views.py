@@ -8,36 +8,26 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from psycopg_pool import PoolTimeout
 
-from lab.endpoint import (
-    NOT_FOUND_PAGE,
-    BadRequest,
-    Timer,
-    answer,
-    count_primes,
-    not_found,
-    parse_query,
-    query_for,
-    server_report,
-)
+from lab import endpoint
 
 DB_UNAVAILABLE = (DatabaseError, PoolTimeout)
 
 
-def error_response(status: int, message: str, timer: Timer | None = None) -> JsonResponse:
+def error_response(status: int, message: str, timer: endpoint.Timer | None = None) -> JsonResponse:
     return JsonResponse({"error": message}, status=status, headers=timer.headers() if timer else None)
 
 
 def convert(request: HttpRequest) -> JsonResponse:
-    timer = Timer()
+    timer = endpoint.Timer()
     try:
-        conversion = parse_query(request.GET, settings.LAB.workload)
-    except BadRequest as error:
+        conversion = endpoint.parse_query(request.GET, settings.LAB.workload)
+    except endpoint.BadRequest as error:
         return error_response(400, str(error), timer)
     if conversion.workload == "cpu":
         started = time.perf_counter()
-        count_primes(settings.LAB.primes_limit)
+        endpoint.count_primes(settings.LAB.primes_limit)
         timer.phase("cpu", started)
-    sql, params = query_for(conversion, settings.LAB)
+    sql, params = endpoint.query_for(conversion, settings.LAB)
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:
@@ -48,8 +38,8 @@ def convert(request: HttpRequest) -> JsonResponse:
     finally:
         timer.phase("db", started)
     if row is None:
-        return error_response(404, not_found(conversion), timer)
-    return JsonResponse(answer(conversion, row[0]), headers=timer.headers())
+        return error_response(404, endpoint.not_found(conversion), timer)
+    return JsonResponse(endpoint.answer(conversion, row[0]), headers=timer.headers())
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -59,7 +49,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except DB_UNAVAILABLE as error:
         return error_response(503, f"database unavailable: {type(error).__name__}")
     pool = getattr(connection, "pool", None)  # Django's psycopg pool, when the settings gave it one
-    report = server_report(settings.LAB, db_pool_size=pool.max_size if pool else None, offloads=False)
+    report = endpoint.server_report(settings.LAB, db_pool_size=pool.max_size if pool else None, offloads=False)
     return JsonResponse({"status": "ok", "server": report})
 
 
@@ -71,5 +61,5 @@ def _handler(status: int, message: str) -> Callable[..., JsonResponse]:
 
 
 bad_request = _handler(400, "bad request")
-not_found_page = _handler(404, NOT_FOUND_PAGE)
+not_found_page = _handler(404, endpoint.NOT_FOUND_PAGE)
 server_error = _handler(500, "internal error")
