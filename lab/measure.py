@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contract.endpoint import request_name
+from contract.knobs import REQUEST_WORKLOADS
 from lab import ROOT, machine_cpu
 from lab import timeline as requests_timeline
 from lab.backends import Backend
-from lab.endpoint import request_name
 from lab.experiments import RunConfig
-from lab.knobs import REQUEST_WORKLOADS
 from lab.procs import LabError, reap, signals_deferred, spawn
 from lab.records import KIND_PERCENTILES
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import psycopg
 
-from lab.endpoint import SEED_SQL
-from lab.knobs import setting
+from contract.endpoint import SEED_SQL
+from contract.knobs import setting
 from lab.procs import LabError, alive, check_port_free, tail, wait_until
 
 PG_USER = "lab"

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from itertools import cycle, islice
 
-from lab.endpoint import seeded_rates
+from contract.endpoint import seeded_rates
 
 
 @dataclass(frozen=True)

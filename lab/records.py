@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lab.knobs import KNOBS, REQUEST_WORKLOADS
+from contract.knobs import KNOBS, REQUEST_WORKLOADS
 
 SCHEMA = 2  # 2: knobs in full, the server's own report, io and cpu apart, the machine's CPU
 RUNS = "runs"

@@ -11,7 +11,6 @@ import csv
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms", "workload")
 # Linux delays an ACK by at least 40 ms (TCP_DELACK_MIN). A reply held back by Nagle's algorithm until
 # that ACK arrives pays it every time: a steady floor of time outside the handler, seen here at 41-47 ms.
 # The window is narrow on purpose: a steady queue (one worker, a few users) can also sit near 60 ms.

@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
+from contract.endpoint import seeded_rates
+from contract.knobs import Knobs, int_setting
 from lab.cpulimit import CpuUsage
-from lab.endpoint import seeded_rates
-from lab.knobs import Knobs, int_setting
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
 

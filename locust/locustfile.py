@@ -13,20 +13,14 @@ import csv
 import json
 import os
 import random
-import sys
 import time
-from pathlib import Path
 
 import gevent
 from locust.runners import WorkerRunner
 
+from contract.endpoint import TIMELINE_COLUMNS, request_name, seeded_rates
+from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, setting
 from locust import FastHttpUser, events, task
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lab.endpoint import request_name, seeded_rates
-from lab.knobs import REQUEST_WORKLOADS, WORKLOADS, setting
-from lab.timeline import COLUMNS as TIMELINE_COLUMNS
 
 RATES = seeded_rates()
 PAIRS = list(RATES)

@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from contract.knobs import Knobs, parse
 from lab import ROOT
 from lab.backends.native import AppServer, Place
-from lab.knobs import Knobs, parse
 from lab.postgres import Postgres
 
 PYTHON = sys.executable

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.modes import MODES
+from contract.modes import MODES
 from lab.report.analysis import advice, analyse
 
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from .conftest import running
+from .conftest import make_place, running
 
 BAD_QUERIES = [
     ("", 400, "missing parameter 'from'"),
@@ -59,8 +59,8 @@ def test_unknown_path_is_json_404(app):
     assert "error" in body
 
 
-def test_fastapi_publishes_its_typed_parameters_and_the_lab_s_error_codes(place, database):
-    with running(place, database, mode="async", workload="io", io_seconds=0.01) as server:
+def test_fastapi_publishes_its_typed_parameters_and_the_lab_s_error_codes(tmp_path, database):
+    with running(make_place(tmp_path, 11), database, mode="async", workload="io", io_seconds=0.01) as server:
         with urllib.request.urlopen(f"{server.url}/openapi.json", timeout=30) as response:
             spec = json.loads(response.read())
         with urllib.request.urlopen(f"{server.url}/docs", timeout=30) as response:

@@ -1,7 +1,7 @@
 """The compose backend, checked without a Docker engine: schema, lint, and parity with native.
 
 Parity is read from the files themselves: what compose passes to a container, run through the
-image's entrypoint (lab.serve), must start the command the native backend starts.
+image's entrypoint (contract.serve), must start the command the native backend starts.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from contract.knobs import DERIVED, KNOBS, NOT_IN_COMPOSE, SETTINGS, parse
+from contract.modes import MODES, SERVICES
+from contract.serve import SERVICES_DIR, server_plan
 from lab import ROOT
 from lab.images import IMAGES
-from lab.knobs import DERIVED, KNOBS, NOT_IN_COMPOSE, SETTINGS, parse
-from lab.modes import MODES, SERVICES
-from lab.serve import server_plan
 
 SITE = Path(__import__("compose").__file__).parent
 DOCKER_COMPOSE = SITE / "docker-compose"  # the real binary; the pip entry point always exits 0
@@ -97,7 +97,7 @@ def test_dockerfile_passes_hadolint(path):
 @pytest.mark.parametrize("service", SERVICES)
 def test_image_runs_lab_serve_as_non_root_with_the_native_requirements(service):
     text = dockerfile()
-    assert 'ENTRYPOINT ["python", "-m", "lab.serve"]' in text
+    assert 'ENTRYPOINT ["python", "-m", "contract.serve"]' in text
     assert re.search(r"^USER (?!root|0\b)\S+", text, re.M)
     assert 'pip install --no-cache-dir "$@" --find-links /wheels -r requirements/services.txt' in text
     assert "-r services.txt" in (ROOT / "requirements" / "lab.txt").read_text()
@@ -123,19 +123,19 @@ def test_container_runs_what_native_runs(mode, extra):
     config = render(SERVICE=m.service, **knob_env)
     app = config["services"]["app"]
     assert app["build"]["dockerfile"] == "services/Dockerfile" and app["build"]["args"]["SERVICE"] == m.service
-    assert app.get("command") is None and app.get("entrypoint") is None  # the image's lab.serve decides
+    assert app.get("command") is None and app.get("entrypoint") is None  # the image's contract.serve decides
 
     image = image_env(m.service)
     container_env = {**image, **{k: v for k, v in app["environment"].items() if v is not None}}
     in_container = server_plan(parse(container_env), host=image["HOST"], port=int(image["APP_PORT"]), base_env=container_env)
     native_knobs = parse(knob_env)
-    native = server_plan(native_knobs, host="127.0.0.1", port=8000, base_env={})
+    native = server_plan(native_knobs, host="127.0.0.1", port=8000, base_env={}, services=ROOT / SERVICES_DIR)
 
     def normal(argv: list[str], host: str) -> list[str]:
         return [part.replace(host, "{host}") for part in argv]
 
     assert normal(in_container.argv, image["HOST"]) == normal(native.argv, "127.0.0.1")
-    assert in_container.cwd.relative_to(ROOT) == native.cwd.relative_to(ROOT)
+    assert in_container.cwd == SERVICES_DIR / m.service and native.cwd == ROOT / SERVICES_DIR / m.service
     for name in ("WORKLOAD", "CPUS", "WORKERS", "THREADS", "IO_SECONDS", "PRIMES_LIMIT"):
         assert in_container.env[name] == native.env[name], name
     assert float(app["cpus"]) == native_knobs.cpus

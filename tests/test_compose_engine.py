@@ -17,11 +17,11 @@ import urllib.request
 
 import pytest
 
+from contract.endpoint import seeded_rates
+from contract.knobs import parse
+from contract.modes import MODES
 from lab import ROOT, images
 from lab.backends import compose
-from lab.endpoint import seeded_rates
-from lab.knobs import parse
-from lab.modes import MODES
 from lab.procs import http_status, wait_until
 from lab.records import load_records
 from lab.verification import differences

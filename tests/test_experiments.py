@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
+from contract.knobs import KNOBS, parse
+from contract.modes import MODES
+from contract.serve import server_plan
 from lab.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
-from lab.knobs import KNOBS, parse
-from lab.modes import MODES
 from lab.records import REQUIRED, RecordError, load_records, validate
-from lab.serve import server_plan
 
 
 def test_product_of_the_lists():

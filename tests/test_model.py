@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.modes import MODES
+from contract.modes import MODES
 from lab.report.model import CONCURRENCY, CPU, explain, parallelism, predict
 
 

@@ -8,8 +8,8 @@ from email.message import Message
 
 import pytest
 
-from lab.endpoint import seeded_rates
-from lab.modes import MODES
+from contract.endpoint import seeded_rates
+from contract.modes import MODES
 from lab.procs import http_status
 from lab.verification import VerificationError, differences, server_report, verify
 

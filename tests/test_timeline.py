@@ -6,6 +6,7 @@ import csv
 
 import pytest
 
+from contract.endpoint import TIMELINE_COLUMNS
 from lab import timeline
 from lab.report.analysis import delayed_ack_floor
 
@@ -14,7 +15,7 @@ def write(path, rows):
     """rows: (server ms, client ms) per request."""
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(timeline.COLUMNS)
+        writer.writerow(TIMELINE_COLUMNS)
         for i, (server_ms, client_ms) in enumerate(rows):
             start = 1_000_000 + i * 1000
             writer.writerow((7, 7, start, start + round(server_ms * 1000), 200, client_ms))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.knobs import parse
+from contract.knobs import parse
 from lab.report.analysis import analyse, parity
 from lab.verification import differences
 

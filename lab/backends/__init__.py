@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # stdlib only at import: `make help` runs before any virtual environment exists
+    from contract.knobs import Knobs
     from lab.cpulimit import CpuUsage
-    from lab.knobs import Knobs
 
 BACKENDS = ("native", "compose")
 

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.knobs import Knobs, choice_setting, setting
 from lab import ROOT, images, stack_state
 from lab.backends.native import Place
 from lab.cpulimit import CpuUsage
-from lab.knobs import Knobs, choice_setting, setting
 from lab.procs import LabError
 
 CONTAINER_RESULTS = Path("/results")  # where a bench's Locust container sees the results folder

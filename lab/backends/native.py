@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.knobs import Knobs, int_setting, setting
+from contract.serve import resolve, server_plan
 from lab import ROOT, machine_cpu
 from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
-from lab.knobs import Knobs, int_setting, setting
 from lab.postgres import Postgres
 from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, stop_on_signals, wait_http_ok
-from lab.serve import resolve, server_plan
 
 BIN = Path(sys.executable).parent
 LOCUSTFILE = ROOT / "locust" / "locustfile.py"
@@ -69,7 +69,7 @@ class AppServer:
         check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
         env = dict(os.environ)
         env.update(DATABASE_URL=self.database_url, DB_POOL_SIZE=setting("DB_POOL_SIZE"))
-        plan = server_plan(self.knobs, host="127.0.0.1", port=self.place.app_port, base_env=env)
+        plan = server_plan(self.knobs, host="127.0.0.1", port=self.place.app_port, base_env=env, services=ROOT / "services")
         self.limit = make_limit(self.knobs.cpus, self.place.cgroup_name)
         argv = self.limit.wrap(resolve(plan.argv, BIN))
         self.log.parent.mkdir(parents=True, exist_ok=True)

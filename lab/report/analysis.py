@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from contract.knobs import WORKLOADS
+from contract.modes import MODES
 from lab.experiments import knobs_of, run_names
-from lab.knobs import WORKLOADS
-from lab.modes import MODES
 from lab.records import CONFIG_COLUMNS
 from lab.report.model import CONCURRENCY, CPU, Prediction, explain, predict
 from lab.timeline import DELAYED_ACK_CAUSE, delayed_ack

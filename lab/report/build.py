@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.modes import MODES
+from contract.modes import MODES
 from lab.records import RecordError, load_records
 from lab.report import charts
 from lab.report.analysis import Row, advice, analyse, conclusions, parity, quick_checks

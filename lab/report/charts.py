@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 from matplotlib.ticker import ScalarFormatter
 
+from contract.modes import MODES
 from lab import timeline as requests_timeline
-from lab.modes import MODES
 from lab.report.analysis import Row, baseline, compared
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")

@@ -1,20 +1,14 @@
-"""Settings of the lab's Django service, all from the environment (see lab/endpoint.py)."""
+"""Settings of the lab's Django service, all from the environment (see contract/endpoint.py)."""
 
 import os
-import sys
-from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-# The shared endpoint contract lives in the project's `lab` package, two folders up.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
-from lab.endpoint import POOL_TIMEOUT, Settings
-from lab.knobs import setting
+from contract.endpoint import POOL_TIMEOUT, Settings
 
 LAB = Settings.from_environ()
 
-SECRET_KEY = setting("DJANGO_SECRET_KEY")
+SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]  # the lab passes it (contract.serve); never a default here
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 

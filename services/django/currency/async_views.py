@@ -13,8 +13,8 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from contract import endpoint
 from currency.views import error_response
-from lab import endpoint
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 _pool: AsyncConnectionPool | None = None

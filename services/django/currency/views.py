@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from psycopg_pool import PoolTimeout
 
-from lab import endpoint
+from contract import endpoint
 
 DB_UNAVAILABLE = (DatabaseError, PoolTimeout)
 

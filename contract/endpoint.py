@@ -1,6 +1,6 @@
 """The endpoint's contract, shared by every service: parameters, workloads, SQL and headers.
 
-Stdlib only (with lab.knobs): it is imported by Django, FastAPI and the Locust user alike.
+Stdlib only (with contract.knobs): it is imported by Django, FastAPI and the Locust user alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from lab.knobs import REQUEST_WORKLOADS, setting
+from contract.knobs import REQUEST_WORKLOADS, setting
 
 CODE_PATTERN = r"^[A-Za-z]{3}$"
 CODE_RE = re.compile(CODE_PATTERN)
@@ -27,6 +27,12 @@ _SEED_ROW = re.compile(r"\('([a-z]{3})',\s*'([a-z]{3})',\s*([0-9.]+)\)")
 # pg_sleep sits in the FROM list so that the wait and the read are one real query.
 RATE_SQL = "SELECT rate FROM rates WHERE from_code = %s AND to_code = %s"
 RATE_WAIT_SQL = "SELECT rate FROM rates, pg_sleep(%s) WHERE from_code = %s AND to_code = %s"
+
+
+# The per-request timeline Locust writes and the lab reads: where (pid, thread) and when (the server's
+# own start and end, from the headers below) each request was served, its status, the client's
+# latency, and its kind.
+TIMELINE_COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms", "workload")
 
 
 def request_name(workload: str) -> str:

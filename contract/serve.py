@@ -1,6 +1,6 @@
 """Start the server of one MODE: the entrypoint of the compose images and of the native backend.
 
-`python -m lab.serve` reads the knobs from the environment, looks MODE up in the mode table
+`python -m contract.serve` reads the knobs from the environment, looks MODE up in the mode table
 and execs its command, so a container and a native run start the very same thing.
 """
 
@@ -12,8 +12,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import ROOT
-from lab.knobs import KnobError, Knobs, from_environ
+from contract.knobs import SETTINGS, KnobError, Knobs, from_environ, setting
+
+SERVICES_DIR = Path("services")  # where the services are, from the folder it runs in (the images' /lab)
+# What a server reads beside the knobs; the lab passes them, so a server never falls back on a default of its own.
+SERVER_SETTINGS = ("DB_POOL_SIZE", "DJANGO_SECRET_KEY")
 
 
 @dataclass(frozen=True)
@@ -23,16 +26,18 @@ class ServerPlan:
     env: dict[str, str]
 
 
-def server_plan(knobs: Knobs, *, host: str, port: int, base_env: dict[str, str] | None = None) -> ServerPlan:
+def server_plan(
+    knobs: Knobs, *, host: str, port: int, base_env: dict[str, str] | None = None, services: Path = SERVICES_DIR
+) -> ServerPlan:
     """The folder, command and environment that serve `knobs.mode` on host:port."""
     mode = knobs.server
     env = dict(os.environ if base_env is None else base_env)
+    env.update({name: env.get(name) or setting(name) for name in SERVER_SETTINGS if name in SETTINGS})
     env.update(knobs.as_env())
     env.update(mode.env)
-    env["PYTHONPATH"] = str(ROOT)
     env.setdefault("DJANGO_SETTINGS_MODULE", "banksite.settings")
     argv = mode.command(host=host, port=port, workers=knobs.workers, threads=knobs.threads)
-    return ServerPlan(ROOT / "services" / mode.service, argv, env)
+    return ServerPlan(services / mode.service, argv, env)
 
 
 def resolve(argv: list[str], bin_dir: Path) -> list[str]:
@@ -56,7 +61,7 @@ def main() -> int:
         )
         return 2
     plan = server_plan(knobs, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("APP_PORT", "8000")))
-    print(f"lab.serve: MODE={knobs.mode} {' '.join(plan.argv)}", file=sys.stderr, flush=True)
+    print(f"contract.serve: MODE={knobs.mode} {' '.join(plan.argv)}", file=sys.stderr, flush=True)
     os.chdir(plan.cwd)
     os.execvpe(plan.argv[0], plan.argv, plan.env)
 

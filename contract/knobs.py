@@ -1,8 +1,8 @@
 """The lab's knobs: environment variables with defaults, the same for make, compose and native.
 
-`python3 -m lab.knobs check` validates the knobs in the environment (stdlib only, so the
+`python3 -m contract.knobs check` validates the knobs in the environment (stdlib only, so the
 Makefile can run it before any virtual environment exists) and prints nothing when they are
-good; `python3 -m lab.knobs env` prints the resolved values as KEY=VALUE lines.
+good; `python3 -m contract.knobs env` prints the resolved values as KEY=VALUE lines.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lab.modes import MODES, Mode
+from contract.modes import MODES, Mode
 
 # What a server does per request; `mix` is a load (Locust sends a share of cpu requests), not a server setting.
 REQUEST_WORKLOADS = ("io", "cpu")
@@ -258,7 +258,7 @@ def main(argv: list[str]) -> int:
     elif command == "service":
         print(knobs.server.service)
     elif command != "check":
-        print("usage: python3 -m lab.knobs [check|env|names|service]", file=sys.stderr)
+        print("usage: python3 -m contract.knobs [check|env|names|service]", file=sys.stderr)
         return 2
     return 0
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from lab.endpoint import (
+from contract.endpoint import (
     CODE_PATTERN,
     NOT_FOUND_PAGE,
     POOL_TIMEOUT,

@@ -75,7 +75,7 @@ MODES: dict[str, Mode] = {
         Mode(
             "async",
             "fastapi",
-            (*UVICORN, "main:app"),
+            (*UVICORN, "api.main:app"),
             "FastAPI on Uvicorn, one process, one event loop, async pool to PostgreSQL",
             in_flight=lambda w, t, pool: pool,
             processes=lambda w, t, pool: 1,
@@ -108,7 +108,7 @@ MODES: dict[str, Mode] = {
         Mode(
             "async-workers",
             "fastapi",
-            (*UVICORN, "--workers", "{workers}", "main:app"),
+            (*UVICORN, "--workers", "{workers}", "api.main:app"),
             "FastAPI on Uvicorn with WORKERS processes, each an event loop: async and multi-process together",
             in_flight=lambda w, t, pool: w * pool,
             processes=lambda w, t, pool: w,
@@ -118,7 +118,7 @@ MODES: dict[str, Mode] = {
         Mode(
             "fastapi-sync",
             "fastapi",
-            (*UVICORN, "sync_main:app"),
+            (*UVICORN, "api.sync_main:app"),
             "FastAPI with a plain `def` handler, run in its thread pool (THREADS), over psycopg's sync pool",
             in_flight=lambda w, t, pool: min(t, pool),
             processes=lambda w, t, pool: 1,
@@ -147,7 +147,7 @@ MODES: dict[str, Mode] = {
         Mode(
             "granian-asgi",
             "fastapi",
-            (*GRANIAN, "--interface", "asgi", "main:app"),
+            (*GRANIAN, "--interface", "asgi", "api.main:app"),
             "FastAPI over ASGI on Granian (Rust HTTP server): WORKERS processes, each an event loop",
             in_flight=lambda w, t, pool: w * pool,
             processes=lambda w, t, pool: w,

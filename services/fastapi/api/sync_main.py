@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from anyio import to_thread
-from common import POOL_ARGS, SETTINGS, Source, Target, Workload, add_routes, error, make_app, reply
-from common import conversion as to_conversion
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lab.endpoint import Timer, count_primes, query_for, server_report
+from contract.endpoint import Timer, count_primes, query_for, server_report
+
+from .common import POOL_ARGS, SETTINGS, Source, Target, Workload, add_routes, error, make_app, reply
+from .common import conversion as to_conversion
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 
