@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 KNOBS := $(shell $(PYTHON) -m contract.knobs names)
-export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE IMAGES BUILD
+export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE IMAGES BUILD SLO_P95_MS
 
 BACKEND ?= auto
 EXPERIMENT ?= quick
@@ -30,7 +30,7 @@ endif
 export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs service)
 COMPOSE = SERVICE=$(SERVICE) docker compose
 
-.PHONY: help setup up down demo bench report modes knobs logs ps engine engine-stop images test lint clean
+.PHONY: help setup up down demo bench capacity report modes knobs logs ps engine engine-stop images test lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
@@ -91,6 +91,9 @@ demo: setup ## the post's quick check: N=2 concurrent requests against MODE, eac
 bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk
 	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume) \
 		$(if $(filter 1 yes true,$(CALIBRATE)),--calibrate)
+
+capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (open arrivals); EXPERIMENT=capacity for many
+	$(PY) -m lab capacity --backend $(BACKEND) $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT))
 
 report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
 	$(PY) -m lab report $(RESULTS)

@@ -93,6 +93,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from lab.capacity import configurations, run_capacity
+    from lab.experiments import load
+
+    experiment = load(args.experiment) if args.experiment else None
+    configs, slo = configurations(experiment, from_environ())
+    try:
+        run_capacity(configs, slo, name=experiment.name if experiment else "capacity", max_steps=args.steps,
+                     backend_name=args.backend)  # fmt: skip
+    except (KeyboardInterrupt, Interrupted):
+        print("\ncapacity: interrupted; every finished step is kept", file=sys.stderr)
+        return 130
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from lab.report.build import build
 
@@ -132,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--backend", choices=backends.BACKENDS, default="native")
     bench.add_argument("--calibrate", action="store_true", help="after each run, measure the same endpoint with wrk")
     bench.set_defaults(run=cmd_bench)
+    capacity = sub.add_parser("capacity", help="the highest arrival rate held at SLO_P95_MS, by a bounded search")
+    capacity.add_argument("--experiment", help="a capacity experiment (many configurations) instead of the knobs")
+    capacity.add_argument("--steps", type=int, default=8, help="steps at most per configuration")
+    capacity.add_argument("--backend", choices=backends.BACKENDS, default="native")
+    capacity.set_defaults(run=cmd_capacity)
     report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")
     report.add_argument("results", type=Path, nargs="?", default=ROOT / "results" / "latest")
     report.set_defaults(run=cmd_report)

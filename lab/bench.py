@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, 
         record["finished_at"] = now()
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
@@ -137,27 +138,36 @@ def run_experiment(
         f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
         flush=True,
     )
+    with opened(place, experiment.runs, backend_name, folder) as (where, state_hook):
+        _run_all(experiment, todo, folder, where, state_hook, calibrate)
+    return folder
+
+
+Where = Callable[[RunConfig], tuple[Backend, dict[str, Any]]]  # a run's backend, and the machine it runs on
+
+
+@contextmanager
+def opened(place: Place, runs: list[RunConfig], backend_name: str, folder: Path) -> Iterator[tuple[Where, Callable[..., None]]]:
+    """The backends the runs need, open for as long as they run, under the stack file; closed on the way out.
+    An experiment that compares backends names each run's own; the others run where the bench was told."""
     stop_on_signals()
-    # an experiment that compares backends names each run's own; the others run where the bench was told
-    names = sorted({c.backend or backend_name for c in experiment.runs}, key=backends.BACKENDS.index)
-    opened: dict[str, tuple[Backend, dict[str, Any]]] = {}
+    names = sorted({c.backend or backend_name for c in runs}, key=backends.BACKENDS.index)
+    opened_: dict[str, tuple[Backend, dict[str, Any]]] = {}
     with stack_state.claimed(place, names) as state_hook:
         try:
             for name in names:
                 backend = backends.get(name, place)
-                opened[name] = backend, {}
-                cpus = [c.cpus for c in experiment.runs if (c.backend or backend_name) == name]
-                opened[name] = backend, machine.describe(backend.open(folder, cpus)["postgres"])
-            _run_all(experiment, todo, folder, lambda c: opened[c.backend or backend_name], state_hook, calibrate)
+                opened_[name] = backend, {}
+                cpus = [c.cpus for c in runs if (c.backend or backend_name) == name]
+                opened_[name] = backend, machine.describe(backend.open(folder, cpus)["postgres"])
+            yield (lambda c: opened_[c.backend or backend_name]), state_hook
         finally:
-            for backend, _ in opened.values():
+            for backend, _ in opened_.values():
                 backend.close()
-    return folder
 
 
-def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path,
-             where: Callable[[RunConfig], tuple[Backend, dict[str, Any]]], state_hook: Callable[..., None],
-             calibrate: bool) -> None:  # fmt: skip
+def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path, where: Where,
+             state_hook: Callable[..., None], calibrate: bool) -> None:  # fmt: skip
     """Each configuration in turn, each record on disk before the next starts; then which to pick."""
     manifest = folder / "experiment.json"
     if not manifest.exists():
@@ -181,7 +191,7 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
         # scale the plan by how long runs have really taken (start, verification, stop)
         spent_per_planned = (time.monotonic() - started) / sum(c.warmup + c.run_time for _, c in todo[:n]) if n else 1.3
         remaining = planned * spent_per_planned
-        print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {_duration(remaining)} left)", flush=True)
+        print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {duration(remaining)} left)", flush=True)
         backend, info = where(config)
         record = run_one(config, backend, folder, state_hook, calibrate)
         record.update(
@@ -196,7 +206,7 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
         write_record(folder, record)
         write_summary(folder)
         print("    " + _outcome(record), flush=True)
-    print(f"bench: done in {_duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
+    print(f"bench: done in {duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
     picks = advice([analyse(r) for r in load_records(folder)])
     if picks:
         print("bench: which to pick (`make report` draws the charts and gives the reasons):")

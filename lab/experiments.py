@@ -22,10 +22,10 @@ from lab.backends import BACKENDS
 EXPERIMENTS = ROOT / "experiments"
 # An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.
 KNOB_KEYS = {"modes": "MODE", "workloads": "WORKLOAD"}
-RUN_KEYS = ("warmup", "run_time", "locust_processes", "backends")  # how and where a run is measured
+RUN_KEYS = ("warmup", "run_time", "locust_processes", "backends", "arrival_rate", "arrivals")  # how and where a run is measured
 LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "mix_cpu_share",
              "backends")  # fmt: skip
-SCALAR_KEYS = ("io_seconds", "primes_limit", "spawn_rate", *RUN_KEYS)
+SCALAR_KEYS = ("io_seconds", "primes_limit", "spawn_rate", *(k for k in RUN_KEYS if k != "backends"))
 DEFAULTS: dict[str, Any] = {
     "workloads": ["io", "cpu"],
     "cpus": [1],
@@ -42,7 +42,12 @@ DEFAULTS: dict[str, Any] = {
     "run_time": 10.0,
     "locust_processes": 1,
     "backends": [None],  # None: the backend the bench was given; a list runs each configuration on each
+    "arrival_rate": 0.0,  # > 0: open arrivals at that rate instead of a closed loop of users
+    "arrivals": "poisson",
 }
+
+
+OPEN_USERS_MAX = 1000
 
 
 class ExperimentError(ValueError):
@@ -90,6 +95,8 @@ class RunConfig:
     run_time: float  # measured seconds, after the warm-up
     locust_processes: int = 1
     backend: str | None = None  # set where an experiment compares backends: the run's own
+    arrival_rate: float = 0.0  # open arrivals per second whatever the replies; 0: a closed loop of users
+    arrivals: str = "poisson"  # open arrivals: poisson or constant
 
     def __getattr__(self, name: str) -> Any:  # config.mode, config.users, ...: the knobs themselves
         return getattr(self.knobs, name)
@@ -97,9 +104,16 @@ class RunConfig:
     @property
     def names(self) -> RunNames:
         names = run_names(self.knobs)
-        if self.backend is None:
-            return names
-        return RunNames(f"{names.id}-{self.backend}", f"{names.label} [{self.backend}]")
+        if self.backend is not None:
+            names = RunNames(f"{names.id}-{self.backend}", f"{names.label} [{self.backend}]")
+        if self.arrival_rate:
+            names = RunNames(f"{names.id}-r{self.arrival_rate:g}", names.label)
+        return names
+
+    @property
+    def open_users(self) -> int:
+        """Users enough to keep arrivals on time while replies take up to two seconds (the drop limit)."""
+        return min(OPEN_USERS_MAX, max(self.knobs.users, math.ceil(self.arrival_rate * 2) + 10))
 
     @property
     def id(self) -> str:
@@ -109,7 +123,8 @@ class RunConfig:
         """The record's `config`: every knob, and the run's own keys (run_time in seconds)."""
         knobs = {k: v for k, v in asdict(self.knobs).items() if k != "run_time"}
         return {**asdict(self.names), **knobs, "warmup": self.warmup, "run_time": self.run_time,
-                "locust_processes": self.locust_processes, "backend": self.backend}  # fmt: skip
+                "locust_processes": self.locust_processes, "backend": self.backend, "arrival_rate": self.arrival_rate,
+                "arrivals": self.arrivals}  # fmt: skip
 
 
 def knobs_of(config: dict[str, Any]) -> Knobs:
@@ -134,7 +149,7 @@ def expand(name: str, data: dict[str, Any]) -> Experiment:
     matrices = data.get("matrix")
     if not matrices:
         raise ExperimentError(f"experiment {name}: needs at least one [[matrix]] table")
-    unknown = set(data) - {"description", "matrix", *LIST_KEYS, *SCALAR_KEYS}
+    unknown = set(data) - {"description", "matrix", "slo_p95_ms", *LIST_KEYS, *SCALAR_KEYS}
     if unknown:
         raise ExperimentError(f"experiment {name}: unknown keys {sorted(unknown)}")
     runs: dict[str, RunConfig] = {}
@@ -142,7 +157,7 @@ def expand(name: str, data: dict[str, Any]) -> Experiment:
         unknown = set(matrix) - {*LIST_KEYS, *SCALAR_KEYS}
         if unknown:
             raise ExperimentError(f"experiment {name}, matrix {i}: unknown keys {sorted(unknown)}")
-        values = {**DEFAULTS, **{k: v for k, v in data.items() if k not in ("description", "matrix")}, **matrix}
+        values = {**DEFAULTS, **{k: v for k, v in data.items() if k not in ("description", "matrix", "slo_p95_ms")}, **matrix}
         if "modes" not in values:
             raise ExperimentError(f"experiment {name}, matrix {i}: 'modes' is required")
         lists = {k: _as_list(values[k]) for k in LIST_KEYS}
@@ -170,7 +185,10 @@ def _config(values: dict[str, Any]) -> RunConfig:
     backend = values["backends"]
     if backend not in (None, *BACKENDS):
         raise ValueError(f"backends takes {' and '.join(BACKENDS)}, not {backend!r}")
-    return RunConfig(parse(env), warmup, run_time, processes, backend)
+    rate, arrivals = float(values["arrival_rate"]), str(values["arrivals"])
+    if rate < 0 or arrivals not in ("poisson", "constant"):
+        raise ValueError("arrival_rate must be >= 0 and arrivals poisson or constant")
+    return RunConfig(parse(env), warmup, run_time, processes, backend, rate, arrivals)
 
 
 def load(name: str) -> Experiment:

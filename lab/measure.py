@@ -81,8 +81,9 @@ def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
 def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
     """A headless run's options, whichever backend runs Locust."""
     work, timeline, window_file = _paths(folder, config)
+    users, spawn_rate = (config.open_users, config.open_users) if config.arrival_rate else (config.users, config.spawn_rate)
     options = {
-        "--host": url, "--users": config.users, "--spawn-rate": f"{config.spawn_rate:g}",
+        "--host": url, "--users": users, "--spawn-rate": f"{spawn_rate:g}",
         "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
         "--json-file": work / config.id, "--loglevel": "WARNING", "--exit-code-on-error": 0,
         "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
@@ -90,6 +91,9 @@ def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
     }  # fmt: skip
     if config.locust_processes > 1:
         options["--processes"] = config.locust_processes
+    if config.arrival_rate:
+        options.update({"--lab-arrival-rate": f"{config.arrival_rate:g}", "--lab-arrivals": config.arrivals,
+                        "--lab-open-file": work / f"{config.id}.open.json"})  # fmt: skip
     return options
 
 
@@ -142,6 +146,8 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
     if usage_from is None or seconds <= 0:
         raise LabError(f"the measured window was empty; see {log}")
     stats = _locust_stats(prefix.with_name(prefix.name + ".json"), seconds)
+    if config.arrival_rate:
+        stats["open"] = open_arrivals(work / f"{config.id}.open.json", window["start"], seconds)
     stats["errors"] = window.get("errors", [])
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
     server = {
@@ -192,3 +198,32 @@ def _merge_timeline(path: Path) -> None:
             part.unlink()
         with path.open("w", newline="") as f:
             csv.writer(f).writerows([header, *rows])
+
+
+def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
+    """What an open-arrival run offered and sent, and its latency counted from each arrival's intended
+    start (unanswered arrivals at the end count as waiting until then); the p95 of each half of the
+    window says whether latency grew over the run."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise LabError(f"Locust wrote no open-arrival record ({path.name})") from None
+    latencies = sorted(data["latencies"])
+    ms = [latency for _, latency, _ in latencies]
+    failed = sum(1 for *_, ok in latencies if not ok)
+    half = start + seconds / 2
+    halves = [[m for at, m, _ in latencies if (at < half) == first] for first in (True, False)]
+    return {
+        "rate": data["rate"], "poisson": data["poisson"],
+        "offered": data["offered"], "sent": data["sent"], "late": data["late"], "dropped": data["dropped"],
+        "unanswered": data["unanswered"],
+        "offered_rps": round(data["offered"] / seconds, 3), "sent_rps": round(data["sent"] / seconds, 3),
+        "failure_ratio": round(failed / len(ms), 4) if ms else None,
+        **{f"p{p}_ms": _quantile(ms, p / 100) for p in (50, 95, 99)},
+        "p95_first_half_ms": _quantile(halves[0], 0.95), "p95_second_half_ms": _quantile(halves[1], 0.95),
+    }  # fmt: skip
+
+
+def _quantile(values: list[float], fraction: float) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1) if ordered else None

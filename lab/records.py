@@ -22,6 +22,9 @@ CONFIG_COLUMNS = tuple(name.lower() for name in KNOBS if name != "RUN_TIME")
 LOCUST_COLUMNS = ("requests", "failures", "rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
 # io and cpu requests apart (a mix has both): locust.by_workload[kind], and kind_column in summary.csv
 KIND_PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
+# open arrivals (capacity steps): locust.open[...], open_... in summary.csv
+OPEN_FIELDS = ("rate", "offered_rps", "sent_rps", "late", "dropped", "p95_ms")
+OPEN_COLUMNS = tuple(f"open_{f}" for f in OPEN_FIELDS)
 KIND_FIELDS = ("requests", "rps", *KIND_PERCENTILES)
 KIND_COLUMNS = tuple(f"{kind}_{c}" for kind in REQUEST_WORKLOADS for c in KIND_FIELDS)
 # Fields every record has (None where a failed run could not measure them).
@@ -38,7 +41,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 SUMMARY_COLUMNS = ("index", "id", "status", *CONFIG_COLUMNS, *LOCUST_COLUMNS, *KIND_COLUMNS, "server_cpu_seconds",
                    "server_cpu_ms_per_request", "throttled_seconds", "load_generator_utilisation",
-                   "outside_handler_p50_ms", "machine_idle_share", "wrk_rps", "locust_to_wrk", "bounded_by_load_generator",
+                   "outside_handler_p50_ms", "machine_idle_share", "wrk_rps", "locust_to_wrk", *OPEN_COLUMNS,
+                   "bounded_by_load_generator",
                    "bounded_by_machine", "backend",
                    "cpu_limit_method", "reason")  # fmt: skip
 
@@ -109,6 +113,7 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "load_generator_utilisation": loadgen.get("utilisation"),
         "outside_handler_p50_ms": ((record.get("timeline") or {}).get("outside_handler_ms") or {}).get("p50"),
         "machine_idle_share": (record.get("machine_cpu") or {}).get("idle_share"),
+        **{f"open_{f}": (locust.get("open") or {}).get(f) for f in OPEN_FIELDS},
         "wrk_rps": (record.get("calibration") or {}).get("rps"),
         "locust_to_wrk": (record.get("calibration") or {}).get("locust_ratio"),
         "bounded_by_load_generator": record["bounded_by_load_generator"],

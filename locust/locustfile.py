@@ -7,6 +7,11 @@ Three options serve headless experiments (`make bench`): --lab-warmup resets the
 once the warm-up is over, --lab-window writes when the measured window began and ended, and
 --lab-timeline keeps where and when the server served each measured request (from its
 response headers), for the report's timeline.
+
+With --lab-arrival-rate the users stop being a closed loop: requests arrive at that rate
+(constant or Poisson) whatever the replies, each user taking the next arrival from one shared
+schedule, and --lab-open-file keeps each measured arrival's latency counted from its intended
+start, not its actual send (so a slow server is not sent less work and its queue is not hidden).
 """
 
 import csv
@@ -28,9 +33,30 @@ KIND_OF = {request_name(kind): kind for kind in REQUEST_WORKLOADS}
 TIMELINE_CAP = 20_000  # rows per load-generating process: enough for a short window of any run
 TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
 
+LATE_S = 0.01  # an arrival sent this long after its intended start was late: every user was busy
+DROP_S = 2.0  # one this late is dropped unsent: the generator could not keep up with the rate
+
 measuring = {"on": True}
 window: dict[str, float] = {}
 timeline: list[tuple[str, ...]] = []
+
+
+class Arrivals:
+    """The open model's schedule: intended start times at a set rate, shared by every user of this process."""
+
+    def __init__(self) -> None:
+        self.rate, self.poisson, self.next_at = 0.0, False, 0.0
+        self.counts = {"offered": 0, "sent": 0, "late": 0, "dropped": 0}
+        self.latencies: list[tuple[float, float, bool]] = []  # (intended start, ms from it, ok), measured only
+        self.pending: set[float] = set()  # measured arrivals not answered yet
+
+    def take(self) -> float:
+        at = self.next_at
+        self.next_at += random.expovariate(self.rate) if self.poisson else 1 / self.rate
+        return at
+
+
+arrivals = Arrivals()
 
 
 class Converter(FastHttpUser):
@@ -41,6 +67,29 @@ class Converter(FastHttpUser):
 
     @task
     def convert(self) -> None:
+        if arrivals.rate <= 0:
+            self.send()
+            return
+        intended = arrivals.take()  # open model: wait for this arrival's time, whatever the replies
+        if intended > time.time():
+            gevent.sleep(intended - time.time())
+        late = time.time() - intended
+        counted = measuring["on"] and intended >= window.get("start", float("inf"))
+        if counted:
+            arrivals.counts["offered"] += 1
+        if late > DROP_S:
+            arrivals.counts["dropped"] += counted
+            return
+        if counted:
+            arrivals.pending.add(intended)
+        ok = self.send()
+        if counted:
+            arrivals.pending.discard(intended)
+            arrivals.counts["sent"] += 1
+            arrivals.counts["late"] += late > LATE_S
+            arrivals.latencies.append((intended, (time.time() - intended) * 1000, ok))
+
+    def send(self) -> bool:
         source, target = random.choice(PAIRS)
         options = self.environment.parsed_options
         url = f"/currency/convert?from={source}&to={target}"
@@ -51,14 +100,16 @@ class Converter(FastHttpUser):
         with self.client.get(url, name=request_name(kind), catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200] if response.text else ''}")
-                return
+                return False
             try:
                 rate = response.json()["rate"]
             except (ValueError, KeyError, TypeError):
                 response.failure("answer is not the endpoint's JSON")
-                return
+                return False
             if abs(rate - RATES[(source, target)]) > 1e-9:
                 response.failure(f"wrong rate {rate} for {source}->{target}")
+                return False
+            return True
 
 
 @events.init_command_line_parser.add_listener
@@ -83,6 +134,26 @@ def _options(parser) -> None:
         default=float(setting("MIX_CPU_SHARE")),
         env_var="LOCUST_LAB_CPU_SHARE",
         help="WORKLOAD=mix: the share of requests that count primes",
+    )
+    parser.add_argument(
+        "--lab-arrival-rate",
+        type=float,
+        default=0.0,
+        env_var="LOCUST_LAB_ARRIVAL_RATE",
+        help="open arrivals: requests per second whatever the replies (0: a closed loop of users)",
+    )
+    parser.add_argument(
+        "--lab-arrivals",
+        choices=("constant", "poisson"),
+        default="poisson",
+        env_var="LOCUST_LAB_ARRIVALS",
+        help="open arrivals: evenly spaced, or a Poisson process",
+    )
+    parser.add_argument(
+        "--lab-open-file",
+        default="",
+        env_var="LOCUST_LAB_OPEN_FILE",
+        help="open arrivals: JSON file for the measured arrivals (offered, sent, late, dropped, latencies)",
     )
     parser.add_argument(
         "--lab-timeline",
@@ -110,6 +181,8 @@ def _window(environment, **times: float) -> None:
 
 @events.test_start.add_listener
 def _start(environment, **kwargs) -> None:
+    options = environment.parsed_options
+    arrivals.rate, arrivals.poisson, arrivals.next_at = options.lab_arrival_rate, options.lab_arrivals == "poisson", time.time()
     warmup = environment.parsed_options.lab_warmup
     if warmup <= 0:
         _window(environment, start=time.time())
@@ -142,6 +215,14 @@ def _write_timeline(environment, **kwargs) -> None:
         errors = sorted(environment.runner.stats.errors.values(), key=lambda e: -e.occurrences)
         window["errors"] = [{"error": str(e.error), "occurrences": e.occurrences} for e in errors[:5]]
         _window(environment, end=time.time())
+    if environment.parsed_options.lab_open_file and arrivals.rate > 0:
+        ended = window.get("end", time.time())
+        # an arrival still unanswered at the end waited at least until then: left out, the slowest would vanish
+        unanswered = [(at, (ended - at) * 1000, True) for at in arrivals.pending if at <= ended]
+        kept = [a for a in arrivals.latencies if a[0] <= ended] + unanswered
+        with open(environment.parsed_options.lab_open_file, "w") as out:
+            json.dump({"rate": arrivals.rate, "poisson": arrivals.poisson, **arrivals.counts, "unanswered": len(unanswered),
+                       "latencies": kept}, out)  # fmt: skip
     path = environment.parsed_options.lab_timeline
     if not path or not timeline:
         return

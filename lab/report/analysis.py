@@ -475,3 +475,93 @@ def _parity_cause(native: Row, compose: Row) -> str:
     if bool(delayed[0]) != bool(delayed[1]):
         causes.append("only one backend's replies waited for delayed ACKs")
     return "; ".join(causes) or "nothing the records show: noise of shared cores, or overhead outside the parts the lab measures"
+
+
+def saturation(record: dict[str, Any]) -> float | None:
+    """The model's saturation rate for open arrivals (no user limit): min(C / (D_io + D_cpu), P / D_cpu),
+    with D_cpu from the server's own accounting."""
+    d_cpu = (record.get("server") or {}).get("cpu_seconds_per_request")
+    if record["status"] != "ok" or not d_cpu or not record.get("model"):
+        return None
+    config = record["config"]
+    x = predict(users=10**9, in_flight=record["model"]["in_flight"], processes=record["model"]["processes"],
+                cpus=config["cpus"], cores=record["machine"]["cores_available"] or 1,
+                d_io=config["io_seconds"] * io_share(record), d_cpu=d_cpu)  # fmt: skip
+    return x.throughput
+
+
+@dataclass
+class Capacity:
+    """One configuration's capacity search, from its step records alone."""
+
+    label: str
+    mode: str
+    workload: str
+    cpus: float
+    slo_ms: float
+    steps: list[dict[str, Any]]  # rate, offered/sent rps, p95 from intended start, held, p95 per half
+    capacity: float | None
+    model: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.capacity / self.model if self.capacity and self.model else None
+
+
+def capacities(records: list[dict[str, Any]]) -> list[Capacity]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record.get("capacity_step"):
+            c = record["config"]
+            groups[(label(c), c["workload"], c["cpus"], record["capacity_step"]["slo_p95_ms"])].append(record)
+    found = []
+    for (name, workload, cpus, slo), steps in groups.items():
+        rows = sorted(({"rate": r["config"]["arrival_rate"], "held": r["capacity_step"]["held"],
+                        "why": r["capacity_step"]["why"], **((r.get("locust") or {}).get("open") or {})} for r in steps),
+                      key=lambda step: step["rate"])  # fmt: skip
+        held = [step["rate"] for step in rows if step["held"]]
+        model = next((m for m in map(saturation, steps) if m), None)
+        found.append(Capacity(name, steps[0]["config"]["mode"], workload, cpus, slo, rows, max(held) if held else None, model))
+    return found
+
+
+def capacity_advice(found: list[Capacity]) -> list[str]:
+    """Which configuration holds the most load at the target, per workload and CPU limit; development
+    servers measured, never advised."""
+    sentences = []
+    groups: dict[tuple[str, float, float], list[Capacity]] = defaultdict(list)
+    for c in found:
+        groups[(c.workload, c.cpus, c.slo_ms)].append(c)
+    for (workload, cpus, slo), group in sorted(groups.items()):
+        ranked = sorted((c for c in group if c.capacity), key=lambda c: -(c.capacity or 0))
+        served = [c for c in ranked if not MODES[c.mode].development]
+        if not served:
+            sentences.append(f"For {workload} at p95 ≤ {slo:g} ms ({_limit(cpus)}), no production configuration held the target.")
+            continue
+        best = served[0]
+        text = (f"For {workload} at p95 ≤ {slo:g} ms ({_limit(cpus)}), by capacity pick {best.label}: it holds "
+                f"{_fmt(best.capacity or 0)} req/s{_of_model(best)}")  # fmt: skip
+        others = [f"{c.label} {_fmt(c.capacity or 0)} req/s{_of_model(c)}" for c in ranked if c is not best]
+        if others:
+            text += "; then " + ", ".join(others)
+        sentences.append(text + ".")
+    return sentences
+
+
+def _of_model(c: Capacity) -> str:
+    return f" ({c.ratio:.2f} of its model's {_fmt(c.model or 0)})" if c.ratio else ""
+
+
+def overload(found: list[Capacity]) -> list[str]:
+    """Past capacity, with arrivals that do not wait for replies, the queue grows: latency rises over the run."""
+    sentences = []
+    for c in found:
+        broke = [s for s in c.steps if not s["held"] and s.get("p95_first_half_ms") and s.get("p95_second_half_ms")]
+        if c.capacity and broke:
+            s = min(broke, key=lambda step: step["rate"])
+            sentences.append(
+                f"{c.label} · {c.workload}: at {s['rate']:g} arrivals/s, past its capacity of {_fmt(c.capacity)}, p95 was "
+                f"{s['p95_first_half_ms']:.0f} ms in the first half of the run and {s['p95_second_half_ms']:.0f} ms "
+                "in the second: the queue grew."
+            )
+    return sentences

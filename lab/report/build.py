@@ -13,7 +13,18 @@ from typing import Any
 from contract.modes import MODES
 from lab.records import RecordError, load_records
 from lab.report import charts
-from lab.report.analysis import Row, advice, analyse, conclusions, parity, quick_checks
+from lab.report.analysis import (
+    Capacity,
+    Row,
+    advice,
+    analyse,
+    capacities,
+    capacity_advice,
+    conclusions,
+    overload,
+    parity,
+    quick_checks,
+)
 
 TABLE_COLUMNS = (
     "run",
@@ -183,9 +194,44 @@ class Report:
     sections: list[Section]
 
 
+CAPACITY_TEXT = (
+    "Requests arrived at a set rate whatever the replies (open arrivals), and latency counts from each arrival's "
+    "intended start. Each configuration's capacity is the highest rate whose p95 stayed at or under the target with "
+    "under 1% failures, found by a bounded search of short steps; the model's saturation rate is min(C / (D_io + "
+    "D_cpu), P / D_cpu), with D_cpu from the server's own accounting."
+)
+CAPACITY_COLUMNS = ("configuration", "target p95 ms", "capacity req/s", "model req/s", "capacity/model", "steps: rate → p95 ms")
+
+
+def capacity_sections(folder: Path, found: list[Capacity]) -> list[Section]:
+    rows = [
+        [
+            f"{c.label} · {c.workload} · CPUS={c.cpus:g}",
+            f"{c.slo_ms:g}",
+            _n(c.capacity),
+            _n(c.model),
+            _n(c.ratio, 2),
+            ", ".join(f"{s['rate']:g}→{_n(s.get('p95_ms'), 0)}{'' if s['held'] else ' ✗'}" for s in c.steps),
+        ]
+        for c in found
+    ]
+    chart = charts.capacity(found, folder / "chart-capacity.png")
+    return [
+        Section("Which to pick, by capacity", bullets=capacity_advice(found)),
+        Section("Capacity at a latency target", paragraphs=[CAPACITY_TEXT], bullets=overload(found),
+                table=Table(CAPACITY_COLUMNS, rows), images=[("Latency against offered load", chart)] if chart else []),
+    ]  # fmt: skip
+
+
 def sections_of(folder: Path, records: list[dict[str, Any]], manifest: dict[str, Any]) -> Report:
     """Everything the report says, built once from the records; `markdown` and `page` only render it."""
-    rows = [analyse(r) for r in records]
+    name = manifest.get("name") or records[0]["experiment"]
+    found = capacities(records)
+    closed = [r for r in records if not r.get("capacity_step")]
+    if not closed:  # a capacity search alone
+        return Report(f"Concurrency lab report: {name}", manifest.get("description", ""), capacity_sections(folder, found))
+    rows = [analyse(r) for r in closed]
+    records = closed
     charts_made = (
         ("Throughput per mode", charts.throughput(rows, folder / "chart-throughput.png")),
         ("Latency percentiles per mode", charts.latency(rows, folder / "chart-latency.png")),
@@ -230,7 +276,7 @@ def sections_of(folder: Path, records: list[dict[str, Any]], manifest: dict[str,
                                 table=Table(QUICK_COLUMNS, quick_table(checks))))  # fmt: skip
     shared = "The load generator, the server and PostgreSQL share this machine's cores."
     sections.append(Section("Machine", paragraphs=[machine_line, "CPU limit: " + "; ".join(limit_methods), shared]))
-    name = manifest.get("name") or records[0]["experiment"]
+    sections += capacity_sections(folder, found) if found else []
     return Report(f"Concurrency lab report: {name}", manifest.get("description", ""), sections)
 
 

@@ -14,7 +14,7 @@ from matplotlib.ticker import ScalarFormatter
 
 from contract.modes import MODES
 from lab import timeline as requests_timeline
-from lab.report.analysis import Row, baseline, compared
+from lab.report.analysis import Capacity, Row, baseline, compared
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
 WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452", "mix": "#55A868"}
@@ -221,4 +221,31 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
         elif len(pids) > 1:
             ax.legend(handles=[Patch(color=colours[p], label=f"pid {p}") for p in pids], fontsize=7, loc="upper right")
     fig.suptitle(f"Who served what, when: {workload} workload (one bar per request)")
+    return _save(fig, path)
+
+
+def capacity(found: list[Capacity], path: Path) -> Path | None:
+    """p95 latency (from each arrival's intended start) against offered load, one line per configuration,
+    with the target and each configuration's capacity marked: the curve rises as it nears saturation."""
+    if not found:
+        return None
+    modes = list(MODES)
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for c in sorted(found, key=lambda c: (modes.index(c.mode) if c.mode in modes else 99, c.label)):
+        steps = [s for s in c.steps if s.get("p95_ms") is not None]
+        colour = plt.cm.tab10((modes.index(c.mode) if c.mode in modes else 9) % 10)
+        name = f"{c.label} · {c.workload} · CPUS={c.cpus:g}"
+        ax.plot([s["offered_rps"] for s in steps], [s["p95_ms"] for s in steps], marker="o", color=colour, label=name)
+        if c.capacity:
+            held = next(s for s in steps if s["rate"] == c.capacity)
+            ax.plot([held["offered_rps"]], [held["p95_ms"]], marker="*", markersize=16, color=colour, linestyle="none")
+            ax.axvline(held["offered_rps"], color=colour, linestyle=":", linewidth=1)
+    for slo in sorted({c.slo_ms for c in found}):
+        ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"target p95 {slo:g} ms")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel("offered load (arrivals/s, measured)")
+    ax.set_ylabel("p95 latency from intended start (ms)")
+    ax.set_title("Latency against offered load; a star marks each configuration's capacity at the target")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(fig, path)
