@@ -78,7 +78,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab.bench import run_experiment
+    from lab.bench.run import run_experiment
     from lab.experiments import load
 
     experiment = load(args.experiment)
@@ -94,7 +94,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
-    from lab.capacity import configurations, run_capacity
+    from lab.bench.capacity import configurations, run_capacity
     from lab.experiments import load
 
     experiment = load(args.experiment) if args.experiment else None

@@ -218,7 +218,7 @@ def test_a_fast_server_on_a_full_machine_is_flagged_as_bounded_by_the_machine(tm
 @pytest.mark.parametrize(("server_cpu", "bounded"), [(1.95, False), (1.2, True)])
 def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_could_use(server_cpu, bounded):
     """At CPUS=2 on two cores a cpu-bound server fills the machine itself: that is its own limit."""
-    from lab.checks import judge
+    from lab.bench.checks import judge
     from lab.experiments import expand
 
     (config,) = expand("t", {"matrix": [{"modes": "gunicorn", "workloads": "cpu", "cpus": 2}]}).runs

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from lab import ROOT
-from lab.capacity import judge_step, next_rate
+from lab.bench.capacity import judge_step, next_rate
 from lab.experiments import load
 from lab.records import load_records
 

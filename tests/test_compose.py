@@ -195,9 +195,9 @@ def test_make_refuses_a_bad_mode_for_compose():
 def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
     from lab.backends import compose
     from lab.backends.native import NativeBackend
-    from lab.bench import RESULTS
+    from lab.bench.measure import locust_options
+    from lab.bench.run import RESULTS
     from lab.experiments import load
-    from lab.measure import locust_options
 
     config = load("quick").runs[0]
     folder = RESULTS / "quick-test"

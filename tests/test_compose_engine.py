@@ -22,9 +22,9 @@ from contract.knobs import parse
 from contract.modes import MODES
 from lab import ROOT, images
 from lab.backends import compose
+from lab.bench.verification import differences
 from lab.procs import http_status, wait_until
 from lab.records import load_records
-from lab.verification import differences
 
 from .conftest import PYTHON, lab_env, make_place, run_bench
 

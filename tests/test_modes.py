@@ -10,8 +10,8 @@ import pytest
 
 from contract.endpoint import seeded_rates
 from contract.modes import MODES
+from lab.bench.verification import VerificationError, differences, server_report, verify
 from lab.procs import http_status
-from lab.verification import VerificationError, differences, server_report, verify
 
 from .conftest import processes_of, running
 

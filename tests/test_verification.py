@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from contract.knobs import parse
+from lab.bench.verification import differences
 from lab.report.analysis import analyse, parity
-from lab.verification import differences
 
 from .test_advice import record
 

@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from contract.knobs import int_setting
-from lab import ROOT, backends, calibration, machine, stack_state
+from lab import ROOT, backends, machine, stack_state
 from lab.backends import Backend
 from lab.backends.native import Place
-from lab.checks import delayed_ack_warning, failure, judge
+from lab.bench import calibration
+from lab.bench.checks import delayed_ack_warning, failure, judge
+from lab.bench.measure import measure
+from lab.bench.verification import VerificationError, verify
 from lab.experiments import Experiment, RunConfig
-from lab.measure import measure
 from lab.procs import LabError, stop_on_signals
 from lab.quick_check import quick_check
 from lab.records import SCHEMA, load_records, recorded_ids, write_record, write_summary
 from lab.report.analysis import advice, analyse
-from lab.verification import VerificationError, verify
 
 RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
 SATURATED = 0.85  # a load-generating process above this share of a core bounds the measurement

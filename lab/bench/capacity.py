@@ -18,7 +18,7 @@ from typing import Any
 from contract.knobs import int_setting
 from lab import ROOT
 from lab.backends.native import Place
-from lab.bench import RESULTS, duration, now, opened, run_one
+from lab.bench.run import RESULTS, duration, now, opened, run_one
 from lab.experiments import Experiment, RunConfig
 from lab.records import SCHEMA, write_record, write_summary
 from lab.report.analysis import saturation
