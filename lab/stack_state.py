@@ -32,10 +32,9 @@ def stop_supervisor(state: dict[str, Any]) -> None:
 
 
 @contextmanager
-def claimed(place: Any, backends: list[str]) -> Iterator[Callable[..., None]]:
-    """Hold the stack file for the duration; yields a hook that records pids as they start."""
-    from lab.backends import stop_leftovers
-
+def claimed(place: Any, backends: list[str], stop_leftovers: Callable[[dict[str, Any]], None]) -> Iterator[Callable[..., None]]:
+    """Hold the stack file for the duration; yields a hook that records pids as they start.
+    `stop_leftovers` stops what a stack file left by a killed lab says runs."""
     prior = read(place)
     if prior.get("supervisor") and alive(prior["supervisor"]):
         raise LabError("the lab is already running (make up, demo or bench): stop it with `make down` first")

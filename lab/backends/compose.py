@@ -258,7 +258,7 @@ class ComposeBackend:
     @contextmanager
     def serving(self, knobs: Knobs, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[ComposeStack]:
         """The stack of compose.yaml, healthy (`up --wait`); down, volumes and all, on the way out."""
-        with stack_state.claimed(self.place, [self.name]):
+        with stack_state.claimed(self.place, [self.name], self.stop_leftovers):
             env = compose_env(knobs)
             prepare([knobs.cpus])
             locust = ["--scale", f"locust-worker={locust_workers}", "locust-master", "locust-worker"] if locust_ui else []
@@ -274,6 +274,11 @@ class ComposeBackend:
                 down(env)
 
     def down(self, state: dict[str, object]) -> None:
+        down(self.env)
+
+    def stop_leftovers(self, prior: dict[str, object]) -> None:
+        if "compose" not in (prior.get("backends") or ["native"]):
+            raise LabError("a lab on another backend was left behind by a killed run: `make down` stops it")
         down(self.env)
 
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from contract.knobs import Knobs, int_setting, setting
 from contract.serve import resolve, server_plan
-from lab import ROOT
-from lab.bench import machine_cpu
+from lab import ROOT, machine_cpu
 from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
 from lab.postgres import Postgres
 from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, stop_on_signals, wait_http_ok

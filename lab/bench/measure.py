@@ -14,10 +14,9 @@ from typing import Any
 
 from contract.endpoint import request_name
 from contract.knobs import REQUEST_WORKLOADS
-from lab import ROOT
+from lab import ROOT, machine_cpu
 from lab import timeline as requests_timeline
 from lab.backends import Backend
-from lab.bench import machine_cpu
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
 from lab.records import KIND_PERCENTILES

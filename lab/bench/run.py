@@ -154,7 +154,7 @@ def opened(place: Place, runs: list[RunConfig], backend_name: str, folder: Path)
     stop_on_signals()
     names = sorted({c.backend or backend_name for c in runs}, key=backends.BACKENDS.index)
     opened_: dict[str, tuple[Backend, dict[str, Any]]] = {}
-    with stack_state.claimed(place, names) as state_hook:
+    with stack_state.claimed(place, names, lambda prior: backends.stop_leftovers(place, prior)) as state_hook:
         try:
             for name in names:
                 backend = backends.get(name, place)
