@@ -218,16 +218,17 @@ def test_a_fast_server_on_a_full_machine_is_flagged_as_bounded_by_the_machine(tm
 @pytest.mark.parametrize(("server_cpu", "bounded"), [(1.95, False), (1.2, True)])
 def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_could_use(server_cpu, bounded):
     """At CPUS=2 on two cores a cpu-bound server fills the machine itself: that is its own limit."""
-    from lab.bench.checks import judge
+    from lab.bench.checks import findings, word
     from lab.experiments import expand
 
     (config,) = expand("t", {"matrix": [{"modes": "gunicorn", "workloads": "cpu", "cpus": 2}]}).runs
     parts = {"server": server_cpu * 10, "postgres": 0.1, "load_generator": 2 - server_cpu * 10 + 17.8, "other": 0.0}
     result = {
+        "timeline": None,
         "load_generator": {"utilisation": 0.2, "locust_warned_cpu": False},
         "server": {"utilisation": server_cpu},
         "machine_cpu": {"saturated": True, "idle_share": 0.01, "cpu_seconds": 20.0, "parts_cpu_seconds": parts},
     }
-    judged = judge(config, result, processes=2)
-    assert judged.machine is bounded and judged.load_generator is False
-    assert any("bounded by the machine" in w for w in judged.warnings) is bounded
+    found = findings(config, result, processes=2)
+    assert [f["kind"] for f in found] == (["machine_saturated"] if bounded else [])
+    assert any("bounded by the machine" in word(f) for f in found) is bounded

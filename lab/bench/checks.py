@@ -5,7 +5,6 @@ for the terminal, the record and the report."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from lab import timeline as requests_timeline
@@ -17,28 +16,18 @@ MAX_FAILURE_RATIO = 0.05
 MACHINE_SHARE = 0.9  # on a saturated machine, a server below this share of its CPU ceiling was starved
 
 
-@dataclass(frozen=True)
-class Judgement:
-    """What bounded a run, if not the server: the load generator or the whole machine."""
-
-    load_generator: bool
-    machine: bool
-    warnings: list[str]
+Finding = dict[str, Any]  # {"kind": ..., and its figures}: what a record keeps; `word` says it
 
 
-def judge(config: RunConfig, result: dict[str, Any], processes: int) -> Judgement:
-    """Was the load generator, or the machine the server shares, the bottleneck? Say so, with the figures."""
-    warnings, loadgen, server = [], result["load_generator"], result["server"]
-    bounded = False
+def findings(config: RunConfig, result: dict[str, Any], processes: int) -> list[Finding]:
+    """What bounded a run if not the server (the load generator, or the machine the server shares), and
+    whether its replies waited for delayed ACKs: each with its figures."""
+    found: list[Finding] = []
+    loadgen, server = result["load_generator"], result["server"]
     if loadgen["utilisation"] is not None and loadgen["utilisation"] >= SATURATED:
-        bounded = True
-        warnings.append(
-            f"the load generator used {loadgen['utilisation']:.0%} of a core per process: "
-            "throughput is bounded by Locust, not the server (add locust_processes, or fewer users)"
-        )
+        found.append({"kind": "load_generator_busy", "utilisation": loadgen["utilisation"]})
     if loadgen.get("locust_warned_cpu"):
-        bounded = True
-        warnings.append("Locust itself warned that its CPU usage was above 90%")
+        found.append({"kind": "locust_warned_cpu"})
     if (
         config.workload == "cpu"
         and config.cpus
@@ -46,34 +35,44 @@ def judge(config: RunConfig, result: dict[str, Any], processes: int) -> Judgemen
         and loadgen["utilisation"]
         and loadgen["utilisation"] > 0.7
     ):
-        bounded = True
-        warnings.append(
-            f"the server was idle {1 - server['utilisation'] / config.cpus:.0%} of its CPU limit "
-            "while Locust was busy: the users waited on the load generator"
-        )
+        found.append({"kind": "server_waited_on_load_generator", "idle": round(1 - server["utilisation"] / config.cpus, 3)})
     # The machine was full, and the server got less CPU than it could have used: the other parts had it.
     cores = os.cpu_count() or 1
     ceiling = parallelism(processes, config.cpus, cores)
     whole = result["machine_cpu"]
-    machine = bool(whole["saturated"]) and server["utilisation"] < MACHINE_SHARE * ceiling
-    if machine:
-        parts = whole["parts_cpu_seconds"]
-        shares = ", ".join(
-            f"{name.replace('_', ' ')} {v / whole['cpu_seconds']:.0%}" for name, v in parts.items() if v is not None
-        )
-        warnings.append(
-            f"the machine had {whole['idle_share']:.0%} of its {cores} cores idle ({shares}), and the server used "
-            f"{server['utilisation']:.2f} of the {ceiling:g} CPU it could: throughput is bounded by the machine, not the server"
-        )
-    return Judgement(bounded, machine, warnings)
-
-
-def delayed_ack_warning(result: dict[str, Any]) -> str | None:
+    if whole["saturated"] and server["utilisation"] < MACHINE_SHARE * ceiling:
+        shares = {name: round(v / whole["cpu_seconds"], 3) for name, v in whole["parts_cpu_seconds"].items() if v is not None}
+        found.append({"kind": "machine_saturated", "idle_share": whole["idle_share"], "cores": cores, "shares": shares,
+                      "server_cpu": server["utilisation"], "ceiling": ceiling})  # fmt: skip
     held = requests_timeline.delayed_ack(result["timeline"] or {})
-    if held is None:
-        return None
-    cause = requests_timeline.DELAYED_ACK_CAUSE
-    return f"every reply reached the client a steady {held:.0f} ms after its handler ended: {cause}"
+    if held is not None:
+        found.append({"kind": "delayed_ack", "ms": held})
+    return found
+
+
+LOAD_GENERATOR = {"load_generator_busy", "locust_warned_cpu", "server_waited_on_load_generator"}
+
+
+def word(finding: Finding) -> str:
+    """A finding in the words the terminal, the record's warnings and the report share."""
+    kind = finding["kind"]
+    if kind == "load_generator_busy":
+        return (f"the load generator used {finding['utilisation']:.0%} of a core per process: throughput is bounded by "
+                "Locust, not the server (add locust_processes, or fewer users)")  # fmt: skip
+    if kind == "locust_warned_cpu":
+        return "Locust itself warned that its CPU usage was above 90%"
+    if kind == "server_waited_on_load_generator":
+        return (f"the server was idle {finding['idle']:.0%} of its CPU limit while Locust was busy: the users waited on "
+                "the load generator")  # fmt: skip
+    if kind == "machine_saturated":
+        shares = ", ".join(f"{name.replace('_', ' ')} {share:.0%}" for name, share in finding["shares"].items())
+        return (f"the machine had {finding['idle_share']:.0%} of its {finding['cores']} cores idle ({shares}), and the server "
+                f"used {finding['server_cpu']:.2f} of the {finding['ceiling']:g} CPU it could: throughput is bounded by the "
+                "machine, not the server")  # fmt: skip
+    if kind == "delayed_ack":
+        cause = requests_timeline.DELAYED_ACK_CAUSE
+        return f"every reply reached the client a steady {finding['ms']:.0f} ms after its handler ended: {cause}"
+    raise ValueError(f"no words for a finding of kind {kind!r}")
 
 
 def failure(result: dict[str, Any]) -> str | None:

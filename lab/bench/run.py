@@ -22,7 +22,7 @@ from lab import ROOT, backends, machine, stack_state
 from lab.backends import Backend
 from lab.backends.native import Place
 from lab.bench import calibration
-from lab.bench.checks import delayed_ack_warning, failure, judge
+from lab.bench.checks import LOAD_GENERATOR, failure, findings, word
 from lab.bench.measure import measure
 from lab.bench.verification import VerificationError, verify
 from lab.experiments import Experiment, RunConfig
@@ -97,11 +97,11 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, 
         record.update(result)
         if calibrate:  # the same server, the same connections, driven by wrk
             record["calibration"] = calibration.calibrate(app.url, config, result["locust"]["rps"])
-        judged = judge(config, result, record["model"]["processes"])
-        record["bounded_by_load_generator"], record["bounded_by_machine"] = judged.load_generator, judged.machine
-        record["warnings"] = judged.warnings
-        if warning := delayed_ack_warning(result):
-            record["warnings"].append(warning)
+        record["findings"] = findings(config, result, record["model"]["processes"])
+        kinds = {finding["kind"] for finding in record["findings"]}
+        record["bounded_by_load_generator"] = bool(kinds & LOAD_GENERATOR)
+        record["bounded_by_machine"] = "machine_saturated" in kinds
+        record["warnings"] = [word(finding) for finding in record["findings"]]
         record["reason"] = failure(result)
         record["status"] = "failed" if record["reason"] else "ok"
         return record
