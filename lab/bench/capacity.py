@@ -10,7 +10,6 @@ until the target breaks, then halving the gap. It ends when the gap is under 5% 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from contract.knobs import int_setting
 from lab import ROOT
 from lab.backends.native import Place
-from lab.bench.run import RESULTS, duration, now, opened, run_one
+from lab.bench.run import duration, link_latest, now, opened, results_folder, run_one
 from lab.experiments import Experiment, RunConfig
 from lab.records import SCHEMA, write_record, write_summary
 from lab.report.analysis import saturation
@@ -97,8 +96,8 @@ def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where
 def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capacity", max_steps: int = 8,
                  backend_name: str = "native", place: Place | None = None) -> Path:  # fmt: skip
     place = place or Place()
-    folder = RESULTS / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = results_folder(name, resume=False)
+    link_latest(folder)
     budget = sum(max_steps * (c.warmup + c.run_time + STEP_OVERHEAD) for c in configs)
     print(f"capacity: {len(configs)} configuration(s), p95 target {slo_ms:g} ms, failures under {MAX_FAILURES:.0%}; "
           f"at most {max_steps} steps each: at most {duration(budget)}. Results in "

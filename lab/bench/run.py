@@ -50,6 +50,15 @@ def results_folder(experiment: str, resume: bool) -> Path:
     return RESULTS / f"{experiment}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
 
 
+def link_latest(folder: Path) -> None:
+    """Make the folder, and point results/latest (what `make report` reads by default) at it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    latest = folder.parent / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(folder.name)
+
+
 def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, calibrate: bool = False) -> dict[str, Any]:
     knobs = config.knobs
     record: dict[str, Any] = {
@@ -127,11 +136,7 @@ def run_experiment(
 ) -> Path:
     place = place or Place()
     folder = folder or results_folder(experiment.name, resume)
-    folder.mkdir(parents=True, exist_ok=True)
-    latest = folder.parent / "latest"
-    if latest.is_symlink() or not latest.exists():
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(folder.name)
+    link_latest(folder)
     done = recorded_ids(folder)
     todo = [(i, c) for i, c in enumerate(experiment.runs, 1) if c.id not in done]
     print(
