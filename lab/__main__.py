@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as signal_name:
         print(f"lab: {signal_name}: stopped everything it started", file=sys.stderr)
         return 143
+    except BrokenPipeError:  # `make modes | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
