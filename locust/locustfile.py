@@ -47,7 +47,7 @@ class Arrivals:
     def __init__(self) -> None:
         self.rate, self.poisson, self.next_at = 0.0, False, 0.0
         self.counts = {"offered": 0, "sent": 0, "late": 0, "dropped": 0}
-        self.latencies: list[tuple[float, float, bool]] = []  # (intended start, ms from it, ok), measured only
+        self.latencies: list[tuple[float, float, bool | None]] = []  # (intended start, ms from it, ok or None: unanswered)
         self.pending: set[float] = set()  # measured arrivals not answered yet
 
     def take(self) -> float:
@@ -217,8 +217,13 @@ def _write_timeline(environment, **kwargs) -> None:
         _window(environment, end=time.time())
     if environment.parsed_options.lab_open_file and arrivals.rate > 0:
         ended = window.get("end", time.time())
+        # arrivals no user took before the end (every user was busy) were offered all the same, and never sent
+        while arrivals.next_at <= ended and "start" in window:
+            if arrivals.take() >= window["start"]:
+                arrivals.counts["offered"] += 1
+                arrivals.counts["dropped"] += 1
         # an arrival still unanswered at the end waited at least until then: left out, the slowest would vanish
-        unanswered = [(at, (ended - at) * 1000, True) for at in arrivals.pending if at <= ended]
+        unanswered = [(at, (ended - at) * 1000, None) for at in arrivals.pending if at <= ended]
         kept = [a for a in arrivals.latencies if a[0] <= ended] + unanswered
         with open(environment.parsed_options.lab_open_file, "w") as out:
             json.dump({"rate": arrivals.rate, "poisson": arrivals.poisson, **arrivals.counts, "unanswered": len(unanswered),

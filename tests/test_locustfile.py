@@ -7,6 +7,7 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from contract.endpoint import request_name
 from lab import ROOT
 
 from .conftest import running
@@ -39,7 +40,7 @@ def headless(host: str, seconds: int = 3, users: int = 4) -> dict[str, object]:
         timeout=seconds + 60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    [stats] = [s for s in json.loads(result.stdout) if s["name"] == "/currency/convert"]
+    [stats] = [s for s in json.loads(result.stdout) if s["name"] == request_name("io")]  # named by the request's kind
     return stats
 
 

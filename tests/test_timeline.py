@@ -26,7 +26,7 @@ def test_outside_handler_is_client_latency_minus_server_time(tmp_path):
     path = write(tmp_path / "t.csv", [(100, 101 + i) for i in range(11)])  # 1..11 ms outside
     outside = {"p10": 2.0, "p50": 6.0, "p90": 10.0}
     assert timeline.summary(path) == {"rows": 11, "outside_handler_ms": outside, "processes_seen": 1}
-    assert timeline.read(path)[0] == {"pid": 7, "thread": 7, "start_us": 1_000_000, "end_us": 1_100_000}
+    assert timeline.read(path)[0] == {"pid": 7, "thread": 7, "start_us": 1_000_000, "end_us": 1_100_000, "workload": ""}
 
 
 def test_no_rows_means_no_statistics(tmp_path):

@@ -208,11 +208,13 @@ def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         raise LabError(f"Locust wrote no open-arrival record ({path.name})") from None
-    latencies = sorted(data["latencies"])
+    latencies = sorted(data["latencies"], key=lambda a: a[0])
     ms = [latency for _, latency, _ in latencies]
-    failed = sum(1 for *_, ok in latencies if not ok)
+    failed = sum(1 for *_, ok in latencies if ok is False)
+    # how latency moved over the run, from the answered arrivals (an unanswered one has only a lower bound)
+    answered = [a for a in latencies if a[2] is not None]
     half = start + seconds / 2
-    halves = [[m for at, m, _ in latencies if (at < half) == first] for first in (True, False)]
+    halves = [[m for at, m, _ in answered if (at < half) == first] for first in (True, False)]
     return {
         "rate": data["rate"], "poisson": data["poisson"],
         "offered": data["offered"], "sent": data["sent"], "late": data["late"], "dropped": data["dropped"],
