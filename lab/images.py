@@ -92,7 +92,7 @@ def download_wheels(say: Callable[[str], None]) -> None:
     wanted = [f"-r{ROOT / 'requirements' / 'services.txt'}", *EXTRA_WHEELS]
     stamp = WHEELS / ".complete"
     key = (ROOT / "requirements" / "services.txt").read_text() + " ".join(EXTRA_WHEELS)
-    if stamp.exists() and stamp.read_text() == key:
+    if stamp.exists() and stamp.read_text() == key and any(WHEELS.glob("*.whl")):
         return
     say("downloading the pinned wheels on the host into images/wheels...")
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(WHEELS), *wanted]
