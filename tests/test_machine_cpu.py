@@ -28,3 +28,4 @@ def test_an_open_run_counts_latency_from_intended_starts_and_compares_the_halves
     assert summary["offered_rps"] == 10.5 and summary["sent_rps"] == 10.0 and summary["dropped"] == 5
     assert summary["p50_ms"] == 50 + 20 * 50 and summary["failure_ratio"] == 0
     assert summary["p95_second_half_ms"] > 1.5 * summary["p95_first_half_ms"]
+    assert summary["p50_second_half_ms"] > 1.5 * summary["p50_first_half_ms"]

@@ -81,7 +81,8 @@ def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
 def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
     """A headless run's options, whichever backend runs Locust."""
     work, timeline, window_file = _paths(folder, config)
-    users, spawn_rate = (config.open_users, config.open_users) if config.arrival_rate else (config.users, config.spawn_rate)
+    # open arrivals: every user at once, so that arrivals do not wait for users still being spawned
+    users, spawn_rate = (config.open_users, 10 * config.open_users) if config.arrival_rate else (config.users, config.spawn_rate)
     options = {
         "--host": url, "--users": users, "--spawn-rate": f"{spawn_rate:g}",
         "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
@@ -202,8 +203,8 @@ def _merge_timeline(path: Path) -> None:
 
 def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
     """What an open-arrival run offered and sent, and its latency counted from each arrival's intended
-    start (unanswered arrivals at the end count as waiting until then); the p95 of each half of the
-    window says whether latency grew over the run."""
+    start (unanswered arrivals at the end count as waiting until then); p50 and p95 of each half of
+    the window say whether latency grew over the run."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -222,7 +223,8 @@ def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
         "offered_rps": round(data["offered"] / seconds, 3), "sent_rps": round(data["sent"] / seconds, 3),
         "failure_ratio": round(failed / len(ms), 4) if ms else None,
         **{f"p{p}_ms": _quantile(ms, p / 100) for p in (50, 95, 99)},
-        "p95_first_half_ms": _quantile(halves[0], 0.95), "p95_second_half_ms": _quantile(halves[1], 0.95),
+        **{f"p{p}_{half}_half_ms": _quantile(values, p / 100) for p in (50, 95)
+           for half, values in zip(("first", "second"), halves, strict=True)},
     }  # fmt: skip
 
 

@@ -556,12 +556,12 @@ def overload(found: list[Capacity]) -> list[str]:
     """Past capacity, with arrivals that do not wait for replies, the queue grows: latency rises over the run."""
     sentences = []
     for c in found:
-        broke = [s for s in c.steps if not s["held"] and s.get("p95_first_half_ms") and s.get("p95_second_half_ms")]
+        broke = [s for s in c.steps if not s["held"] and s.get("p50_first_half_ms") and s.get("p50_second_half_ms")]
         if c.capacity and broke:
             s = min(broke, key=lambda step: step["rate"])
             sentences.append(
-                f"{c.label} · {c.workload}: at {s['rate']:g} arrivals/s, past its capacity of {_fmt(c.capacity)}, p95 was "
-                f"{s['p95_first_half_ms']:.0f} ms in the first half of the run and {s['p95_second_half_ms']:.0f} ms "
+                f"{c.label} · {c.workload}: at {s['rate']:g} arrivals/s, past its capacity of {_fmt(c.capacity)}, the median "
+                f"request took {s['p50_first_half_ms']:.0f} ms in the first half of the run and {s['p50_second_half_ms']:.0f} ms "
                 "in the second: the queue grew."
             )
     return sentences
