@@ -218,9 +218,11 @@ def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
     halves = [[m for at, m, _ in answered if (at < half) == first] for first in (True, False)]
     return {
         "rate": data["rate"], "poisson": data["poisson"],
-        "offered": data["offered"], "sent": data["sent"], "late": data["late"], "dropped": data["dropped"],
-        "unanswered": data["unanswered"],
-        "offered_rps": round(data["offered"] / seconds, 3), "sent_rps": round(data["sent"] / seconds, 3),
+        # sent: answered, and those still unanswered at the end (sent all the same)
+        "offered": data["offered"], "sent": data["sent"] + data["unanswered"], "late": data["late"],
+        "dropped": data["dropped"], "unanswered": data["unanswered"],
+        "offered_rps": round(data["offered"] / seconds, 3),
+        "sent_rps": round((data["sent"] + data["unanswered"]) / seconds, 3),
         "failure_ratio": round(failed / len(ms), 4) if ms else None,
         **{f"p{p}_ms": _quantile(ms, p / 100) for p in (50, 95, 99)},
         **{f"p{p}_{half}_half_ms": _quantile(values, p / 100) for p in (50, 95)
