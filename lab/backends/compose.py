@@ -64,13 +64,12 @@ def check_cpus(cpus: list[float]) -> None:
         raise LabError(f"CPUS={too_many[-1]:g} is not valid here: the Docker engine has {most} CPUs, so CPUS takes 0 to {most}")
 
 
-def prepare(cpus: list[float]) -> dict[str, str]:
+def prepare(cpus: list[float]) -> None:
     """Before the first container: the engine answers, every CPU limit fits it, and the images exist."""
     check_cpus(cpus)
     if choice_setting("IMAGES") == "local":
         took = images.build_standins(lambda text: print(f"images: {text}", flush=True))
         print("images: stand-ins ready (IMAGES=local; built here from Debian, no registry): " + ", ".join(took), flush=True)
-    return {}
 
 
 def container_pid(container: str) -> int | None:
