@@ -1,0 +1,41 @@
+"""Models that predict what a server should do, to hold measurements against."""
+
+from lab.model.queueing import (
+    Arrivals,
+    QueueModel,
+    ResponseTimes,
+    Service,
+    Simulation,
+    arrival_times,
+    capacity_at,
+    erlang_c,
+    exponential_service,
+    md1_mean_wait,
+    md1_wait_cdf,
+    mg1_mean_wait,
+    mmc_mean_wait,
+    mmc_response_quantile,
+    mmc_response_tail,
+    mmc_wait_tail,
+    simulate,
+)
+
+__all__ = [
+    "Arrivals",
+    "QueueModel",
+    "ResponseTimes",
+    "Service",
+    "Simulation",
+    "arrival_times",
+    "capacity_at",
+    "erlang_c",
+    "exponential_service",
+    "md1_mean_wait",
+    "md1_wait_cdf",
+    "mg1_mean_wait",
+    "mmc_mean_wait",
+    "mmc_response_quantile",
+    "mmc_response_tail",
+    "mmc_wait_tail",
+    "simulate",
+]
