@@ -46,8 +46,32 @@ POOL_TIMEOUT = 3.0
 NOT_FOUND_PAGE = "not found: the endpoint is /currency/convert?from=usd&to=gbp"
 
 
+# The endpoint (and /healthz) only reads: GET, and HEAD, which is GET without the body. Every other
+# method, OPTIONS included (the lab serves no browser, so no CORS preflight), is answered 405 with
+# this Allow header (RFC 9110, 15.5.6) and a JSON error in these words, the same in every mode.
+ALLOWED_METHODS = ("GET", "HEAD")
+ALLOW = ", ".join(ALLOWED_METHODS)
+
+
+def method_not_allowed(method: str) -> str:
+    return f"method {method} is not allowed here; allowed: {ALLOW}"
+
+
 class BadRequest(ValueError):
     """A parameter is missing or malformed (HTTP 400)."""
+
+
+class MissingSetting(LookupError):
+    """A setting the lab always passes to a server is absent: the server was started by hand."""
+
+
+# Where the lab's database is, for the message of a server started by hand without it.
+DATABASE_URL_HELP = (
+    "DATABASE_URL is not set. It is the PostgreSQL URL the server reads its rates from; the lab sets it "
+    "for every server it starts (make up, make bench, python -m lab). To start a server or run manage.py "
+    "by hand, set it yourself: the lab's native PostgreSQL (started by make up) is "
+    "DATABASE_URL=postgresql://lab:<DB_PASSWORD>@127.0.0.1:<PG_PORT, 55432 by default>/lab."
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,9 @@ class Settings:
 
     @classmethod
     def from_environ(cls) -> Settings:
+        """The settings, or MissingSetting saying what to set: a KeyError would name the variable only."""
+        if not os.environ.get("DATABASE_URL"):
+            raise MissingSetting(DATABASE_URL_HELP)
         return cls(
             workload=setting("WORKLOAD"),
             io_seconds=float(setting("IO_SECONDS")),

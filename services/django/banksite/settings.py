@@ -1,14 +1,27 @@
-"""Settings of the lab's Django service, all from the environment (see contract/endpoint.py)."""
+"""Settings of the lab's Django service, all from the environment (see contract/endpoint.py).
+
+The lab passes every variable read here; started by hand without one, the service stops with
+ImproperlyConfigured saying what to set (manage.py prints it without a traceback).
+"""
 
 import os
 
+from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
-from contract.endpoint import POOL_TIMEOUT, Settings
+from contract.endpoint import POOL_TIMEOUT, MissingSetting, Settings
 
-LAB = Settings.from_environ()
+try:
+    LAB = Settings.from_environ()
+except MissingSetting as missing:
+    raise ImproperlyConfigured(str(missing)) from None
 
-SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]  # the lab passes it (contract.serve); never a default here
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:  # a secret: from the environment only, never a default here
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. The lab passes one to every server it starts (contract.serve: "
+        "yours, or a clearly-named development key); to start a server or run manage.py by hand, set it yourself."
+    )
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 

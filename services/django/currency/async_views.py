@@ -14,7 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from contract import endpoint
-from currency.views import error_response
+from currency.views import error_response, read_only
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
 _pool: AsyncConnectionPool | None = None
@@ -31,6 +31,7 @@ async def pool() -> AsyncConnectionPool:
     return _pool
 
 
+@read_only
 async def convert(request: HttpRequest) -> JsonResponse:
     timer = endpoint.Timer()
     try:
@@ -55,6 +56,7 @@ async def convert(request: HttpRequest) -> JsonResponse:
     return JsonResponse(endpoint.answer(conversion, row[0]), headers=timer.headers())
 
 
+@read_only
 async def healthz(request: HttpRequest) -> JsonResponse:
     try:
         async with (await pool()).connection() as conn:

@@ -2,7 +2,10 @@
 
 import time
 from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
@@ -17,6 +20,36 @@ def error_response(status: int, message: str, timer: endpoint.Timer | None = Non
     return JsonResponse({"error": message}, status=status, headers=timer.headers() if timer else None)
 
 
+def refused(request: HttpRequest) -> JsonResponse | None:
+    """The contract's 405 for a method other than GET and HEAD; None lets the request through."""
+    if request.method in endpoint.ALLOWED_METHODS:
+        return None
+    response = error_response(405, endpoint.method_not_allowed(str(request.method)))
+    response["Allow"] = endpoint.ALLOW
+    return response
+
+
+def read_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve GET and HEAD only, sync or async view alike (a Django view takes every method). HEAD
+    runs the view as GET does: the server leaves the body out."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def checked_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            refusal = refused(request)
+            return refusal if refusal is not None else await view(request, *args, **kwargs)
+
+        return checked_async
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        refusal = refused(request)
+        return refusal if refusal is not None else view(request, *args, **kwargs)
+
+    return checked
+
+
+@read_only
 def convert(request: HttpRequest) -> JsonResponse:
     timer = endpoint.Timer()
     try:
@@ -42,6 +75,7 @@ def convert(request: HttpRequest) -> JsonResponse:
     return JsonResponse(endpoint.answer(conversion, row[0]), headers=timer.headers())
 
 
+@read_only
 def healthz(request: HttpRequest) -> JsonResponse:
     try:
         with connection.cursor() as cursor:

@@ -1,7 +1,8 @@
 """What the async and the sync FastAPI apps share: settings, typed query parameters, the OpenAPI
 description, JSON errors and the endpoint's routes."""
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from contract.endpoint import (
+    ALLOW,
     CODE_PATTERN,
     NOT_FOUND_PAGE,
     POOL_TIMEOUT,
@@ -18,6 +20,7 @@ from contract.endpoint import (
     Settings,
     Timer,
     answer,
+    method_not_allowed,
     not_found,
     parse_query,
 )
@@ -67,6 +70,10 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 405:  # the router's Allow would name only its first route's methods (GET)
+            response = error(405, method_not_allowed(request.method))
+            response.headers["Allow"] = ALLOW
+            return response
         return error(exc.status_code, NOT_FOUND_PAGE if exc.status_code == 404 else str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -82,11 +89,15 @@ def add_error_handlers(app: FastAPI) -> None:
         return error(500, "internal error")
 
 
-def add_routes(app: FastAPI, convert, healthz) -> None:
+def add_routes(app: FastAPI, convert: Callable[..., Any], healthz: Callable[..., Any]) -> None:
     summary = "Convert one currency to another, doing the configured work"
     app.add_api_route("/currency/convert", convert, methods=["GET"], response_model=Rate, responses=ERRORS, summary=summary)
     app.add_api_route("/currency/convert/", convert, methods=["GET"], include_in_schema=False)
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="The database answers; the server's effective configuration")
+    # HEAD is GET without the body (the server leaves it out), as in the Django modes; routes of their
+    # own, out of the schema, so that it lists each operation once
+    for path, handler in (("/currency/convert", convert), ("/currency/convert/", convert), ("/healthz", healthz)):
+        app.add_api_route(path, handler, methods=["HEAD"], include_in_schema=False)
 
 
 def make_app(lifespan) -> FastAPI:
