@@ -42,6 +42,14 @@ def records_of(folder):
     return sorted((folder / "runs").glob("*.json"))
 
 
+def table_of(md: str, section: str) -> list[dict[str, str]]:
+    """The rows of the table in the report's section whose title starts with `section`, by column."""
+    text = md.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip().strip("|") for line in text.splitlines() if line.startswith("|")]
+    columns = [cell.strip() for cell in lines[0].split("|")]
+    return [dict(zip(columns, (cell.strip() for cell in line.split("|")), strict=True)) for line in lines[2:]]
+
+
 def test_report_has_every_section_and_chart(copied):
     page = build(copied)
     md = (copied / "report.md").read_text()
@@ -56,7 +64,11 @@ def test_report_has_every_section_and_chart(copied):
     html = page.read_text()
     assert html.count("data:image/png;base64,") == len(CHARTS)
     assert 'src="http' not in html and 'href="http' not in html
-    assert "10.05" in md or "10.0" in md  # the post's published io total beside ours
+    # the post's published io totals (10.0472 s and 5.0370 s) beside ours, in the quick check's own columns
+    quick = {(row["mode"], row["workload"]): row for row in table_of(md, "The post's quick check")}
+    assert quick["nothreading", "io"]["post's total"] == "10.05s"
+    assert quick["threaded", "io"]["post's total"] == "5.04s"
+    assert quick["threaded", "io"]["post's ÷ nothreading"] == "0.50"
     assert "measured/predicted" in md
 
 
@@ -82,11 +94,16 @@ def test_report_of_failed_runs_says_so(copied):
             status="failed", reason="the app did not start: test", locust=None, server=None, load_generator=None, timeline=None
         )
         path.write_text(json.dumps(record))
-    build(copied)
+    for chart in copied.glob("chart-*.png"):  # drawn by the smoke run itself: the failed runs must draw none
+        chart.unlink()
+    page = build(copied)
     md = (copied / "report.md").read_text()
     assert "No run succeeded" in md
     assert "the app did not start: test" in md
-    assert not list(copied.glob("chart-throughput.png")) or True  # charts from failed runs are simply absent
+    # charts from failed runs are simply absent: none drawn, none linked, none embedded
+    assert not list(copied.glob("chart-*.png"))
+    assert "](chart-" not in md
+    assert "data:image/png" not in page.read_text()
 
 
 def test_corrupt_record_gives_a_clear_error_naming_the_file(copied):
