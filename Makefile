@@ -30,13 +30,13 @@ endif
 export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs service)
 COMPOSE = SERVICE=$(SERVICE) docker compose
 
-.PHONY: help setup up down demo bench capacity report modes knobs logs ps engine engine-stop images test lint clean
+.PHONY: help setup up down demo bench capacity report modes knobs logs ps engine engine-stop images k8s test lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
 	@echo "Usage: make <target> [MODE=...] [WORKLOAD=io|cpu] [CPUS=1] [BACKEND=auto|native|compose] ..."
 	@echo
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo
 	@echo "Modes (MODE=...):"
 	@$(PYTHON) -m lab modes
@@ -84,6 +84,10 @@ engine-stop: ## stop the Docker engine `make engine` started (only that one)
 
 images: setup ## build the local stand-in images (IMAGES=local): Debian via debootstrap, no registry
 	$(PY) -m lab.images
+
+k8s: setup ## render Kubernetes manifests for MODE/CPUS/... into K8S_OUT (default k8s/out): kubectl apply -k
+	$(PY) -m lab.k8s --out $(or $(K8S_OUT),k8s/out) --locust-workers $(LOCUST_WORKERS) \
+		$(if $(K8S_SECRET),--secret $(K8S_SECRET)) $(if $(K8S_REGISTRY),--registry $(K8S_REGISTRY))
 
 demo: setup ## the post's quick check: N=2 concurrent requests against MODE, each timed
 	$(PY) -m lab demo --requests $${N:-2} --backend $(BACKEND)
