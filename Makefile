@@ -110,11 +110,13 @@ knobs: ## list the knobs and their defaults
 
 test: setup ## run the test suite (real PostgreSQL, servers and Locust)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
-lint: setup ## ruff
+lint: setup ## ruff and mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 clean: down ## stop the lab and remove its state (.lab); results/ stay
 	rm -rf .lab

@@ -26,25 +26,38 @@ class KnobError(ValueError):
     """A knob has a value it cannot take; the message names the knob and what it accepts."""
 
 
-def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
+KnobValue = str | int | float  # what a knob's text parses to
+
+
+@dataclass(frozen=True)
+class Parser:
+    """Reads a knob's text, raising ValueError for a value the knob does not take; `accepts` says,
+    in words, what it takes."""
+
+    read: Callable[[str], KnobValue]
+    accepts: str
+
+    def __call__(self, text: str) -> KnobValue:
+        return self.read(text)
+
+
+def _number(kind: type[int] | type[float], low: float, high: float) -> Parser:
+    def parse(text: str) -> KnobValue:
         value = kind(text)
         if not low <= value <= high:
             raise ValueError
         return value
 
-    parse.accepts = f"{'an integer' if kind is int else 'a number'} from {low:g} to {high:g}"  # type: ignore[attr-defined]
-    return parse
+    return Parser(parse, f"{'an integer' if kind is int else 'a number'} from {low:g} to {high:g}")
 
 
-def _choice(*choices: str) -> Callable[[str], str]:
+def _choice(*choices: str) -> Parser:
     def parse(text: str) -> str:
         if text not in choices:
             raise ValueError
         return text
 
-    parse.accepts = "one of " + ", ".join(choices)  # type: ignore[attr-defined]
-    return parse
+    return Parser(parse, "one of " + ", ".join(choices))
 
 
 def _run_time(text: str) -> str:
@@ -54,19 +67,16 @@ def _run_time(text: str) -> str:
     return text
 
 
-_run_time.accepts = "a duration such as 30s, 2m or 1h30m"  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True)
 class Knob:
     name: str
     default: str
-    parse: Callable[[str], Any]
+    parse: Parser
     help: str
 
     @property
     def accepts(self) -> str:
-        return self.parse.accepts  # type: ignore[attr-defined]
+        return self.parse.accepts
 
 
 # The lab's knobs, in the order `make help` shows them. WORKERS and THREADS default to
@@ -83,7 +93,7 @@ KNOBS: dict[str, Knob] = {
         Knob("PRIMES_LIMIT", "1000000", _number(int, 2, 50_000_000), "cpu workload: count primes below this"),
         Knob("USERS", "10", _number(int, 1, 5000), "concurrent Locust users"),
         Knob("SPAWN_RATE", "10", _number(float, 0.1, 1000), "Locust users started per second"),
-        Knob("RUN_TIME", "1m", _run_time, "length of a headless Locust run"),
+        Knob("RUN_TIME", "1m", Parser(_run_time, "a duration such as 30s, 2m or 1h30m"), "length of a headless Locust run"),
         Knob("DB_POOL", "1", _choice("1", "0"), "1: a connection pool per process; 0: a new connection per request (Django)"),
         Knob("CPU_OFFLOAD", "none", _choice("none", "process"), "async modes: count primes in a process pool"),
         Knob("MIX_CPU_SHARE", "0.1", _number(float, 0, 1), "WORKLOAD=mix: the share of requests that count primes"),

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contract.knobs import KNOBS, KnobError, Knobs, applies, parse
 from contract.modes import MODES
@@ -98,8 +98,10 @@ class RunConfig:
     arrival_rate: float = 0.0  # open arrivals per second whatever the replies; 0: a closed loop of users
     arrivals: str = "poisson"  # open arrivals: poisson or constant
 
-    def __getattr__(self, name: str) -> Any:  # config.mode, config.users, ...: the knobs themselves
-        return getattr(self.knobs, name)
+    if not TYPE_CHECKING:  # config.mode, config.users, ...: the knobs themselves, by name; typed code reads config.knobs
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.knobs, name)
 
     @property
     def names(self) -> RunNames:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 from lab import ROOT
 from lab.procs import LabError
@@ -123,9 +124,18 @@ def compose_env(images: str) -> dict[str, str]:
     return {**{image.variable: image.standin for image in IMAGES}, "OFFLINE": "1"}
 
 
-def describe(names: list[str]) -> list[dict[str, object]]:
+class ImageFacts(TypedDict):
+    """A record's account of one image; id and standin are None for an image that is not there."""
+
+    name: str
+    id: str | None
+    size_mb: NotRequired[int]
+    standin: bool | None
+
+
+def describe(names: list[str]) -> list[ImageFacts]:
     """Name, id, size and whether each image is a local stand-in, for the records."""
-    found = []
+    found: list[ImageFacts] = []
     for name in names:
         result = docker("image", "inspect", name, check=False)
         if result.returncode != 0:
@@ -138,7 +148,7 @@ def describe(names: list[str]) -> list[dict[str, object]]:
     return found
 
 
-def summary(rows: list[dict[str, object]]) -> str:
+def summary(rows: list[ImageFacts]) -> str:
     return ", ".join(f"{row['name']}{' (a local stand-in)' if row.get('standin') else ''}" for row in rows)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import psutil
 
@@ -49,7 +50,18 @@ def tree(pid: int | None) -> float:
     return total
 
 
-def window(before: MachineCpu, after: MachineCpu, parts: dict[str, float | None]) -> dict[str, object]:
+class Window(TypedDict):
+    """A record's `machine_cpu`."""
+
+    cores: int | None
+    cpu_seconds: float
+    busy_cpu_seconds: float
+    idle_share: float | None
+    saturated: bool
+    parts_cpu_seconds: dict[str, float | None]  # each part's, and `other`
+
+
+def window(before: MachineCpu, after: MachineCpu, parts: dict[str, float | None]) -> Window:
     """The machine over a window: its CPU-seconds, idle share, and each part's CPU-seconds (None where
     a part could not be read); `other` is what the machine did beside the lab's parts."""
     busy, idle = after.busy - before.busy, after.idle - before.idle

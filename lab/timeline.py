@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 # Linux delays an ACK by at least 40 ms (TCP_DELACK_MIN). A reply held back by Nagle's algorithm until
 # that ACK arrives pays it every time: a steady floor of time outside the handler, seen here at 41-47 ms.
@@ -18,18 +18,47 @@ DELAYED_ACK_MS = (38.0, 50.0)
 STEADY_MS = 10.0
 # What the signature means, in the words the bench, the run notes and the conclusions share.
 DELAYED_ACK_CAUSE = "Nagle's algorithm meeting delayed ACKs (the server leaves TCP_NODELAY off)"
-SERVER_FIELDS = ("pid", "thread", "start_us", "end_us")
 
 
-def read(path: Path) -> list[dict[str, Any]]:
+class Request(TypedDict):
+    """The server side of one request."""
+
+    pid: int
+    thread: int
+    start_us: int
+    end_us: int
+    workload: str  # io or cpu; empty where the timeline does not say
+
+
+class OutsideHandler(TypedDict):
+    """Percentiles of client latency minus server handler time, in ms."""
+
+    p10: float
+    p50: float
+    p90: float
+
+
+class Summary(TypedDict):
+    rows: int
+    outside_handler_ms: OutsideHandler | None
+    processes_seen: int
+
+
+def read(path: Path) -> list[Request]:
     """The server side of each request: pid, thread, start and end in microseconds, and its kind (io, cpu)."""
+
+    def us(value: str) -> int:
+        return int(float(value))
+
     with path.open(newline="") as f:
         return [
-            {**{k: int(float(row[k])) for k in SERVER_FIELDS}, "workload": row.get("workload") or ""} for row in csv.DictReader(f)
-        ]
+            Request(pid=us(row["pid"]), thread=us(row["thread"]), start_us=us(row["start_us"]), end_us=us(row["end_us"]),
+                    workload=row.get("workload") or "")
+            for row in csv.DictReader(f)
+        ]  # fmt: skip
 
 
-def summary(path: Path) -> dict[str, Any]:
+def summary(path: Path) -> Summary:
     """What a record keeps of its timeline: how many requests it holds, percentiles (p10, p50, p90) of
     client latency minus server handler time, in ms (None without data), and how many server
     processes served requests."""
@@ -38,17 +67,21 @@ def summary(path: Path) -> dict[str, Any]:
     gaps = sorted(
         float(row["client_ms"]) - (int(row["end_us"]) - int(row["start_us"])) / 1000 for row in rows if row.get("client_ms")
     )
+
+    def at(p: int) -> float:
+        return round(gaps[round(p / 100 * (len(gaps) - 1))], 2)
+
     return {
         "rows": len(rows),
-        "outside_handler_ms": {f"p{p}": round(gaps[round(p / 100 * (len(gaps) - 1))], 2) for p in (10, 50, 90)} if gaps else None,
+        "outside_handler_ms": OutsideHandler(p10=at(10), p50=at(50), p90=at(90)) if gaps else None,
         "processes_seen": len({row["pid"] for row in rows}),
     }
 
 
-def delayed_ack(summary: dict[str, Any]) -> float | None:
-    """From a record's timeline summary: the floor of time outside the handler when it has the
-    delayed-ACK signature (the server leaves Nagle's algorithm on), else None."""
-    outside = summary.get("outside_handler_ms")
+def delayed_ack(summary: Summary | None) -> float | None:
+    """From a record's timeline summary (None for a run without one): the floor of time outside the
+    handler when it has the delayed-ACK signature (the server leaves Nagle's algorithm on), else None."""
+    outside = summary.get("outside_handler_ms") if summary else None
     if not outside:
         return None
     low, high = DELAYED_ACK_MS

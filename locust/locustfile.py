@@ -19,9 +19,14 @@ import json
 import os
 import random
 import time
+from argparse import Namespace
+from typing import Literal, TypedDict
 
 import gevent
-from locust.runners import WorkerRunner
+from locust.argument_parser import LocustArgumentParser
+from locust.contrib.fasthttp import FastResponse
+from locust.env import Environment
+from locust.runners import Runner, WorkerRunner
 
 from contract.endpoint import TIMELINE_COLUMNS, request_name, seeded_rates
 from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, setting
@@ -36,9 +41,35 @@ TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request
 LATE_S = 0.01  # an arrival sent this long after its intended start was late: every user was busy
 DROP_S = 2.0  # one this late is dropped unsent: the generator could not keep up with the rate
 
+
+class ErrorCount(TypedDict):
+    error: str
+    occurrences: int
+
+
+class Window(TypedDict, total=False):
+    """The measured window, as the bench reads it: wall-clock start and end, and the failures in it."""
+
+    start: float
+    end: float
+    errors: list[ErrorCount]
+
+
 measuring = {"on": True}
-window: dict[str, float] = {}
+window: Window = {}
 timeline: list[tuple[str, ...]] = []
+
+
+def _parsed(environment: Environment) -> Namespace:
+    """The command line's options: Locust parses them before any user or event handler runs."""
+    assert environment.parsed_options is not None
+    return environment.parsed_options
+
+
+def _runner(environment: Environment) -> Runner:
+    """Locust makes its runner before the test starts."""
+    assert environment.runner is not None
+    return environment.runner
 
 
 class Arrivals:
@@ -91,7 +122,7 @@ class Converter(FastHttpUser):
 
     def send(self) -> bool:
         source, target = random.choice(PAIRS)
-        options = self.environment.parsed_options
+        options = _parsed(self.environment)
         url = f"/currency/convert?from={source}&to={target}"
         kind = options.lab_workload
         if kind == "mix":  # Locust, not the server, chooses each request's kind
@@ -113,7 +144,7 @@ class Converter(FastHttpUser):
 
 
 @events.init_command_line_parser.add_listener
-def _options(parser) -> None:
+def _options(parser: LocustArgumentParser) -> None:
     parser.add_argument(
         "--lab-warmup",
         type=float,
@@ -169,37 +200,43 @@ def _options(parser) -> None:
     )
 
 
-def _window(environment, **times: float) -> None:
+def _window(environment: Environment, edge: Literal["start", "end"], at: float) -> None:
     """The measured window, in wall-clock seconds, for the bench to align its CPU readings with."""
-    path = environment.parsed_options.lab_window
+    path = _parsed(environment).lab_window
     if path and not isinstance(environment.runner, WorkerRunner):
-        window.update(times)
+        window[edge] = at
         with open(path + ".tmp", "w") as out:
             json.dump(window, out)
         os.replace(path + ".tmp", path)
 
 
 @events.test_start.add_listener
-def _start(environment, **kwargs) -> None:
-    options = environment.parsed_options
+def _start(environment: Environment, **kwargs: object) -> None:
+    options = _parsed(environment)
     arrivals.rate, arrivals.poisson, arrivals.next_at = options.lab_arrival_rate, options.lab_arrivals == "poisson", time.time()
-    warmup = environment.parsed_options.lab_warmup
+    warmup = options.lab_warmup
     if warmup <= 0:
-        _window(environment, start=time.time())
+        _window(environment, "start", time.time())
         return
     measuring["on"] = False
 
     def end_warmup() -> None:
         measuring["on"] = True
         if not isinstance(environment.runner, WorkerRunner):  # workers' stats flow to the master
-            environment.runner.stats.reset_all()
-            _window(environment, start=time.time())
+            _runner(environment).stats.reset_all()
+            _window(environment, "start", time.time())
 
     gevent.spawn_later(warmup, end_warmup)
 
 
 @events.request.add_listener
-def _record(response=None, exception=None, response_time=0.0, name="", **kwargs) -> None:
+def _record(
+    response: FastResponse | None = None,
+    exception: BaseException | None = None,
+    response_time: float = 0.0,
+    name: str = "",
+    **kwargs: object,
+) -> None:
     if not measuring["on"] or response is None or len(timeline) >= TIMELINE_CAP:
         return
     headers = getattr(response, "headers", None) or {}
@@ -209,13 +246,14 @@ def _record(response=None, exception=None, response_time=0.0, name="", **kwargs)
 
 
 @events.test_stop.add_listener
-def _write_timeline(environment, **kwargs) -> None:
+def _write_timeline(environment: Environment, **kwargs: object) -> None:
+    options = _parsed(environment)
     if "start" in window:
         # the measured window's failures, most frequent first: the record says why a run failed
-        errors = sorted(environment.runner.stats.errors.values(), key=lambda e: -e.occurrences)
+        errors = sorted(_runner(environment).stats.errors.values(), key=lambda e: -e.occurrences)
         window["errors"] = [{"error": str(e.error), "occurrences": e.occurrences} for e in errors[:5]]
-        _window(environment, end=time.time())
-    if environment.parsed_options.lab_open_file and arrivals.rate > 0:
+        _window(environment, "end", time.time())
+    if options.lab_open_file and arrivals.rate > 0:
         ended = window.get("end", time.time())
         # arrivals no user took before the end (every user was busy) were offered all the same, and never sent
         while arrivals.next_at <= ended and "start" in window:
@@ -225,10 +263,10 @@ def _write_timeline(environment, **kwargs) -> None:
         # an arrival still unanswered at the end waited at least until then: left out, the slowest would vanish
         unanswered = [(at, (ended - at) * 1000, None) for at in arrivals.pending if at <= ended]
         kept = [a for a in arrivals.latencies if a[0] <= ended] + unanswered
-        with open(environment.parsed_options.lab_open_file, "w") as out:
+        with open(options.lab_open_file, "w") as out:
             json.dump({"rate": arrivals.rate, "poisson": arrivals.poisson, **arrivals.counts, "unanswered": len(unanswered),
                        "latencies": kept}, out)  # fmt: skip
-    path = environment.parsed_options.lab_timeline
+    path = options.lab_timeline
     if not path or not timeline:
         return
     if isinstance(environment.runner, WorkerRunner):  # one file per load-generating process

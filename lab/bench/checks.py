@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from lab import timeline as requests_timeline
+from lab.bench.measure import Measurement
 from lab.experiments import RunConfig
 from lab.report.model import parallelism
 
@@ -19,32 +20,32 @@ MACHINE_SHARE = 0.9  # on a saturated machine, a server below this share of its 
 Finding = dict[str, Any]  # {"kind": ..., and its figures}: what a record keeps; `word` says it
 
 
-def findings(config: RunConfig, result: dict[str, Any], processes: int) -> list[Finding]:
+def findings(config: RunConfig, result: Measurement, processes: int) -> list[Finding]:
     """What bounded a run if not the server (the load generator, or the machine the server shares), and
     whether its replies waited for delayed ACKs: each with its figures."""
     found: list[Finding] = []
-    loadgen, server = result["load_generator"], result["server"]
+    loadgen, server, cpus = result["load_generator"], result["server"], config.knobs.cpus
     if loadgen["utilisation"] is not None and loadgen["utilisation"] >= SATURATED:
         found.append({"kind": "load_generator_busy", "utilisation": loadgen["utilisation"]})
     if loadgen.get("locust_warned_cpu"):
         found.append({"kind": "locust_warned_cpu"})
     if (
-        config.workload == "cpu"
-        and config.cpus
-        and server["utilisation"] < 0.5 * min(config.cpus, os.cpu_count() or 1)
+        config.knobs.workload == "cpu"
+        and cpus
+        and server["utilisation"] < 0.5 * min(cpus, os.cpu_count() or 1)
         and loadgen["utilisation"]
         and loadgen["utilisation"] > 0.7
     ):
-        found.append({"kind": "server_waited_on_load_generator", "idle": round(1 - server["utilisation"] / config.cpus, 3)})
+        found.append({"kind": "server_waited_on_load_generator", "idle": round(1 - server["utilisation"] / cpus, 3)})
     # The machine was full, and the server got less CPU than it could have used: the other parts had it.
     cores = os.cpu_count() or 1
-    ceiling = parallelism(processes, config.cpus, cores)
+    ceiling = parallelism(processes, cpus, cores)
     whole = result["machine_cpu"]
     if whole["saturated"] and server["utilisation"] < MACHINE_SHARE * ceiling:
         shares = {name: round(v / whole["cpu_seconds"], 3) for name, v in whole["parts_cpu_seconds"].items() if v is not None}
         found.append({"kind": "machine_saturated", "idle_share": whole["idle_share"], "cores": cores, "shares": shares,
                       "server_cpu": server["utilisation"], "ceiling": ceiling})  # fmt: skip
-    held = requests_timeline.delayed_ack(result["timeline"] or {})
+    held = requests_timeline.delayed_ack(result["timeline"])
     if held is not None:
         found.append({"kind": "delayed_ack", "ms": held})
     return found
@@ -75,7 +76,7 @@ def word(finding: Finding) -> str:
     raise ValueError(f"no words for a finding of kind {kind!r}")
 
 
-def failure(result: dict[str, Any]) -> str | None:
+def failure(result: Measurement) -> str | None:
     """Why a measured run does not count, or None when it does."""
     locust = result["locust"]
     ratio = locust["failure_ratio"]

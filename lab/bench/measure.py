@@ -10,16 +10,108 @@ import math
 import resource
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from contract.endpoint import request_name
 from contract.knobs import REQUEST_WORKLOADS
 from lab import ROOT, machine_cpu
 from lab import timeline as requests_timeline
-from lab.backends import Backend
+from lab.backends import App, Backend
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
-from lab.records import KIND_PERCENTILES
+
+if TYPE_CHECKING:
+    from lab.stack_state import StateHook
+
+
+class EntryStats(TypedDict):
+    """Requests, failures and latency percentiles (ms) of some of Locust's entries."""
+
+    requests: int
+    failures: int
+    failure_ratio: float | None
+    avg_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float
+
+
+class KindStats(TypedDict):
+    """One kind of request (io, cpu) of a run, with the percentiles records.KIND_PERCENTILES names."""
+
+    requests: int
+    failures: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    rps: float
+
+
+class LocustError(TypedDict):
+    error: str
+    occurrences: int
+
+
+class OpenArrivals(TypedDict):
+    """An open-arrival run: what it offered and sent, and latency from each arrival's intended start (ms)."""
+
+    rate: float
+    poisson: bool
+    offered: int
+    sent: int
+    late: int
+    dropped: int
+    unanswered: int
+    offered_rps: float
+    sent_rps: float
+    failure_ratio: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    p50_first_half_ms: float | None
+    p50_second_half_ms: float | None
+    p95_first_half_ms: float | None
+    p95_second_half_ms: float | None
+
+
+class LocustStats(EntryStats):
+    by_workload: dict[str, KindStats]
+    rps: float
+    measured_seconds: float
+    open: NotRequired[OpenArrivals]  # open arrivals only
+    errors: NotRequired[list[LocustError]]  # the measured window's most frequent, once it is over
+
+
+class ServerCpu(TypedDict):
+    cpu_seconds: float
+    cpu_seconds_per_request: float | None
+    utilisation: float
+    nr_throttled: int | None
+    throttled_seconds: float | None
+
+
+class LoadGenerator(TypedDict):
+    cpu_seconds: float | None
+    window_cpu_seconds: float | None
+    processes: int
+    utilisation: float | None  # of a core, per load-generating process
+    locust_warned_cpu: bool
+
+
+class RecordedTimeline(requests_timeline.Summary):
+    file: str  # relative to the results folder
+
+
+class Measurement(TypedDict):
+    """What `measure` adds to a run's record."""
+
+    locust: LocustStats
+    server: ServerCpu
+    load_generator: LoadGenerator
+    machine_cpu: machine_cpu.Window
+    timeline: RecordedTimeline | None
 
 
 def percentile(histogram: dict[float, int], fraction: float) -> float | None:
@@ -37,7 +129,7 @@ def percentile(histogram: dict[float, int], fraction: float) -> float | None:
     return float(min(histogram))
 
 
-def _entry_stats(entries: list[dict[str, Any]]) -> dict[str, Any]:
+def _entry_stats(entries: list[dict[str, Any]]) -> EntryStats:
     """Requests, failures and latency percentiles of Locust's entries taken together."""
     histogram: dict[float, int] = {}
     requests = failures = 0
@@ -52,24 +144,26 @@ def _entry_stats(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "requests": requests, "failures": failures, "failure_ratio": round(failures / requests, 4) if requests else None,
         "avg_ms": round(total_ms / requests, 2) if requests else None,
-        **{f"p{p}_ms": percentile(histogram, p / 100) for p in (50, 90, 95, 99)}, "max_ms": round(max_ms, 2),
+        "p50_ms": percentile(histogram, 0.50), "p90_ms": percentile(histogram, 0.90),
+        "p95_ms": percentile(histogram, 0.95), "p99_ms": percentile(histogram, 0.99), "max_ms": round(max_ms, 2),
     }  # fmt: skip
 
 
-def _locust_stats(json_file: Path, seconds: float) -> dict[str, Any]:
+def _locust_stats(json_file: Path, seconds: float) -> LocustStats:
     """Statistics of the measured window from Locust's final JSON (its CSV may lag the end): for all
     requests, and for io and cpu requests apart (Locust names them by kind)."""
     entries = json.loads(json_file.read_text())
-    stats = {**_entry_stats(entries), "by_workload": {}}
+    by_workload: dict[str, KindStats] = {}
     for kind in REQUEST_WORKLOADS:
         mine = [e for e in entries if e["name"] == request_name(kind)]
         if mine:
             kept = _entry_stats(mine)
-            stats["by_workload"][kind] = {k: kept[k] for k in ("requests", "failures", *KIND_PERCENTILES)}
-            stats["by_workload"][kind]["rps"] = round(kept["requests"] / seconds, 3)
-    stats["rps"] = round(stats["requests"] / seconds, 3)
-    stats["measured_seconds"] = round(seconds, 3)
-    return stats
+            by_workload[kind] = {"requests": kept["requests"], "failures": kept["failures"], "p50_ms": kept["p50_ms"],
+                                 "p95_ms": kept["p95_ms"], "p99_ms": kept["p99_ms"],
+                                 "rps": round(kept["requests"] / seconds, 3)}  # fmt: skip
+    total = _entry_stats(entries)
+    return {**total, "by_workload": by_workload, "rps": round(total["requests"] / seconds, 3),
+            "measured_seconds": round(seconds, 3)}  # fmt: skip
 
 
 def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
@@ -78,17 +172,18 @@ def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
     return work, timelines / f"{config.id}.csv", work / f"{config.id}.window.json"
 
 
-def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
+def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, object]:
     """A headless run's options, whichever backend runs Locust."""
     work, timeline, window_file = _paths(folder, config)
     # open arrivals: every user at once, so that arrivals do not wait for users still being spawned
-    users, spawn_rate = (config.open_users, 10 * config.open_users) if config.arrival_rate else (config.users, config.spawn_rate)
-    options = {
+    knobs = config.knobs
+    users, spawn_rate = (config.open_users, 10 * config.open_users) if config.arrival_rate else (knobs.users, knobs.spawn_rate)
+    options: dict[str, object] = {
         "--host": url, "--users": users, "--spawn-rate": f"{spawn_rate:g}",
         "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
         "--json-file": work / config.id, "--loglevel": "WARNING", "--exit-code-on-error": 0,
         "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
-        "--lab-workload": config.workload, "--lab-cpu-share": f"{config.mix_cpu_share:g}",
+        "--lab-workload": knobs.workload, "--lab-cpu-share": f"{knobs.mix_cpu_share:g}",
     }  # fmt: skip
     if config.locust_processes > 1:
         options["--processes"] = config.locust_processes
@@ -98,7 +193,7 @@ def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, Any]:
     return options
 
 
-def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend: Backend) -> dict[str, Any]:
+def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, backend: Backend) -> Measurement:
     """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
     load generator's CPU are read from the kernel around it."""
     work, timeline, window_file = _paths(folder, config)
@@ -151,7 +246,7 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         stats["open"] = open_arrivals(work / f"{config.id}.open.json", window["start"], seconds)
     stats["errors"] = window.get("errors", [])
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
-    server = {
+    server: ServerCpu = {
         "cpu_seconds": round(cpu, 4),
         "cpu_seconds_per_request": round(cpu / stats["requests"], 6) if stats["requests"] else None,
         "utilisation": round(cpu / seconds, 4),
@@ -166,7 +261,7 @@ def measure(app: Any, config: RunConfig, folder: Path, state_hook: Any, backend:
         loadgen_cpu = loadgen_last  # its container's cgroup, last read just before it exited
     in_window = None if loadgen_cpu is None or loadgen_from is None else loadgen_cpu - loadgen_from
     processes = config.locust_processes
-    loadgen = {
+    loadgen: LoadGenerator = {
         "cpu_seconds": None if loadgen_cpu is None else round(loadgen_cpu, 3),
         "window_cpu_seconds": None if in_window is None else round(in_window, 3),
         "processes": processes,
@@ -190,7 +285,7 @@ def _merge_timeline(path: Path) -> None:
     """--processes writes one file per load-generating process: merge them into one."""
     parts = sorted(path.parent.glob(path.name + ".*"))
     if parts:
-        rows = []
+        rows: list[list[str]] = []
         for part in parts:
             with part.open(newline="") as f:
                 reader = csv.reader(f)
@@ -201,7 +296,7 @@ def _merge_timeline(path: Path) -> None:
             csv.writer(f).writerows([header, *rows])
 
 
-def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
+def open_arrivals(path: Path, start: float, seconds: float) -> OpenArrivals:
     """What an open-arrival run offered and sent, and its latency counted from each arrival's intended
     start (unanswered arrivals at the end count as waiting until then); p50 and p95 of each half of
     the window say whether latency grew over the run."""
@@ -215,7 +310,7 @@ def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
     # how latency moved over the run, from the answered arrivals (an unanswered one has only a lower bound)
     answered = [a for a in latencies if a[2] is not None]
     half = start + seconds / 2
-    halves = [[m for at, m, _ in answered if (at < half) == first] for first in (True, False)]
+    first, second = ([m for at, m, _ in answered if (at < half) == early] for early in (True, False))
     return {
         "rate": data["rate"], "poisson": data["poisson"],
         # sent: answered, and those still unanswered at the end (sent all the same)
@@ -224,9 +319,9 @@ def open_arrivals(path: Path, start: float, seconds: float) -> dict[str, Any]:
         "offered_rps": round(data["offered"] / seconds, 3),
         "sent_rps": round((data["sent"] + data["unanswered"]) / seconds, 3),
         "failure_ratio": round(failed / len(ms), 4) if ms else None,
-        **{f"p{p}_ms": _quantile(ms, p / 100) for p in (50, 95, 99)},
-        **{f"p{p}_{half}_half_ms": _quantile(values, p / 100) for p in (50, 95)
-           for half, values in zip(("first", "second"), halves, strict=True)},
+        "p50_ms": _quantile(ms, 0.50), "p95_ms": _quantile(ms, 0.95), "p99_ms": _quantile(ms, 0.99),
+        "p50_first_half_ms": _quantile(first, 0.50), "p50_second_half_ms": _quantile(second, 0.50),
+        "p95_first_half_ms": _quantile(first, 0.95), "p95_second_half_ms": _quantile(second, 0.95),
     }  # fmt: skip
 
 

@@ -26,7 +26,8 @@ class VerificationError(RuntimeError):
 
 
 class Verifiable(Protocol):
-    url: str
+    @property
+    def url(self) -> str: ...
 
     def usage(self) -> CpuUsage: ...
 
@@ -92,7 +93,8 @@ def verify(app: Verifiable, knobs: Knobs) -> dict[str, Any]:
     if found := differences(report, knobs):
         raise VerificationError("the server does not run the run's configuration: " + "; ".join(found))
     before = app.usage().cpu_seconds
-    waited, computed = [], []
+    waited: list[float] = []  # seconds in the database (io), or counting primes (cpu), per request
+    computed: list[float] = []
     kinds = ("io", "cpu") if knobs.workload == "mix" else (knobs.workload,)
     for i, ((source, target), rate) in enumerate(seeded_rates().items()):
         kind = kinds[i % len(kinds)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from contract.knobs import WORKLOADS
 from contract.modes import MODES
@@ -82,7 +82,7 @@ def label(config: dict[str, Any]) -> str:
 
 
 def delayed_ack_floor(record: dict[str, Any]) -> float | None:
-    return delayed_ack(record.get("timeline") or {})
+    return delayed_ack(record.get("timeline"))
 
 
 def analyse(record: dict[str, Any]) -> Row:
@@ -400,13 +400,25 @@ def _check_order(item: tuple[tuple[str, str], Any]) -> tuple[str, int]:
     return workload, list(MODES).index(mode) if mode in MODES else len(MODES)
 
 
-def quick_checks(records: list[dict[str, Any]], demos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class QuickCheckRow(TypedDict):
+    """The quick check of one (mode, workload), beside the post's; totals in seconds."""
+
+    mode: str
+    workload: str
+    replies: list[dict[str, Any]]  # as the record keeps them (lab.quick_check.Reply)
+    total: float
+    ratio: float | None  # to nothreading's
+    post_total: float | None
+    post_ratio: float | None
+
+
+def quick_checks(records: list[dict[str, Any]], demos: list[dict[str, Any]]) -> list[QuickCheckRow]:
     """The quick check per (mode, workload): the lab's two-request total beside the post's, as ratios
     to nothreading (absolute times depend on IO_SECONDS and the machine)."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for check in [r["quick_check"] for r in records if r.get("quick_check")] + demos:
         latest[(check["mode"], check["workload"])] = check
-    rows = []
+    rows: list[QuickCheckRow] = []
     for (mode, workload), check in sorted(latest.items(), key=_check_order):
         base = latest.get(("nothreading", workload))
         post = POST_QUICK_CHECK.get((mode, workload))
@@ -428,7 +440,18 @@ def quick_checks(records: list[dict[str, Any]], demos: list[dict[str, Any]]) -> 
 PARITY_GAP = 0.15  # a compose/native ratio further than this from 1 is named, with its cause
 
 
-def parity(rows: list[Row]) -> list[dict[str, Any]]:
+class ParityPair(TypedDict):
+    """One configuration on both backends: compose/native of throughput and p95, and the cause of a gap."""
+
+    run: str
+    native: Row
+    compose: Row
+    rps_ratio: float | None
+    p95_ratio: float | None
+    cause: str  # empty within PARITY_GAP
+
+
+def parity(rows: list[Row]) -> list[ParityPair]:
     """The same configuration measured on both backends, side by side: compose/native of throughput
     and p95, and where they differ by more than PARITY_GAP, what the records say differed."""
     pairs: dict[str, dict[str, Row]] = defaultdict(dict)
@@ -437,7 +460,7 @@ def parity(rows: list[Row]) -> list[dict[str, Any]]:
             c = row.config
             name = f"{run_names(knobs_of(c)).label} · {c['workload']} · {c['users']} users, {_limit(c['cpus'])}"
             pairs[name][c["backend"]] = row
-    found = []
+    found: list[ParityPair] = []
     for name, both in pairs.items():
         if set(both) != {"native", "compose"}:
             continue

@@ -15,6 +15,8 @@ from lab.records import RecordError, load_records
 from lab.report import charts
 from lab.report.analysis import (
     Capacity,
+    ParityPair,
+    QuickCheckRow,
     Row,
     advice,
     analyse,
@@ -61,7 +63,7 @@ def _demos(folder: Path) -> list[dict[str, Any]]:
     return demos
 
 
-def _n(value: Any, digits: int = 1) -> str:
+def _n(value: object, digits: int = 1) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -110,7 +112,7 @@ def _kind(stats: dict[str, Any] | None) -> str:
     return "/".join(_n(stats.get(f"p{p}_ms"), 0) for p in (50, 95, 99)) + f" ({_n(stats.get('rps'))} req/s)"
 
 
-def quick_table(checks: list[dict[str, Any]]) -> list[list[str]]:
+def quick_table(checks: list[QuickCheckRow]) -> list[list[str]]:
     return [
         [
             c["mode"],
@@ -129,7 +131,7 @@ PARITY_COLUMNS = ("run", "native req/s", "compose req/s", "compose/native", "nat
                   "compose/native p95", "gap over 15%: cause")  # fmt: skip
 
 
-def parity_table(pairs: list[dict[str, Any]]) -> list[list[str]]:
+def parity_table(pairs: list[ParityPair]) -> list[list[str]]:
     return [
         [
             p["run"],

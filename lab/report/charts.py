@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import ScalarFormatter
 
@@ -22,7 +23,7 @@ DPI = 110
 LANE_REQUESTS = 3.5  # the timeline shows about this many consecutive requests per lane
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")  # keeps a legend placed outside the axes
     plt.close(fig)
@@ -150,10 +151,10 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _pack(requests: list[dict[str, int]]) -> dict[tuple[int, int], list[tuple[dict[str, int], int]]]:
+def _pack(requests: list[requests_timeline.Request]) -> dict[tuple[int, int], list[tuple[requests_timeline.Request, int]]]:
     """Per lane, give each request the first slot free when it starts, so that requests one thread
     holds at once (an event loop's) are drawn side by side instead of over each other."""
-    lanes: dict[tuple[int, int], list[tuple[dict[str, int], int]]] = defaultdict(list)
+    lanes: dict[tuple[int, int], list[tuple[requests_timeline.Request, int]]] = defaultdict(list)
     busy_until: dict[tuple[int, int], list[int]] = defaultdict(list)
     for q in sorted(requests, key=lambda q: q["start_us"]):
         lane, ends = (q["pid"], q["thread"]), busy_until[(q["pid"], q["thread"])]

@@ -1,6 +1,11 @@
 """Gunicorn settings from the lab's knobs; printed at start so each run records what it ran."""
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # gunicorn ships no type information: these name what the hooks are given
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
 # The lab always sets WORKERS and THREADS (the mode table holds their defaults).
 workers = int(os.environ["WORKERS"])
@@ -17,11 +22,11 @@ errorlog = "-"
 loglevel = "info"
 
 
-def on_starting(server):
+def on_starting(server: "Arbiter") -> None:
     server.log.info("lab gunicorn: workers=%s threads=%s worker_class=%s timeout=%s", workers, threads, worker_class, timeout)
 
 
-def post_worker_init(worker):
+def post_worker_init(worker: "Worker") -> None:
     # what this worker really runs, for the app's /healthz to report
     os.environ["LAB_GUNICORN_THREADS"] = str(worker.cfg.threads)
     os.environ["LAB_GUNICORN_WORKER_CLASS"] = type(worker).__name__
