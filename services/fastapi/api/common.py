@@ -2,7 +2,8 @@
 description, JSON errors and the endpoint's routes."""
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any, Literal, TypedDict
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +27,18 @@ from contract.endpoint import (
 )
 
 SETTINGS = Settings.from_environ()
-POOL_ARGS = {"min_size": 1, "max_size": SETTINGS.db_pool_size, "timeout": POOL_TIMEOUT, "kwargs": {"connect_timeout": 3}}
+
+
+class PoolArgs(TypedDict):
+    """psycopg_pool's ConnectionPool and AsyncConnectionPool arguments, the same for both apps."""
+
+    min_size: int
+    max_size: int
+    timeout: float
+    kwargs: dict[str, Any]  # each connection's, as psycopg_pool types them
+
+
+POOL_ARGS = PoolArgs(min_size=1, max_size=SETTINGS.db_pool_size, timeout=POOL_TIMEOUT, kwargs={"connect_timeout": 3})
 
 # The post's own parameters, typed: FastAPI validates them and publishes them in its schema.
 Source = Annotated[str, Query(alias="from", pattern=CODE_PATTERN, description="three-letter currency code", examples=["usd"])]
@@ -47,7 +59,7 @@ class Error(BaseModel):
     error: str
 
 
-ERRORS = {400: {"model": Error}, 404: {"model": Error}, 503: {"model": Error}}
+ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Error}, 404: {"model": Error}, 503: {"model": Error}}
 
 
 def conversion(source: str, target: str, workload: str | None) -> Conversion:
@@ -100,17 +112,17 @@ def add_routes(app: FastAPI, convert: Callable[..., Any], healthz: Callable[...,
         app.add_api_route(path, handler, methods=["HEAD"], include_in_schema=False)
 
 
-def make_app(lifespan) -> FastAPI:
+def make_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
     app = FastAPI(title="Concurrency lab: currency endpoint", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     add_error_handlers(app)
     generated = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         schema = generated()
         for operations in schema["paths"].values():
             for operation in operations.values():
                 operation["responses"].pop("422", None)  # bad input is a 400 here (validation_error)
         return schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's own way to change the schema it serves
     return app
