@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
 
@@ -138,14 +139,15 @@ def count_primes(limit: int) -> int:
     return count
 
 
-def query_for(conversion: Conversion, settings: Settings) -> tuple[str, tuple[object, ...]]:
+def query_for(conversion: Conversion, settings: Settings) -> tuple[str, tuple[float | str, ...]]:
     if conversion.workload == "io":
         return RATE_WAIT_SQL, (settings.io_seconds, conversion.source, conversion.target)
     return RATE_SQL, (conversion.source, conversion.target)
 
 
-def answer(conversion: Conversion, rate: object) -> dict[str, object]:
-    return {"from": conversion.source, "to": conversion.target, "rate": float(rate), "workload": conversion.workload}  # type: ignore[arg-type]
+def answer(conversion: Conversion, rate: Decimal | float) -> dict[str, object]:
+    """The body of a 200: the rate as PostgreSQL's numeric column gives it (a Decimal), as a JSON number."""
+    return {"from": conversion.source, "to": conversion.target, "rate": float(rate), "workload": conversion.workload}
 
 
 def not_found(conversion: Conversion) -> str:

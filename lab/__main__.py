@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -14,7 +15,7 @@ from contract.modes import MODES
 from lab import ROOT, backends
 from lab.backends import Limit
 from lab.experiments import ExperimentError
-from lab.procs import Interrupted, LabError
+from lab.procs import Interrupted, LabError, tail
 from lab.records import RecordError
 
 
@@ -35,7 +36,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"lab: starting PostgreSQL, the {knobs.mode} server and the Locust web UI ({backend.name} backend)...", flush=True)
     ready = False
     try:
-        with backend.serving(knobs, locust_ui=True, locust_workers=args.locust_workers) as stack:
+        command = f"make up MODE={knobs.mode}"
+        with backend.serving(knobs, command, locust_ui=True, locust_workers=args.locust_workers) as stack:
             _show_plan(knobs, stack.limit)
             print(f"lab: app     {stack.url}/currency/convert?from=usd&to=gbp")
             print(f"lab: Locust  {stack.locust_url}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)")
@@ -63,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     knobs = from_environ()
     backend = backends.get(args.backend)
     print(f"lab: starting PostgreSQL and the {knobs.mode} server ({backend.name} backend)...", flush=True)
-    with backend.serving(knobs) as stack:
+    with backend.serving(knobs, f"make demo MODE={knobs.mode}") as stack:
         _show_plan(knobs, stack.limit)
         check = quick_check(stack.url, knobs.mode, knobs.workload, args.requests)
         limit = stack.limit.describe() if stack.limit else None
@@ -82,6 +84,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from lab.experiments import load
 
     experiment = load(args.experiment)
+    if args.detach:
+        return detach(args, f"bench-{experiment.name}")
     try:
         run_experiment(experiment, resume=args.resume, backend_name=args.backend, calibrate=args.calibrate)
     except (KeyboardInterrupt, Interrupted):
@@ -99,12 +103,35 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
     experiment = load(args.experiment) if args.experiment else None
     configs, slo = configurations(experiment, from_environ())
+    if args.detach:
+        return detach(args, f"capacity-{experiment.name if experiment else 'capacity'}")
     try:
         run_capacity(configs, slo, name=experiment.name if experiment else "capacity", max_steps=args.steps,
                      backend_name=args.backend)  # fmt: skip
     except (KeyboardInterrupt, Interrupted):
         print("\ncapacity: interrupted; every finished step is kept", file=sys.stderr)
         return 130
+    return 0
+
+
+def detach(args: argparse.Namespace, name: str) -> int:
+    """Run the same command in a session of its own, its output in a log: a closed terminal or a dropped
+    connection does not end it. Returns once it holds the stack (or has failed to start)."""
+    from lab import stack_state
+    from lab.bench.run import RESULTS
+    from lab.place import Place
+    from lab.procs import spawn, wait_until
+
+    place = Place()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = (RESULTS / f"{name}.log").resolve()
+    argv = [sys.executable, "-m", "lab", *(part for part in sys.argv[1:] if part != "--detach")]
+    child = spawn(argv, cwd=ROOT, env=os.environ, log=log)  # a session of its own: no terminal to hang up
+    wait_until(lambda: child.poll() is not None or stack_state.read(place).get("supervisor") == child.pid, 120)
+    if child.poll() is not None:
+        print(f"error: the detached run stopped at once (code {child.returncode}); end of {log}:\n{tail(log)}", file=sys.stderr)
+        return child.returncode or 2
+    print(f"lab: running detached as pid {child.pid}; progress in {log} (`tail -f {log}`); `make down` stops it")
     return 0
 
 
@@ -146,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--resume", action="store_true", help="continue the newest results folder of this experiment")
     bench.add_argument("--backend", choices=backends.BACKENDS, default="native")
     bench.add_argument("--calibrate", action="store_true", help="after each run, measure the same endpoint with wrk")
+    bench.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
     bench.set_defaults(run=cmd_bench)
     capacity = sub.add_parser("capacity", help="the highest arrival rate held at SLO_P95_MS, by a bounded search")
     capacity.add_argument("--experiment", help="a capacity experiment (many configurations) instead of the knobs")
     capacity.add_argument("--steps", type=int, default=8, help="steps at most per configuration")
     capacity.add_argument("--backend", choices=backends.BACKENDS, default="native")
+    capacity.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
     capacity.set_defaults(run=cmd_capacity)
     report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")
     report.add_argument("results", type=Path, nargs="?", default=ROOT / "results" / "latest")

@@ -60,23 +60,20 @@ class Postgres:
     def url(self) -> str:
         return f"postgresql://{PG_USER}:{password()}@127.0.0.1:{self.port}/{PG_DATABASE}"
 
+    def _call(self, tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """One of PostgreSQL's tools, as the server's own user when we are root (user, group and
+        supplementary groups alike)."""
+        user = group = None
+        if self.user is not None:
+            user, group = self.user, pwd.getpwnam(self.user).pw_gid
+        return subprocess.run([str(self.bin / tool), *args], user=user, group=group,
+                              extra_groups=[] if user is not None else None, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=timeout)  # fmt: skip
+
     def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run(
-            [str(self.bin / tool), *args],
-            **self._as_user(),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-        )
+        result = self._call(tool, *args)
         if result.returncode != 0:
             raise LabError(f"PostgreSQL's {tool} failed: {result.stderr.strip() or result.stdout.strip()}\n{tail(self.log)}")
-
-    def _as_user(self) -> dict[str, object]:
-        """subprocess arguments that drop root: user, group and supplementary groups alike."""
-        if self.user is None:
-            return {}
-        return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
 
     def _prepare_user(self) -> None:
         """As root: a system user for the server, able to reach its folder and binaries."""
@@ -165,13 +162,7 @@ class Postgres:
         pid = self.pid()
         if pid is None:
             return
-        subprocess.run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop"],
-            **self._as_user(),
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-        )
+        self._call("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop", timeout=60)
         if not wait_until(lambda: not alive(pid), 5):
             os.kill(pid, 9)
             time.sleep(0.5)

@@ -6,7 +6,9 @@ redraw it. `validate` says what a record lacks; `load_records` names the file th
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -47,6 +49,10 @@ SUMMARY_COLUMNS = ("index", "id", "status", *CONFIG_COLUMNS, *LOCUST_COLUMNS, *K
                    "cpu_limit_method", "reason")  # fmt: skip
 
 
+# What to do about a record that cannot be read (a truncated copy, an edit gone wrong).
+SET_ASIDE = "move it out of the runs/ folder (RESUME=1 measures that run again) or restore it from a copy"
+
+
 class RecordError(ValueError):
     """A record that cannot be read or lacks fields; the message names the file."""
 
@@ -64,14 +70,26 @@ def validate(record: dict[str, Any]) -> list[str]:
     return missing
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """A file on disk whole, or not at all: a full disk or a killed lab never leaves half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RecordError(f"could not write {path}: {error.strerror or error}") from None
+
+
 def write_record(folder: Path, record: dict[str, Any]) -> Path:
-    """Atomically: a run is on disk whole, or not at all."""
     runs = folder / RUNS
-    runs.mkdir(parents=True, exist_ok=True)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RecordError(f"could not make {runs}: {error.strerror or error}") from None
     path = runs / f"{record['index']:03d}-{record['config']['id']}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(record, indent=2))
     return path
 
 
@@ -83,10 +101,10 @@ def load_records(folder: Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise RecordError(f"{path}: not a readable run record ({error})") from None
+            raise RecordError(f"{path}: not a readable run record ({error}); {SET_ASIDE}") from None
         missing = validate(record) if isinstance(record, dict) else ["(not a JSON object)"]
         if missing:
-            raise RecordError(f"{path}: run record lacks {', '.join(missing)}")
+            raise RecordError(f"{path}: run record lacks {', '.join(missing)}; {SET_ASIDE}")
         record["_file"] = path.name
         records.append(record)
     return records
@@ -127,11 +145,10 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
 def write_summary(folder: Path) -> Path:
     """summary.csv from the records themselves, so the two cannot disagree."""
     path = folder / "summary.csv"
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=SUMMARY_COLUMNS)
-        writer.writeheader()
-        for record in load_records(folder):
-            writer.writerow(summary_row(record))
-    os.replace(tmp, path)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    for record in load_records(folder):
+        writer.writerow(summary_row(record))
+    write_atomic(path, out.getvalue())
     return path

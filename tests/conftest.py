@@ -18,11 +18,14 @@ import pytest
 
 from contract.knobs import Knobs, parse
 from lab import ROOT
-from lab.backends.native import AppServer, Place
+from lab.backends.native import AppServer
+from lab.place import Place
 from lab.postgres import Postgres
 
 PYTHON = sys.executable
-TEST_PORTS = {"APP_PORT": 18000, "PG_PORT": 15433, "LOCUST_PORT": 18089}
+# LAB_TEST_PORT_BASE shifts every test port, so that two test sessions can run side by side
+_BASE = int(os.environ.get("LAB_TEST_PORT_BASE", "0"))
+TEST_PORTS = {"APP_PORT": 18000 + _BASE, "PG_PORT": 15433 + _BASE, "LOCUST_PORT": 18089 + _BASE}
 
 
 def make_place(state: Path, offset: int = 0) -> Place:
@@ -53,13 +56,14 @@ def lab_env(place: Place, **extra: str) -> dict[str, str]:
 
 
 def processes_of(state: Path) -> list[psutil.Process]:
-    """Every process started for a lab whose state is in `state`: they all inherit LAB_STATE_DIR."""
+    """Every process started for a lab whose state is in `state`: they all inherit LAB_STATE_DIR, and
+    PostgreSQL, which writes its process titles over its environment, names its data folder there."""
     found = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get("LAB_STATE_DIR") == str(state):
+            if proc.environ().get("LAB_STATE_DIR") == str(state) or f"{state}/" in " ".join(proc.cmdline()):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             pass
@@ -125,12 +129,13 @@ LAB_PROGRAMS = ("postgres", "manage.py", "gunicorn", "uvicorn", "granian", "locu
 def no_orphans_at_the_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After every test: no process of any lab the tests started may remain, whatever failed."""
     yield
-    base = str(tmp_path_factory.getbasetemp())
+    base = f"{tmp_path_factory.getbasetemp()}/"  # a folder of its own: pytest-3 is not pytest-38
     left = []
     for proc in psutil.process_iter():
         try:
             lab_program = any(name in " ".join(proc.cmdline()) for name in LAB_PROGRAMS)
-            if lab_program and proc.environ().get("LAB_STATE_DIR", "").startswith(base) and proc.pid != os.getpid():
+            ours = proc.environ().get("LAB_STATE_DIR", "").startswith(base) or base in " ".join(proc.cmdline())
+            if lab_program and ours and proc.pid != os.getpid():
                 left.append(" ".join(proc.cmdline()))
                 proc.kill()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

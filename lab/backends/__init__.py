@@ -12,47 +12,83 @@ from __future__ import annotations
 import subprocess
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 if TYPE_CHECKING:  # stdlib only at import: `make help` runs before any virtual environment exists
     from contract.knobs import Knobs
     from lab.cpulimit import CpuUsage
+    from lab.images import ImageFacts
+    from lab.place import Place
+    from lab.stack_state import StackState, StateHook
 
 BACKENDS = ("native", "compose")
 
 
 class Limit(Protocol):
-    enforced: bool
+    @property
+    def enforced(self) -> bool: ...
 
     def describe(self) -> str: ...
+
+
+class RunFacts(TypedDict, total=False):
+    """What a run's record keeps of where it ran: the compose backend's images, by id."""
+
+    images: list[ImageFacts]
 
 
 class App(Protocol):
     """The server under test for one configuration."""
 
-    limit: Limit | None
+    @property
+    def limit(self) -> Limit | None: ...
 
     @property
     def url(self) -> str: ...
+
+    def facts(self) -> RunFacts:
+        """What the run's record keeps of where it ran."""
 
     def start(self) -> None: ...
 
     def usage(self) -> CpuUsage: ...
 
+    def died(self) -> str | None:
+        """None while the server runs; else how it ended (its exit code, or its container's state)."""
+
     def stop(self) -> None: ...
+
+
+class Serving(Protocol):
+    """What `make up` and `make demo` show of a running stack, whichever backend runs it."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def limit(self) -> Limit | None: ...
+
+    @property
+    def locust_url(self) -> str: ...
+
+    @property
+    def logs(self) -> str: ...
 
 
 class Backend(Protocol):
     name: str
     load_generator_is_child: bool  # its exited processes are counted in our own rusage
 
-    def open(self, folder: Path | None, cpus: list[float]) -> dict[str, Any]:
-        """Start what runs stay on (PostgreSQL), check the CPU limits fit; facts for the records."""
+    def open(self, folder: Path | None, cpus: list[float]) -> str:
+        """Start what runs stay on (PostgreSQL), check the CPU limits fit and the ports are free; the
+        PostgreSQL it runs, for the records."""
 
-    def app(self, knobs: Knobs) -> App: ...
+    def check_database(self) -> str | None:
+        """None while PostgreSQL answers; else what happened to it, after starting it again, so that
+        the run it failed says why and the next run gets a working database."""
 
-    def app_pid(self, app: App) -> int | None:
-        """The app's process for the stack file, so that `make down` from another shell finds it."""
+    def app(self, knobs: Knobs, record: StateHook) -> App:
+        """The server for one configuration; it records its processes through `record` as they start."""
 
     def locust_argv(self, options: dict[str, Any], results: Path) -> list[str]: ...
 
@@ -62,19 +98,19 @@ class Backend(Protocol):
 
     def postgres_cpu(self) -> float | None: ...
 
-    def run_facts(self, app: App) -> dict[str, Any]:
-        """What one run's record keeps of where it ran (the compose images, by id)."""
-
     def close(self) -> None: ...
 
-    def serving(self, knobs: Knobs, *, locust_ui: bool = False, locust_workers: int = 1) -> AbstractContextManager[Any]:
-        """`make up` and `make demo`: PostgreSQL and the app (and Locust's web UI), stopped on exit."""
+    def serving(
+        self, knobs: Knobs, command: str, *, locust_ui: bool = False, locust_workers: int = 1
+    ) -> AbstractContextManager[Serving]:
+        """`make up` and `make demo` (named by `command` in the stack file): PostgreSQL and the app (and
+        Locust's web UI) under the stack file, stopped on exit."""
 
-    def down(self, state: dict[str, Any]) -> None:
+    def down(self, state: StackState) -> None:
         """Stop what a stack file of this backend says runs."""
 
 
-def get(name: str, place: Any = None) -> Backend:
+def get(name: str, place: Place | None = None) -> Backend:
     if name == "compose":
         from lab.backends.compose import ComposeBackend
 
@@ -86,12 +122,12 @@ def get(name: str, place: Any = None) -> Backend:
     raise ValueError(f"BACKEND={name!r} is not valid: BACKEND takes auto, {' or '.join(BACKENDS)}")
 
 
-def started(state: dict[str, Any]) -> list[str]:
+def started(state: StackState) -> list[str]:
     """The backends a stack file says were started (a lab that wrote none ran natively)."""
     return state.get("backends") or ["native"]
 
 
-def stop_leftovers(place: Any, state: dict[str, Any]) -> None:
+def stop_leftovers(place: Place, state: StackState) -> None:
     """Stop what a stack file says runs, on the backends that started it."""
     for name in started(state):
         get(name, place).down(state)
@@ -100,7 +136,7 @@ def stop_leftovers(place: Any, state: dict[str, Any]) -> None:
 def down(place: Any = None) -> str:
     """`make down`: stop whatever `make up`, `demo` or `bench` started, on its own backends."""
     from lab import stack_state
-    from lab.backends.native import Place
+    from lab.place import Place
 
     place = place or Place()
     state = stack_state.read(place)

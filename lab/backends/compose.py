@@ -10,13 +10,16 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from contract.knobs import Knobs, choice_setting, setting
 from lab import ROOT, images, stack_state
-from lab.backends.native import Place
+from lab.backends import RunFacts, stop_leftovers
 from lab.cpulimit import CpuUsage
+from lab.place import Place
 from lab.procs import LabError
+from lab.stack_state import StackState, StateHook
 
 CONTAINER_RESULTS = Path("/results")  # where a bench's Locust container sees the results folder
 CONTAINER_APP = "http://app:8000"
@@ -31,6 +34,12 @@ def compose_env(knobs: Knobs) -> dict[str, str]:
     return {**os.environ, **knobs.as_env(), "SERVICE": knobs.server.service, "IMAGES": source, **images.compose_env(source)}
 
 
+def chosen_images() -> dict[str, str]:
+    """The image each service runs on, by its compose variable, for the IMAGES in force."""
+    chosen = images.compose_env(choice_setting("IMAGES"))
+    return {image.variable: chosen.get(image.variable, image.official) for image in images.IMAGES}
+
+
 def compose(*args: str) -> list[str]:
     return ["docker", "compose", "--project-directory", str(ROOT), *args]
 
@@ -41,6 +50,8 @@ def run(args: list[str], env: dict[str, str], timeout: float = 900) -> str:
     result = subprocess.run(compose(*args), env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         said = result.stderr.strip()[-1500:]
+        if not engine_answers():
+            raise LabError("the Docker engine stopped answering: start one with `make engine`")
         if env.get("IMAGES", "official") == "official" and any(word in said for word in REGISTRY_WORDS):
             last = said.splitlines()[-1] if said else ""
             raise LabError(f"docker compose could not get the official images ({last}): on a machine with no image "
@@ -70,6 +81,20 @@ def prepare(cpus: list[float]) -> None:
     if choice_setting("IMAGES") == "local":
         took = images.build_standins(lambda text: print(f"images: {text}", flush=True))
         print("images: stand-ins ready (IMAGES=local; built here from Debian, no registry): " + ", ".join(took), flush=True)
+
+
+def container_ended(container: str) -> str | None:
+    """None while a container runs; else its state and exit code, in words."""
+    result = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container],
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    if result.returncode != 0:
+        return "its container is gone" if engine_answers() else "the Docker engine stopped answering"
+    status, code = result.stdout.split()
+    return None if status == "running" else f"its container is {status} (exit code {code})"
+
+
+def engine_answers() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
 
 
 def container_pid(container: str) -> int | None:
@@ -117,8 +142,8 @@ def cgroup_quota(pid: int | None) -> float | None:
             return None if quota == "max" else int(quota) / int(period)
         if "cpu" in controllers.split(","):
             folder = CGROUP / "cpu" / path.lstrip("/")
-            quota = int((folder / "cpu.cfs_quota_us").read_text())
-            return None if quota < 0 else quota / int((folder / "cpu.cfs_period_us").read_text())
+            microseconds = int((folder / "cpu.cfs_quota_us").read_text())
+            return None if microseconds < 0 else microseconds / int((folder / "cpu.cfs_period_us").read_text())
     return None
 
 
@@ -148,6 +173,7 @@ class ComposeApp:
         self.knobs = knobs
         self.env = compose_env(knobs)
         self.limit: ComposeLimit | None = None
+        self.id = ""
         self.pid: int | None = None
 
     @property
@@ -160,8 +186,16 @@ class ComposeApp:
 
     def start(self) -> None:
         run(["up", "--detach", "--wait", *build_flags(self.env), "postgres", "app"], self.env)
-        self.pid = container_pid(self.container())
+        self.id = self.container()
+        self.pid = container_pid(self.id)
         self.limit = ComposeLimit(self.knobs.cpus, self.pid)
+
+    def died(self) -> str | None:
+        return container_ended(self.id) if self.id else None
+
+    def facts(self) -> RunFacts:
+        chosen = chosen_images()
+        return {"images": images.describe([chosen["POSTGRES_IMAGE"], self.image, chosen["LOCUST_IMAGE"]])}
 
     def container(self, service: str = "app") -> str:
         return run(["ps", "--quiet", service], self.env).strip()
@@ -213,7 +247,14 @@ class ComposeBackend:
         self.env = dict(os.environ)
         self.pg_container = ""
 
-    def open(self, folder: Path | None, cpus: list[float]) -> dict[str, object]:
+    def check_database(self) -> str | None:
+        if run(["ps", "--status", "running", "--quiet", "postgres"], self.env).strip():
+            return None
+        run(["up", "--detach", "--wait", "postgres"], self.env)
+        self.pg_container = ""
+        return "PostgreSQL's container had stopped; the lab started it again"
+
+    def open(self, folder: Path | None, cpus: list[float]) -> str:
         prepare(cpus)
         if folder is not None:
             for sub in ("locust", "timeline"):  # Locust's container runs as its image's own user
@@ -221,17 +262,13 @@ class ComposeBackend:
                 (folder / sub).chmod(0o777)
         source = choice_setting("IMAGES")
         print(f"bench: compose backend on {source} images: " + ", ".join(self.images().values()), flush=True)
-        return {"postgres": f"the {self.images()['POSTGRES_IMAGE']} image"}
+        return f"the {self.images()['POSTGRES_IMAGE']} image"
 
     def images(self) -> dict[str, str]:
-        chosen = images.compose_env(choice_setting("IMAGES"))
-        return {image.variable: chosen.get(image.variable, image.official) for image in images.IMAGES}
+        return chosen_images()
 
-    def app(self, knobs: Knobs) -> ComposeApp:
-        return ComposeApp(knobs)
-
-    def app_pid(self, app: ComposeApp) -> int | None:
-        return None  # the engine owns the container's processes: `make down` stops them through compose
+    def app(self, knobs: Knobs, record: StateHook) -> ComposeApp:
+        return ComposeApp(knobs)  # the engine owns the container's processes: `make down` stops them through compose
 
     def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
         return locust_argv(options, results)
@@ -247,17 +284,13 @@ class ComposeBackend:
             self.pg_container = run(["ps", "--quiet", "postgres"], self.env).strip()
         return cpu_seconds(self.pg_container)
 
-    def run_facts(self, app: ComposeApp) -> dict[str, object]:
-        named = [self.images()["POSTGRES_IMAGE"], app.image, self.images()["LOCUST_IMAGE"]]
-        return {"images": images.describe(named)}
-
     def close(self) -> None:
         down(self.env)
 
     @contextmanager
-    def serving(self, knobs: Knobs, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[ComposeStack]:
+    def serving(self, knobs: Knobs, command: str, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[ComposeStack]:
         """The stack of compose.yaml, healthy (`up --wait`); down, volumes and all, on the way out."""
-        with stack_state.claimed(self.place, [self.name], self.stop_leftovers):
+        with stack_state.claimed(self.place, [self.name], command, partial(stop_leftovers, self.place)):
             env = compose_env(knobs)
             prepare([knobs.cpus])
             locust = ["--scale", f"locust-worker={locust_workers}", "locust-master", "locust-worker"] if locust_ui else []
@@ -266,18 +299,13 @@ class ComposeBackend:
                 app = ComposeApp(knobs)
                 app.pid = container_pid(app.container())
                 limit = ComposeLimit(knobs.cpus, app.pid)
-                print("lab: images: " + images.summary(self.run_facts(app)["images"]), flush=True)
+                print("lab: images: " + images.summary(app.facts()["images"]), flush=True)
                 locust_url = f"http://127.0.0.1:{setting('LOCUST_PORT')}"
                 yield ComposeStack(app.url, limit, locust_url, "make logs (docker compose logs)")
             finally:
                 down(env)
 
-    def down(self, state: dict[str, object]) -> None:
-        down(self.env)
-
-    def stop_leftovers(self, prior: dict[str, object]) -> None:
-        if "compose" not in (prior.get("backends") or ["native"]):
-            raise LabError("a lab on another backend was left behind by a killed run: `make down` stops it")
+    def down(self, state: StackState) -> None:
         down(self.env)
 
 

@@ -3,58 +3,35 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
-from contract.knobs import Knobs, int_setting, setting
+from contract.knobs import Knobs, setting
 from contract.serve import resolve, server_plan
-from lab import ROOT, machine_cpu
+from lab import ROOT, machine_cpu, stack_state
+from lab.backends import RunFacts, stop_leftovers
 from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
-from lab.postgres import Postgres
-from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, stop_on_signals, wait_http_ok
+from lab.place import Place
+from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, wait_http_ok
+from lab.stack_state import StackState, StateHook
 
 BIN = Path(sys.executable).parent
 LOCUSTFILE = ROOT / "locust" / "locustfile.py"
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where one lab instance keeps its state and listens; tests use their own."""
-
-    state: Path = field(default_factory=lambda: Path(os.environ.get("LAB_STATE_DIR", ROOT / ".lab")))
-    app_port: int = field(default_factory=lambda: int_setting("APP_PORT"))
-    pg_port: int = field(default_factory=lambda: int_setting("PG_PORT"))
-    locust_port: int = field(default_factory=lambda: int_setting("LOCUST_PORT"))
-
-    @property
-    def logs(self) -> Path:
-        return self.state / "logs"
-
-    @property
-    def stack_file(self) -> Path:
-        return self.state / "stack.json"
-
-    @property
-    def cgroup_name(self) -> str:
-        digest = hashlib.sha1(str(self.state.resolve()).encode()).hexdigest()[:8]
-        return f"concurrency-lab-{digest}"
-
-    def postgres(self) -> Postgres:
-        return Postgres(self.state / "postgres", self.pg_port)
-
-
 class AppServer:
     """The server under test, in MODE, under its CPU limit."""
 
-    def __init__(self, knobs: Knobs, place: Place, database_url: str) -> None:
+    def __init__(self, knobs: Knobs, place: Place, database_url: str, record: StateHook | None = None) -> None:
         self.knobs = knobs
+        self.record = record
         self.place = place
         self.database_url = database_url
         self.log = place.logs / "app.log"
@@ -77,7 +54,18 @@ class AppServer:
             out.write(f"\n--- {time.strftime('%F %T')} MODE={self.knobs.mode}: {' '.join(plan.argv)}\n".encode())
         with signals_deferred():
             self.proc = spawn(argv, cwd=plan.cwd, env=plan.env, log=self.log, preexec=self.limit.preexec)
+        if self.record is not None:  # before it is ready: a lab killed while it starts must not leave it running
+            self.record(app=self.proc.pid)
         wait_http_ok(f"{self.url}/healthz", self.proc, f"the {self.knobs.mode} server", self.log, timeout)
+
+    def facts(self) -> RunFacts:
+        return {}
+
+    def died(self) -> str | None:
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        code = self.proc.returncode
+        return f"its process exited with code {code}" if code >= 0 else f"its process was killed by {signal.Signals(-code).name}"
 
     def usage(self) -> CpuUsage:
         assert self.limit is not None
@@ -85,6 +73,8 @@ class AppServer:
 
     def stop(self) -> None:
         reap(self.proc)
+        if self.proc is not None and self.record is not None:
+            self.record(app=None)
         if self.limit is not None:
             for pid in self.limit.pids():  # anything that left the process group
                 with contextlib.suppress(ProcessLookupError):
@@ -96,56 +86,31 @@ class AppServer:
 class Stack:
     """PostgreSQL, the app and (optionally) the Locust web UI, started in order and stopped in reverse.
 
-    What runs is written to the stack file as soon as it starts, so `make down` from another
-    shell can stop it even if this process died.
+    Each process is written to the stack file as soon as it starts (through `record`), so `make down`
+    from another shell, or the next lab command, can stop it even if this process died.
     """
 
-    def __init__(self, knobs: Knobs, place: Place | None = None, *, locust_ui: bool = False) -> None:
+    def __init__(self, knobs: Knobs, place: Place, record: StateHook, *, locust_ui: bool = False) -> None:
         self.knobs = knobs
-        self.place = place or Place()
+        self.place = place
+        self.record = record
         self.locust_ui = locust_ui
         self.pg = self.place.postgres()
-        self.app = AppServer(knobs, self.place, self.pg.url)
+        self.app = AppServer(knobs, self.place, self.pg.url, record)
         self.locust: subprocess.Popen[bytes] | None = None
-        self.ready = False  # everything asked for is up and answering
 
-    def _record(self) -> None:
-        state = {
-            "supervisor": os.getpid(),
-            "backends": ["native"],
-            "app": self.app.proc.pid if self.app.proc else None,
-            "locust": self.locust.pid if self.locust else None,
-            "pg_port": self.place.pg_port,
-            "cgroup": self.place.cgroup_name,
-            "mode": self.knobs.mode,
-            "cpu_limit": self.app.limit.describe() if self.app.limit else None,
-        }
-        self.place.state.mkdir(parents=True, exist_ok=True)
-        self.place.stack_file.write_text(json.dumps(state))
-
-    def __enter__(self) -> Stack:
-        stop_on_signals()
-        if self.place.stack_file.exists():
-            from lab.backends import down
-
-            down(self.place)  # what runs already, or what a killed run left behind
+    def start(self) -> None:
         try:
-            self._record()
             if self.locust_ui:
                 check_port_free(self.place.locust_port, "the Locust web UI (LOCUST_PORT)")
             check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
             self.pg.start()
-            self._record()
             self.app.start()
-            self._record()
             if self.locust_ui:
                 self.start_locust_ui()
-                self._record()
-            self.ready = True
         except BaseException:
             self.stop()
             raise
-        return self
 
     @property
     def url(self) -> str:
@@ -182,24 +147,23 @@ class Stack:
         ]
         with signals_deferred():
             self.locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
+        self.record(locust=self.locust.pid)
         wait_http_ok(f"http://127.0.0.1:{self.place.locust_port}/", self.locust, "the Locust web UI", log, 30)
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def stop(self) -> None:
-        reap(self.locust)
+        if self.locust is not None:
+            reap(self.locust)
+            self.record(locust=None)
         self.locust = None
         self.app.stop()
         self.pg.stop()
-        self.place.stack_file.unlink(missing_ok=True)
 
 
-def stop_processes(place: Place, state: dict[str, object]) -> None:
+def stop_processes(place: Place, state: StackState) -> None:
     """What a native stack file names, whatever is left in the server's cgroup, and PostgreSQL."""
-    for key in ("locust", "app"):
-        if state.get(key):
-            stop_group(int(state[key]))  # type: ignore[arg-type]
+    for pgid in (state.get("locust"), state.get("app")):
+        if pgid:
+            stop_group(pgid)
     for pid in leftover_pids(place.cgroup_name):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -216,15 +180,20 @@ class NativeBackend:
         self.place = place or Place()
         self.pg = self.place.postgres()
 
-    def open(self, folder: Path | None, cpus: list[float]) -> dict[str, object]:
+    def open(self, folder: Path | None, cpus: list[float]) -> str:
+        # a port another program holds would fail every run: say so once, before anything starts
+        check_port_free(self.place.app_port, "the server under test (APP_PORT)")
         self.pg.start()
-        return {"postgres": self.pg.version()}
+        return self.pg.version()
 
-    def app(self, knobs: Knobs) -> AppServer:
-        return AppServer(knobs, self.place, self.pg.url)
+    def check_database(self) -> str | None:
+        if self.pg.pid() is not None:
+            return None
+        self.pg.start()
+        return f"PostgreSQL had stopped (its log: {self.pg.log}); the lab started it again"
 
-    def app_pid(self, app: AppServer) -> int | None:
-        return app.proc.pid if app.proc else None
+    def app(self, knobs: Knobs, record: StateHook) -> AppServer:
+        return AppServer(knobs, self.place, self.pg.url, record)
 
     def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
         argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
@@ -239,15 +208,19 @@ class NativeBackend:
     def postgres_cpu(self) -> float | None:
         return machine_cpu.tree(self.pg.pid())
 
-    def run_facts(self, app: AppServer) -> dict[str, object]:
-        return {}
-
     def close(self) -> None:
         self.pg.stop()
 
-    def serving(self, knobs: Knobs, *, locust_ui: bool = False, locust_workers: int = 1) -> Stack:
-        """PostgreSQL, the app and (for `make up`) one local Locust with its web UI; a context manager."""
-        return Stack(knobs, self.place, locust_ui=locust_ui)
+    @contextmanager
+    def serving(self, knobs: Knobs, command: str, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[Stack]:
+        """PostgreSQL, the app and (for `make up`) one local Locust with its web UI, under the stack file."""
+        with stack_state.claimed(self.place, [self.name], command, partial(stop_leftovers, self.place)) as record:
+            stack = Stack(knobs, self.place, record, locust_ui=locust_ui)
+            try:
+                stack.start()
+                yield stack
+            finally:
+                stack.stop()
 
-    def down(self, state: dict[str, object]) -> None:
+    def down(self, state: StackState) -> None:
         stop_processes(self.place, state)

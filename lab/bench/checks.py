@@ -70,6 +70,13 @@ def word(finding: Finding) -> str:
         return (f"the machine had {finding['idle_share']:.0%} of its {finding['cores']} cores idle ({shares}), and the server "
                 f"used {finding['server_cpu']:.2f} of the {finding['ceiling']:g} CPU it could: throughput is bounded by the "
                 "machine, not the server")  # fmt: skip
+    if kind == "workers_replaced":
+        gone = ", ".join(
+            f"{w['pid']}" + (f" (last answer {w['last_answer_s']:g} s into the run)" if w["last_answer_s"] is not None else "")
+            for w in finding["gone"]
+        )
+        return (f"worker process(es) {gone} died during the run and the server replaced them with {finding['new']}: "
+                "the figures include the time it ran with fewer workers")  # fmt: skip
     if kind == "delayed_ack":
         cause = requests_timeline.DELAYED_ACK_CAUSE
         return f"every reply reached the client a steady {finding['ms']:.0f} ms after its handler ended: {cause}"

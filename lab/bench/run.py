@@ -14,22 +14,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from contract.knobs import int_setting
 from lab import ROOT, backends, machine, stack_state
-from lab.backends import Backend
-from lab.backends.native import Place
-from lab.bench import calibration
+from lab.backends import App, Backend
+from lab.bench import calibration, verification
 from lab.bench.checks import LOAD_GENERATOR, failure, findings, word
 from lab.bench.measure import measure
 from lab.bench.verification import VerificationError, verify
 from lab.experiments import Experiment, RunConfig
-from lab.procs import LabError, stop_on_signals
+from lab.place import Place
+from lab.procs import LabError
 from lab.quick_check import quick_check
-from lab.records import SCHEMA, load_records, recorded_ids, write_record, write_summary
+from lab.records import SCHEMA, RecordError, load_records, recorded_ids, write_atomic, write_record, write_summary
 from lab.report.analysis import advice, analyse
+from lab.stack_state import StateHook
 
 RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
 SATURATED = 0.85  # a load-generating process above this share of a core bounds the measurement
@@ -59,7 +61,18 @@ def link_latest(folder: Path) -> None:
         latest.symlink_to(folder.name)
 
 
-def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, calibrate: bool = False) -> dict[str, Any]:
+class BackendGoneError(LabError):
+    """The backend itself stopped answering during a run (the Docker engine): the run's record is
+    kept, and the experiment cannot go on until it answers again."""
+
+    def __init__(self, record: dict[str, Any], error: LabError) -> None:
+        super().__init__(str(error))
+        self.record = record
+
+
+def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: StateHook, calibrate: bool = False) -> dict[str, Any]:
+    """One configuration, measured and judged. A failure of the server or of PostgreSQL fails the run,
+    with its reason, and the experiment goes on; a backend that stopped answering raises BackendGoneError."""
     knobs = config.knobs
     record: dict[str, Any] = {
         "status": "failed",
@@ -75,49 +88,76 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: Any, 
         "timeline": None,
         "model": dict(zip(("in_flight", "processes"), knobs.capacity(int_setting("DB_POOL_SIZE")), strict=True)),
     }
-    app = backend.app(knobs)
+    app = backend.app(knobs, state_hook)
     try:
-        try:
-            app.start()
-        except LabError as error:
-            record["reason"] = f"the app did not start: {str(error).splitlines()[0]}"
-            return record
-        finally:
-            record["cpu_limit"] = {
-                "cpus": config.cpus,
-                "method": app.limit.describe() if app.limit else None,
-                "enforced": bool(app.limit and app.limit.enforced),
-            }
-        state_hook(app=backend.app_pid(app))
-        record["where"] = backend.run_facts(app)
-        try:
-            record["verification"] = verify(app, knobs)
-        except (VerificationError, LabError) as error:  # a failed run is recorded, and the bench goes on
-            record["verification"] = {"ok": False, "detail": str(error)}
-            record["reason"] = f"verification failed: {error}"
-            return record
-        # the post's quick check, on the same server: two concurrent requests, timed
-        record["quick_check"] = quick_check(app.url, config.mode, config.workload, 2).as_dict()
-        try:
-            result = measure(app, config, folder, state_hook, backend)
-        except LabError as error:
-            record["reason"] = str(error)
-            return record
-        record.update(result)
-        if calibrate:  # the same server, the same connections, driven by wrk
-            record["calibration"] = calibration.calibrate(app.url, config, result["locust"]["rps"])
-        record["findings"] = findings(config, result, record["model"]["processes"])
-        kinds = {finding["kind"] for finding in record["findings"]}
-        record["bounded_by_load_generator"] = bool(kinds & LOAD_GENERATOR)
-        record["bounded_by_machine"] = "machine_saturated" in kinds
-        record["warnings"] = [word(finding) for finding in record["findings"]]
-        record["reason"] = failure(result)
-        record["status"] = "failed" if record["reason"] else "ok"
-        return record
+        _measure_one(record, app, config, backend, folder, state_hook, calibrate)
     finally:
-        app.stop()
-        state_hook(app=None)
+        try:
+            app.stop()
+            database = backend.check_database()
+        except LabError as error:
+            record["reason"] = record["reason"] or str(error)
+            record["status"] = "failed"
+            record["finished_at"] = now()
+            raise BackendGoneError(record, error) from None
+        if database is not None:  # the run it failed says why; the next run has a database again
+            record["reason"] = f"{record['reason']}; {database}" if record["reason"] else f"during the run: {database}"
+            record["status"] = "failed"
         record["finished_at"] = now()
+    return record
+
+
+def _measure_one(record: dict[str, Any], app: App, config: RunConfig, backend: Backend, folder: Path,
+                 state_hook: StateHook, calibrate: bool) -> None:  # fmt: skip
+    knobs = config.knobs
+    try:
+        app.start()
+    except LabError as error:
+        record["reason"] = f"the app did not start: {str(error).splitlines()[0]}"
+        return
+    finally:
+        record["cpu_limit"] = {
+            "cpus": knobs.cpus,
+            "method": app.limit.describe() if app.limit else None,
+            "enforced": bool(app.limit and app.limit.enforced),
+        }
+    record["where"] = app.facts()
+    try:
+        record["verification"] = verify(app, knobs)
+    except (VerificationError, LabError) as error:  # a failed run is recorded, and the bench goes on
+        record["verification"] = {"ok": False, "detail": str(error)}
+        record["reason"] = f"verification failed: {error}"
+        return
+    # the post's quick check, on the same server: two concurrent requests, timed
+    record["quick_check"] = quick_check(app.url, knobs.mode, knobs.workload, 2).as_dict()
+    try:
+        result = measure(app, config, folder, state_hook, backend)
+    except LabError as error:
+        record["reason"] = str(error)
+        return
+    except OSError as error:  # a full or read-only disk: the record's own write says so to the user
+        record["reason"] = f"could not write the run's files: {error.strerror or error} ({error.filename})"
+        return
+    record.update(result)
+    if died := app.died():  # measured, but not the configuration it names to the end
+        record["reason"] = f"the server died during the run: {died}"
+        return
+    timeline = folder / record["timeline"]["file"] if record["timeline"] else None
+    record["server_after"] = after = verification.after_run(app, knobs, record["verification"]["server"], timeline)
+    if after["differences"]:
+        record["reason"] = "after the run, the server no longer ran the run's configuration: " + "; ".join(after["differences"])
+        return
+    if calibrate:  # the same server, the same connections, driven by wrk
+        record["calibration"] = calibration.calibrate(app.url, config, result["locust"]["rps"])
+    record["findings"] = findings(config, result, record["model"]["processes"])
+    if after["workers_gone"]:
+        record["findings"].append({"kind": "workers_replaced", "gone": after["workers_gone"], "new": after["workers_new"]})
+    kinds = {finding["kind"] for finding in record["findings"]}
+    record["bounded_by_load_generator"] = bool(kinds & LOAD_GENERATOR)
+    record["bounded_by_machine"] = "machine_saturated" in kinds
+    record["warnings"] = [word(finding) for finding in record["findings"]]
+    record["reason"] = failure(result)
+    record["status"] = "failed" if record["reason"] else "ok"
 
 
 def duration(seconds: float) -> str:
@@ -133,6 +173,7 @@ def run_experiment(
     folder: Path | None = None,
     backend_name: str = "native",
     calibrate: bool = False,
+    command: str | None = None,
 ) -> Path:
     place = place or Place()
     folder = folder or results_folder(experiment.name, resume)
@@ -144,8 +185,9 @@ def run_experiment(
         f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
         flush=True,
     )
-    with opened(place, experiment.runs, backend_name, folder) as (where, state_hook):
-        _run_all(experiment, todo, folder, where, state_hook, calibrate)
+    command = command or f"make bench EXPERIMENT={experiment.name}"
+    with opened(place, experiment.runs, backend_name, folder, command) as (where, state_hook):
+        _run_all(experiment, todo, folder, where, state_hook, calibrate, f"{command} RESUME=1")
     return folder
 
 
@@ -153,19 +195,20 @@ Where = Callable[[RunConfig], tuple[Backend, dict[str, Any]]]  # a run's backend
 
 
 @contextmanager
-def opened(place: Place, runs: list[RunConfig], backend_name: str, folder: Path) -> Iterator[tuple[Where, Callable[..., None]]]:
+def opened(
+    place: Place, runs: list[RunConfig], backend_name: str, folder: Path, command: str
+) -> Iterator[tuple[Where, StateHook]]:
     """The backends the runs need, open for as long as they run, under the stack file; closed on the way out.
     An experiment that compares backends names each run's own; the others run where the bench was told."""
-    stop_on_signals()
     names = sorted({c.backend or backend_name for c in runs}, key=backends.BACKENDS.index)
     opened_: dict[str, tuple[Backend, dict[str, Any]]] = {}
-    with stack_state.claimed(place, names, lambda prior: backends.stop_leftovers(place, prior)) as state_hook:
+    with stack_state.claimed(place, names, command, partial(backends.stop_leftovers, place)) as state_hook:
         try:
             for name in names:
                 backend = backends.get(name, place)
                 opened_[name] = backend, {}
-                cpus = [c.cpus for c in runs if (c.backend or backend_name) == name]
-                opened_[name] = backend, machine.describe(backend.open(folder, cpus)["postgres"])
+                cpus = [c.knobs.cpus for c in runs if (c.backend or backend_name) == name]
+                opened_[name] = backend, machine.describe(backend.open(folder, cpus))
             yield (lambda c: opened_[c.backend or backend_name]), state_hook
         finally:
             for backend, _ in opened_.values():
@@ -173,11 +216,12 @@ def opened(place: Place, runs: list[RunConfig], backend_name: str, folder: Path)
 
 
 def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path, where: Where,
-             state_hook: Callable[..., None], calibrate: bool) -> None:  # fmt: skip
+             state_hook: StateHook, calibrate: bool, resume: str) -> None:  # fmt: skip
     """Each configuration in turn, each record on disk before the next starts; then which to pick."""
     manifest = folder / "experiment.json"
     if not manifest.exists():
-        manifest.write_text(
+        write_atomic(
+            manifest,
             json.dumps(
                 {
                     "name": experiment.name,
@@ -189,7 +233,7 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
                     "machine": where(experiment.runs[0])[1],
                 },
                 indent=2,
-            )
+            ),
         )
     started = time.monotonic()
     for n, (index, config) in enumerate(todo):
@@ -199,7 +243,10 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
         remaining = planned * spent_per_planned
         print(f"[{index}/{len(experiment.runs)}] {config.id}  (about {duration(remaining)} left)", flush=True)
         backend, info = where(config)
-        record = run_one(config, backend, folder, state_hook, calibrate)
+        try:
+            record, gone = run_one(config, backend, folder, state_hook, calibrate), None
+        except BackendGoneError as error:
+            record, gone = error.record, error
         record.update(
             schema=SCHEMA,
             experiment=experiment.name,
@@ -209,14 +256,28 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
             backend=backend.name,
             machine=info,
         )
-        write_record(folder, record)
-        write_summary(folder)
+        keep(folder, record, resume)
         print("    " + _outcome(record), flush=True)
+        if gone is not None:
+            raise LabError(f"{gone}; every finished run is kept. Once it answers, continue with: {resume}")
     print(f"bench: done in {duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
     picks = advice([analyse(r) for r in load_records(folder)])
     if picks:
         print("bench: which to pick (`make report` draws the charts and gives the reasons):")
         print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
+
+
+def keep(folder: Path, record: dict[str, Any], resume: str) -> None:
+    """The run's record, and the summary from every record, on disk before anything else happens; a
+    record that cannot be written stops the experiment, with the earlier ones intact."""
+    try:
+        write_record(folder, record)
+        write_summary(folder)
+    except RecordError as error:
+        raise LabError(
+            f"{error}. The runs recorded before it are intact. Free some space or make the folder writable, "
+            f"then continue with: {resume}"
+        ) from None
 
 
 def _outcome(record: dict[str, Any]) -> str:

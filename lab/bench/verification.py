@@ -12,10 +12,12 @@ import json
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Protocol
 
 from contract.endpoint import seeded_rates
 from contract.knobs import Knobs, int_setting
+from lab import timeline as requests_timeline
 from lab.cpulimit import CpuUsage
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
@@ -114,3 +116,32 @@ def verify(app: Verifiable, knobs: Knobs) -> dict[str, Any]:
         "cpu_seconds_used": round(cpu_used, 4),
         "server": report,
     }
+
+
+def after_run(app: Verifiable, knobs: Knobs, before: dict[str, Any], timeline: Path | None) -> dict[str, Any]:
+    """The server's report once more, after the run: does it still run the run's configuration, and
+    did worker processes die meanwhile (a multi-process server replaces them)? For each worker that
+    is gone, the timeline says when it last answered, in seconds from the first measured request."""
+    status, _, _ = get(f"{app.url}/healthz", timeout=10)
+    if status != 200:
+        return {"differences": [f"its report of itself answered HTTP {status}"], "workers_gone": [], "workers_new": []}
+    report = server_report(app.url, knobs)  # a replaced worker may still be starting
+    had, has = set(before.get("worker_pids") or []), set(report.get("worker_pids") or [])
+    last = _last_answers(timeline, had - has) if timeline is not None and had - has else {}
+    return {
+        "differences": differences(report, knobs),
+        "workers_gone": [{"pid": pid, "last_answer_s": last.get(pid)} for pid in sorted(had - has)],
+        "workers_new": sorted(has - had),
+    }
+
+
+def _last_answers(timeline: Path, pids: set[int]) -> dict[int, float]:
+    rows = requests_timeline.read(timeline)
+    if not rows:
+        return {}
+    first = min(row["start_us"] for row in rows)
+    last: dict[int, float] = {}
+    for row in rows:
+        if row["pid"] in pids:
+            last[row["pid"]] = max(last.get(row["pid"], 0.0), round((row["end_us"] - first) / 1e6, 2))
+    return last
