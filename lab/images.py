@@ -73,13 +73,15 @@ def _base(say: Callable[[str], None]) -> None:
     if not shutil.which("debootstrap"):
         raise LabError("IMAGES=local builds its base from Debian with debootstrap: apt-get install debootstrap")
     started = time.monotonic()
-    if not (ROOTFS / "etc" / "debian_version").exists():
+    complete = ROOTFS.with_name(ROOTFS.name + ".complete")  # debootstrap writes debian_version early: not a sign
+    if not complete.exists():
         shutil.rmtree(ROOTFS, ignore_errors=True)
         say(f"debootstrap: a minimal Debian bookworm into {ROOTFS.relative_to(ROOT)} (about half a minute)...")
         result = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(ROOTFS), _mirror()],
                                 capture_output=True, text=True, timeout=900)  # fmt: skip
         if result.returncode != 0:
             raise LabError(f"debootstrap failed: {(result.stderr or result.stdout).strip()[-1500:]}")
+        complete.touch()
     tar = subprocess.Popen(["tar", "-C", str(ROOTFS), "-c", "."], stdout=subprocess.PIPE)
     imported = subprocess.run(["docker", "import", "-", BASE], stdin=tar.stdout, capture_output=True, text=True)
     tar.wait()

@@ -111,7 +111,10 @@ def load_records(folder: Path) -> list[dict[str, Any]]:
 
 
 def recorded_ids(folder: Path) -> set[str]:
-    return {r["config"]["id"] for r in load_records(folder)} if (folder / RUNS).is_dir() else set()
+    """The runs a resumed experiment skips: every recorded one but those whose backend went away."""
+    if not (folder / RUNS).is_dir():
+        return set()
+    return {r["config"]["id"] for r in load_records(folder) if not r.get("measure_again")}
 
 
 def summary_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,7 +97,7 @@ def run_one(config: RunConfig, backend: Backend, folder: Path, state_hook: State
             app.stop()
             database = backend.check_database()
         except LabError as error:
-            record["reason"] = record["reason"] or str(error)
+            record["reason"] = f"{error} (what the run saw: {record['reason']})" if record["reason"] else str(error)
             record["status"] = "failed"
             record["finished_at"] = now()
             raise BackendGoneError(record, error) from None
@@ -212,7 +213,10 @@ def opened(
             yield (lambda c: opened_[c.backend or backend_name]), state_hook
         finally:
             for backend, _ in opened_.values():
-                backend.close()
+                try:
+                    backend.close()
+                except LabError as error:  # say so, without hiding why the runs ended (an engine that went away)
+                    print(f"lab: could not stop the {backend.name} backend's services: {error}", file=sys.stderr)
 
 
 def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path, where: Where,
@@ -247,6 +251,7 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
             record, gone = run_one(config, backend, folder, state_hook, calibrate), None
         except BackendGoneError as error:
             record, gone = error.record, error
+            record["measure_again"] = True  # not the configuration's fault: RESUME=1 measures it again
         record.update(
             schema=SCHEMA,
             experiment=experiment.name,
