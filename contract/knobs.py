@@ -114,8 +114,9 @@ SETTINGS = {
     "IMAGES": "official",
     "BUILD": "1",
     "SLO_P95_MS": "500",
+    "ARRIVALS": "poisson",
 }
-NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS"}
+NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS"}
 DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE"}
 
 
@@ -134,6 +135,7 @@ SETTING_RANGES = {"APP_PORT": (1, 65535), "LOCUST_PORT": (1, 65535), "PG_PORT": 
 SETTING_CHOICES = {
     "IMAGES": ("official", "local"),  # the registry's images, or stand-ins built here from Debian
     "BUILD": ("1", "0"),  # 0: run the app images already built or pulled, without a build
+    "ARRIVALS": ("poisson", "constant"),  # `make capacity`: open arrivals as a Poisson process, or evenly spaced
 }
 
 

@@ -1,96 +1,581 @@
 """`make capacity`: the highest arrival rate a configuration holds while p95 latency stays at or under
 a target (SLO_P95_MS) and fewer than 1% of requests fail, with requests arriving at a set rate
-whatever the replies (open arrivals; latency counted from each arrival's intended start).
+whatever the replies (open arrivals, Poisson or evenly spaced: ARRIVALS; latency counted from each
+arrival's intended start).
 
-A bounded search of short steps, each a run recorded like any other: one low rate first, to learn
-the server's CPU per request and so the model's saturation rate; then up from below that rate
-until the target breaks, then halving the gap. It ends when the gap is under 5% or the steps run out.
+A bounded search of steps, each one or two runs ("windows") recorded like any other:
+
+- a low first step measures the server's own time per request (its timeline), from which the lab's
+  queueing model (C requests in flight, each taking that time: M/D/C or D/D/C) predicts the capacity;
+- the search starts at 0.8x the prediction, moves by 20% until one rate holds and one breaks, then
+  bisects the gap until it is under 15% or the steps run out.
+
+A step's window is sized from its rate (about 300 requests, 10 to 60 s). Its p95 comes with a 95%
+interval from order statistics, widened for the correlation between neighbours in a queue: the
+step held when the interval lies under the target, broke when it lies over it, or when its queue
+was not stable (latency rising across the window, or arrivals left waiting at the end longer than
+a stable queue explains). A step straddling the target gets one more, longer window and is judged
+on both; still straddling, it is unsure. The answer is a range of offered rates (arrivals per
+second the windows really offered): between the highest that held and the lowest that broke; "at
+least" when nothing broke, "below" when even the first step broke. Beside it, where p95 crosses
+the target along the steps (`crossing`): the steadier figure from one search to the next.
+
+The server's CPU per request (D_cpu) is the slope of its CPU use against its throughput over every
+window (the intercept is what it burns idle), and gives the throughput model's saturation rate: a
+capacity above it is a contradiction, and the search says which figure is suspect.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import math
+import time
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from statistics import fmean
+from typing import Any, Literal
 
-from contract.knobs import int_setting
+from contract.knobs import choice_setting, int_setting
 from lab import ROOT
-from lab.backends.native import Place
-from lab.bench.run import duration, link_latest, now, opened, results_folder, run_one
+from lab import timeline as requests_timeline
+from lab.bench.measure import _paths as locust_paths
+from lab.bench.run import Where, duration, link_latest, now, opened, results_folder, run_one
 from lab.experiments import Experiment, RunConfig
+from lab.model import Arrivals, QueueModel
+from lab.place import Place
 from lab.records import SCHEMA, write_record, write_summary
 from lab.report.analysis import saturation
+from lab.stack_state import StateHook
+from lab.stats import (
+    Interval,
+    batch_means_interval,
+    quantile_interval,
+    quantile_ranks,
+    slope_intercept,
+    t_critical,
+    trend_interval,
+)
 
-FIRST_RATE = 2.0  # requests/s of the first step: low enough for any mode, to measure D_cpu
-START_SHARE = 0.5  # then start at this share of the model's saturation rate
-GROWTH = 1.3  # below the target, grow the rate by this much
-CLOSE = 1.05  # stop once the rate that broke the target is within 5% of the one that held
+Verdict = Literal["held", "broke", "unsure"]
+
+# The first step: low enough that requests rarely wait for one another.
+FIRST_RATE = 2.0  # arrivals/s when the workload does not say how long a request takes (cpu, mix)
+FIRST_LOAD = 0.25  # io: this share of what C requests in flight serve when each waits IO_SECONDS
+MAX_FIRST_RATE = 20.0
+MIN_RATE = 0.25  # below this, the search gives up going lower
+FIRST_REQUESTS = 150  # the first step: enough for a p95 interval at low load (72 independent at least)
+# Each later window: enough requests for a p95 interval on both sides even when correlation in the queue
+# makes them worth a third as many independent ones (72 at least).
+WINDOW_REQUESTS = 300
+MIN_WINDOW_S, MAX_WINDOW_S = 10.0, 60.0
+MAX_WINDOWS = 2  # a step straddling the target gets one more window, of twice the requests, and no more
+# The search.
+START_SHARE = 0.8  # the first step after the first: this share of the predicted capacity
+BRACKET = 1.2  # move by this much until one rate holds and one breaks
+CLOSE = 1.15  # stop once the lowest rate that broke is within 15% of the highest that held
+FINEST = 1.04  # gaps narrower than 4% between unsure rates are not worth a step
+FALLBACK_SHARE = 0.5  # without a prediction: start at this share of the throughput model's saturation
+# Judging a step.
 MAX_FAILURES = 0.01
 SENT_SHARE = 0.95  # a step that sent less than this share of what it offered could not offer the rate
-STEP_OVERHEAD = 5.0  # seconds each step adds to its warm-up and measurement (start, check, stop)
+RISE_SHARE = 0.25  # a median rising less than this share of the target is drift, not a growing queue
+MAX_OVERDUE = 2  # arrivals still waiting at the end, longer than any request of the first third took
+DIFFERS = 0.10  # a capacity more than 10% from the prediction is called out
+STEP_OVERHEAD = 8.0  # seconds each window adds to its warm-up and measurement (start, verify, stop)
 
 
-def judge_step(record: dict[str, Any], slo_ms: float) -> tuple[bool, str]:
-    """Did this rate hold the target? With the reason when it did not."""
-    if record["status"] != "ok":
-        return False, f"the run failed: {record['reason']}"
-    if record.get("bounded_by_load_generator") or record.get("bounded_by_machine"):
-        return False, "bounded by the load generator or the machine, not the server"
-    arrivals = record["locust"]["open"]
-    if arrivals["offered"] and arrivals["sent"] < SENT_SHARE * arrivals["offered"]:
-        return False, f"sent {arrivals['sent']} of {arrivals['offered']} arrivals offered: every user was busy"
-    if (arrivals["failure_ratio"] or 0) >= MAX_FAILURES:
-        return False, f"{arrivals['failure_ratio']:.1%} of requests failed"
-    if arrivals["p95_ms"] is None or arrivals["p95_ms"] > slo_ms:
-        return False, f"p95 {arrivals['p95_ms']} ms over the target of {slo_ms:g} ms"
-    return True, f"p95 {arrivals['p95_ms']:.0f} ms within {slo_ms:g} ms"
+# ---------------------------------------------------------------- judging a step
 
 
-def next_rate(steps: list[tuple[float, bool]], model_rate: float | None) -> float | None:
-    """The next rate to try, or None when the search is done."""
-    held = [rate for rate, ok in steps if ok]
-    broke = [rate for rate, ok in steps if not ok]
-    if broke and held and min(broke) <= max(held) * CLOSE:
+@dataclass(frozen=True)
+class Window:
+    """One run's open arrivals, as the judgement needs them, in arrival order."""
+
+    seconds: float
+    offered: int
+    sent: int  # answered, and still unanswered at the end
+    failed: int
+    answered_ms: list[float]  # latency from the intended start
+    waiting_ms: list[float]  # unanswered at the end: waited at least this long
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return self.answered_ms + self.waiting_ms
+
+
+def read_window(path: Path, seconds: float) -> Window:
+    """A window from the open-arrival file Locust writes (intended start, ms, ok: None when unanswered)."""
+    data = json.loads(path.read_text())
+    arrivals = sorted(data["latencies"], key=lambda a: a[0])
+    answered = [ms for _, ms, ok in arrivals if ok is not None]
+    return Window(seconds=seconds, offered=data["offered"], sent=len(arrivals), failed=sum(ok is False for *_, ok in arrivals),
+                  answered_ms=answered, waiting_ms=[ms for _, ms, ok in arrivals if ok is None])  # fmt: skip
+
+
+def unstable(window: Window, slo_ms: float) -> str | None:
+    """Why this window's queue was not stable, or None. Past saturation a queue grows for as long as
+    arrivals come, whatever a short window's p95 says: its latency rises across the window, and the
+    arrivals still waiting at its end have waited longer than requests took at its start."""
+    answered = window.answered_ms
+    if len(answered) < 3:
         return None
-    if broke and held:
-        return round((max(held) + min(broke)) / 2, 2)
-    if broke:  # even the lowest rate broke: go lower, but not forever
-        return round(min(broke) / 2, 2) if min(broke) > 0.25 else None
-    if len(steps) == 1 and model_rate:
-        return round(max(steps[0][0] * GROWTH, START_SHARE * model_rate), 2)
-    return round(max(held) * GROWTH, 2)
+    trend = trend_interval(answered)  # medians of the first and last thirds, each with its interval
+    if trend.rising and trend.change > RISE_SHARE * slo_ms:
+        return (f"the median rose from {trend.first.estimate:.0f} to {trend.last.estimate:.0f} ms across the window "
+                "(first third to last, beyond chance): the queue grew")  # fmt: skip
+    # A stable queue has about rate x latency arrivals in it at any time (Little's law), each of which has
+    # waited no longer than requests usually take: at the end, one that waited longer than every request
+    # of the first third is a chance of about 3 / n. A burst of arrivals just before the end waits too,
+    # but not that long.
+    early = max(answered[: len(answered) // 3])
+    overdue = [ms for ms in window.waiting_ms if ms > early]
+    if len(overdue) > MAX_OVERDUE:
+        return (f"{len(overdue)} arrivals were still waiting at the end, longer than any of the first third took "
+                f"({early:.0f} ms), where the rate explains at most {MAX_OVERDUE}: the queue grew")  # fmt: skip
+    return None
 
 
-def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where: Any, state_hook: Any,
+def design_effect(latencies: list[float], estimate: float, batches: int = 10) -> float:
+    """How many times fewer independent requests these latencies are worth, as seen at `estimate`: the
+    variance of the share above it over batch means (in arrival order), against the binomial one."""
+    n = len(latencies)
+    if n < 2 * batches:
+        return 1.0
+    above = [float(ms > estimate) for ms in latencies]
+    share = fmean(above)
+    batch_se = batch_means_interval(above, batches).width / 2 / t_critical(batches - 1)
+    return max(1.0, batch_se**2 / max(share * (1 - share) / n, 1 / n**2))
+
+
+def p95_interval(windows: list[list[float]]) -> Interval:
+    """p95 over the windows' latencies, with its interval from order statistics widened for the
+    correlation between neighbours.
+
+    `quantile_interval` assumes independent latencies, but in a queue neighbours wait behind the
+    same requests: in simulated M/D/1 windows of 60 s at the capacity, its 95% interval lay wholly
+    on one side of the true p95 three times in ten. Each window's design effect (see `design_effect`)
+    says how many independent requests it is worth; the interval is the order statistics that bound
+    the quantile for that many, at the same fractions of all the latencies."""
+    latencies = [ms for window in windows for ms in window]
+    plain = quantile_interval(latencies, 0.95)
+    n = len(latencies)
+    effective = max(1, int(sum(len(w) / design_effect(w, plain.estimate) for w in windows if w)))
+    if effective >= n:
+        return plain
+    low_rank, high_rank = quantile_ranks(effective, 0.95)
+    ordered = sorted(latencies)
+    low = ordered[max(1, math.floor(low_rank * n / effective)) - 1] if low_rank else -math.inf
+    high = ordered[min(n, math.ceil(high_rank * n / effective)) - 1] if high_rank else math.inf
+    return Interval(plain.estimate, low, high, plain.confidence, effective)
+
+
+def verdict_of(p95: Interval, slo_ms: float) -> tuple[Verdict, str]:
+    """Held when the whole interval is under the target, broke when it is over, unsure when it straddles."""
+    said = f"p95 {p95.estimate:.0f} ms [{p95.low:.0f}, {p95.high:.0f}] (as from {p95.n} independent requests)"
+    if p95.below(slo_ms):
+        return "held", f"{said}: under the target of {slo_ms:g} ms"
+    if p95.above(slo_ms):
+        return "broke", f"{said}: over the target of {slo_ms:g} ms"
+    return "unsure", f"{said}: straddles the target of {slo_ms:g} ms"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    why: str
+    p95: Interval | None = None
+
+    @property
+    def straddles(self) -> bool:
+        """Unsure from its p95 alone: more requests could tell."""
+        return self.verdict == "unsure" and self.p95 is not None
+
+
+def trouble(record: dict[str, Any]) -> str | None:
+    """A run that cannot hold its rate whatever its latency: failed, or bounded by something else."""
+    if record["status"] != "ok":
+        return f"the run failed: {record['reason']}"
+    if record.get("bounded_by_load_generator") or record.get("bounded_by_machine"):
+        return "bounded by the load generator or the machine, not the server"
+    return None
+
+
+def judge(records: list[dict[str, Any]], windows: list[Window], slo_ms: float) -> Judgement:
+    """A step's verdict from its windows taken together (they are independent runs at one rate)."""
+    for record in records:
+        if reason := trouble(record):
+            return Judgement("broke", reason)
+    offered, sent = sum(w.offered for w in windows), sum(w.sent for w in windows)
+    if offered and sent < SENT_SHARE * offered:
+        return Judgement("broke", f"sent {sent} of {offered} arrivals offered: every user was busy")
+    for window in windows:
+        if reason := unstable(window, slo_ms):
+            return Judgement("broke", reason)
+    # the unanswered count as waiting until the end: a lower bound, so a p95 over the target stays over
+    sent = sum(len(w.latencies_ms) for w in windows)
+    if not sent:
+        return Judgement("broke", "no arrival was sent")
+    failed = sum(w.failed for w in windows)
+    if failed >= MAX_FAILURES * sent:
+        return Judgement("broke", f"{failed / sent:.1%} of requests failed")
+    p95 = p95_interval([w.latencies_ms for w in windows])
+    verdict, why = verdict_of(p95, slo_ms)
+    return Judgement(verdict, why, p95)
+
+
+# ---------------------------------------------------------------- the search
+
+
+def window_seconds(rate: float, requests: int) -> float:
+    """A window long enough for about `requests` arrivals at this rate, within bounds."""
+    return round(min(MAX_WINDOW_S, max(MIN_WINDOW_S, requests / rate)), 1)
+
+
+def first_rate(config: RunConfig) -> float:
+    """The first step's rate. For io, a quarter of what C requests in flight serve when each waits
+    IO_SECONDS in the database; otherwise the CPU per request is not known yet: a low fixed rate."""
+    knobs = config.knobs
+    if knobs.workload != "io" or knobs.io_seconds <= 0:
+        return FIRST_RATE
+    in_flight, _ = knobs.capacity(int_setting("DB_POOL_SIZE"))
+    return round(min(MAX_FIRST_RATE, max(MIN_RATE, FIRST_LOAD * in_flight / knobs.io_seconds)), 2)
+
+
+def next_rate(steps: list[tuple[float, Verdict]], predicted: float | None, fallback: float | None = None) -> float | None:
+    """The next rate to try after these (rate, verdict) steps, or None when the search is done.
+
+    After the first step: START_SHARE of the predicted capacity (or FALLBACK_SHARE of the model's
+    saturation). Then by BRACKET up until a rate breaks, or down until one holds; then the widest gap
+    between the highest that held and the lowest that broke (unsure rates split it) is halved, until
+    that range is within CLOSE or its gaps are finer than FINEST.
+    """
+    held = [r for r, v in steps if v == "held"]
+    broke = [r for r, v in steps if v == "broke"]
+    unsure = [r for r, v in steps if v == "unsure"]
+    first = steps[0][0]
+    if len(steps) == 1 and not broke:
+        guess = START_SHARE * predicted if predicted else FALLBACK_SHARE * fallback if fallback else 0.0
+        return round(max(guess, first * BRACKET), 2)
+    if not broke:  # nothing broke yet: up, to as far above the prediction as the search started below it
+        top = max(held + unsure)
+        above = (2 - START_SHARE) * predicted if predicted else 0.0
+        return round(above if top < above / BRACKET else top * BRACKET, 2)
+    low = min(broke + unsure)
+    if not held:  # nothing held: down, by halves below the first step
+        lower = low / 2 if low <= first else low / BRACKET
+        return round(lower, 2) if lower >= MIN_RATE else None
+    top, bottom = max(held), min(broke)
+    if bottom <= top * CLOSE:
+        return None
+    points = sorted({top, bottom, *(r for r in unsure if top < r < bottom)})
+    a, b = max(pairwise(points), key=lambda gap: gap[1] / gap[0])
+    if b / a <= FINEST:
+        return None
+    # a wide gap (the first, low step below a rate that broke): come down from above, nearer the capacity
+    return round(b / BRACKET if b / a > BRACKET**2 else math.sqrt(a * b), 2)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The capacity as the offered rates that bound it."""
+
+    low: float | None  # the highest offered rate that held
+    high: float | None  # the lowest offered rate that broke
+
+    @property
+    def lower_bound_only(self) -> bool:
+        """Nothing broke: the capacity is at least `low`, never a capacity to rank."""
+        return self.low is not None and self.high is None
+
+    @property
+    def crossed(self) -> bool:
+        """A rate that held offered more than one that broke: chance, near the capacity."""
+        return self.low is not None and self.high is not None and self.low > self.high
+
+    @property
+    def middle(self) -> float | None:
+        return (self.low + self.high) / 2 if self.low is not None and self.high is not None else None
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            a, b = sorted((self.low, self.high))
+            crossed = " (a rate that held offered more than one that broke)" if self.crossed else ""
+            return f"between {a:.3g} and {b:.3g} req/s{crossed}"
+        if self.low is not None:
+            return f"at least {self.low:.3g} req/s (nothing broke: a lower bound, not a capacity)"
+        if self.high is not None:
+            return f"below {self.high:.3g} req/s (even the lowest step broke)"
+        return "unknown (no step held or broke)"
+
+
+def capacity_range(steps: list[tuple[float, Verdict]]) -> Range:
+    """From (offered rate, verdict) steps: the range the capacity lies in; unsure steps bound nothing."""
+    held = [r for r, v in steps if v == "held"]
+    broke = [r for r, v in steps if v == "broke"]
+    return Range(max(held) if held else None, min(broke) if broke else None)
+
+
+def crossing(points: list[tuple[float, float]], slo_ms: float) -> float | None:
+    """Where p95 crosses the target, from (offered rate, p95 ms) of the steps: a least-squares line
+    through log p95 against the rate (short of saturation a queue's p95 grows about exponentially
+    with it), over the steps whose p95 lies within a factor of two of the target. Every step adds to
+    it, where a verdict uses one step alone: in simulated searches it came within 10% of the true
+    capacity more often than the middle of the range. None without two such steps, or a rising line."""
+    near = [(rate, math.log(p95)) for rate, p95 in points if slo_ms / 2 <= p95 <= 2 * slo_ms]
+    if len({rate for rate, _ in near}) < 2:
+        return None
+    line = slope_intercept([rate for rate, _ in near], [y for _, y in near])
+    if line.slope.estimate <= 0:
+        return None
+    return (math.log(slo_ms) - line.intercept.estimate) / line.slope.estimate
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The lab's queueing prediction, from the first step: C servers each taking the measured time."""
+
+    servers: int
+    service_s: float
+    requests: int  # behind the service time
+    arrivals: Arrivals
+    capacity_rps: float
+    saturation_rps: float
+
+    @property
+    def name(self) -> str:
+        return f"{'M' if self.arrivals == 'poisson' else 'D'}/D/{self.servers}"
+
+
+def predict(record: dict[str, Any], folder: Path, slo_ms: float, arrivals: Arrivals) -> Prediction | None:
+    """The capacity at the target from the step's server-side times (each request's handler start to end)."""
+    if record["status"] != "ok" or not record.get("timeline") or not record.get("model"):
+        return None
+    requests = requests_timeline.read(folder / record["timeline"]["file"])
+    times = [(r["end_us"] - r["start_us"]) / 1e6 for r in requests if r["end_us"] > r["start_us"]]
+    if not times:
+        return None
+    service = fmean(times)  # the mean: what sets the utilisation of a queue with deterministic service
+    model = QueueModel(servers=int(record["model"]["in_flight"]), service_s=service)
+    return Prediction(model.servers, service, len(times), arrivals, model.capacity(slo_ms / 1000, 0.95, arrivals),
+                      model.saturation)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CpuModel:
+    """The server's CPU against its throughput over the windows: CPU/s = D_cpu x req/s + idle."""
+
+    d_cpu: Interval  # CPU seconds per request: the slope
+    idle: Interval  # CPU seconds per second with no request: the intercept
+    windows: int
+    saturation_rps: float | None  # the throughput model's saturation with this D_cpu
+    optimistic_rps: float | None  # the same at D_cpu's lower bound: the highest the data allow
+
+
+def with_d_cpu(record: dict[str, Any], d_cpu: float) -> float | None:
+    """The throughput model's saturation for this record's configuration, at this D_cpu."""
+    if d_cpu <= 0:
+        return None
+    return saturation({**record, "server": {**record["server"], "cpu_seconds_per_request": d_cpu}})
+
+
+def cpu_model(records: list[dict[str, Any]]) -> CpuModel | None:
+    """D_cpu from the slope across windows, not from one low window whose idle CPU would inflate it
+    (per second on both axes: windows differ in length, and idle CPU accrues by the second)."""
+    ok = [r for r in records if r["status"] == "ok" and r.get("server") and r.get("locust")]
+    xs = [r["locust"]["rps"] for r in ok]
+    if len(set(xs)) < 2:
+        return None
+    line = slope_intercept(xs, [r["server"]["utilisation"] for r in ok])
+    d_cpu = line.slope
+    return CpuModel(d_cpu, line.intercept, len(ok), with_d_cpu(ok[0], d_cpu.estimate),
+                    with_d_cpu(ok[0], d_cpu.low) if d_cpu.known else None)  # fmt: skip
+
+
+def contradiction(found: Range, cpu: CpuModel | None) -> tuple[str, str] | None:
+    """A rate held above the model's saturation cannot be: (what is suspect, why), or None."""
+    if found.low is None or cpu is None or cpu.saturation_rps is None or found.low <= cpu.saturation_rps:
+        return None
+    said = f"held {found.low:.3g} req/s above the model's saturation of {cpu.saturation_rps:.3g} req/s"
+    if cpu.optimistic_rps is not None and found.low > cpu.optimistic_rps:
+        return "held step", (f"{said}, and above {cpu.optimistic_rps:.3g} req/s even at D_cpu's lower bound "
+                             f"({cpu.d_cpu.low * 1000:.2f} ms): the step that held is suspect (a queue growing too "
+                             "slowly for its window to show)")  # fmt: skip
+    return "model saturation", (f"{said}, but D_cpu ({cpu.d_cpu.estimate * 1000:.2f} ms from {cpu.windows} windows) is too "
+                                "uncertain to rule it out: the model's saturation is suspect")  # fmt: skip
+
+
+# ---------------------------------------------------------------- running it
+
+
+@dataclass
+class Search:
+    """One configuration's search, as it goes: where it runs and what it has recorded."""
+
+    config: RunConfig
+    slo_ms: float
+    folder: Path
+    where: Where
+    state_hook: StateHook
+    index: int  # the next record's number
+    records: list[dict[str, Any]]
+
+
+def keep_apart(search: Search, record: dict[str, Any], config: RunConfig, index: int) -> Path:
+    """Windows at one rate share a run id, and so Locust's file names: each window's files get its own
+    number, and its record points at them. Returns the open-arrival file."""
+    work, timeline, _ = locust_paths(search.folder, config)
+    open_file = work / f"{config.id}.open.json"
+    own = open_file.with_name(f"{index:03d}-{open_file.name}")
+    if open_file.exists():
+        open_file.replace(own)
+    if record.get("timeline") and timeline.exists():
+        moved = timeline.with_name(f"{index:03d}-{timeline.name}")
+        timeline.replace(moved)
+        record["timeline"]["file"] = str(moved.relative_to(search.folder))
+    return own
+
+
+def run_step(search: Search, rate: float, first: bool) -> tuple[Judgement, float]:
+    """One step: a window at this rate, and one more while its p95 straddles the target. Every window is
+    recorded with the step's verdict so far. Returns the verdict and the rate its windows offered."""
+    backend, info = search.where(search.config)
+    records: list[dict[str, Any]] = []
+    windows: list[Window] = []
+    seconds = window_seconds(rate, FIRST_REQUESTS if first else WINDOW_REQUESTS)
+    while True:
+        config = replace(search.config, arrival_rate=rate, run_time=seconds)
+        index = search.index
+        search.index += 1
+        print(f"[{index}] {config.id}: {rate:g} arrivals/s for {seconds:g} s"
+              + (f" (window {len(records) + 1} of this rate)" if records else ""), flush=True)  # fmt: skip
+        record = run_one(config, backend, search.folder, search.state_hook)
+        record.update(schema=SCHEMA, experiment=search.folder.name, index=index, total=None, config=config.as_dict(),
+                      backend=backend.name, machine=info)  # fmt: skip
+        own = keep_apart(search, record, config, index)
+        if record["status"] == "ok" and own.exists():
+            windows.append(read_window(own, record["locust"]["measured_seconds"]))
+        records.append(record)
+        judgement = judge(records, windows, search.slo_ms)
+        more = judgement.straddles and not first and len(records) < MAX_WINDOWS
+        offered = (sum(w.offered for w in windows) / sum(w.seconds for w in windows)) if windows else rate
+        record["capacity_step"] = step_fields(search.slo_ms, rate, offered, windows, judgement, more)
+        write_record(search.folder, record)
+        write_summary(search.folder)
+        search.records.append(record)
+        print(f"    {'unsure, one more window' if more else judgement.verdict}: {judgement.why}; offered "
+              f"{offered:.3g}/s" + window_counts(windows), flush=True)  # fmt: skip
+        if not more:
+            return judgement, offered
+        seconds = window_seconds(rate, 2 * WINDOW_REQUESTS)
+
+
+def window_counts(windows: list[Window]) -> str:
+    if not windows:
+        return ""
+    answered = sum(len(w.answered_ms) for w in windows)
+    return f", {answered} answered, {sum(len(w.waiting_ms) for w in windows)} waiting at the end"
+
+
+def step_fields(slo_ms: float, rate: float, offered: float, windows: list[Window], judgement: Judgement,
+                more: bool) -> dict[str, Any]:  # fmt: skip
+    """What a window's record keeps of its step: the step so far, over its windows up to this one."""
+    p95 = judgement.p95
+    return {
+        "slo_p95_ms": slo_ms, "nominal_rps": rate, "offered_rps": round(offered, 3),
+        "answered": sum(len(w.answered_ms) for w in windows), "waiting": sum(len(w.waiting_ms) for w in windows),
+        "windows": len(windows), "seconds": round(sum(w.seconds for w in windows), 3),
+        "p95_ms": round(p95.estimate, 1) if p95 else None,
+        "p95_low_ms": round(p95.low, 1) if p95 and math.isfinite(p95.low) else None,
+        "p95_high_ms": round(p95.high, 1) if p95 and math.isfinite(p95.high) else None,
+        "verdict": judgement.verdict, "held": judgement.verdict == "held", "extended": more,
+        "why": judgement.why + ("; one more window at this rate" if more else ""),
+    }  # fmt: skip
+
+
+def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where: Where, state_hook: StateHook,
            first_index: int) -> dict[str, Any]:  # fmt: skip
-    """One configuration's capacity: its steps are recorded as runs numbered from `first_index`."""
-    backend, info = where(config)
-    steps: list[tuple[float, bool]] = []
-    model_rate = None
-    rate: float | None = FIRST_RATE
+    """One configuration's capacity: its windows are recorded as runs numbered from `first_index`."""
+    started = time.monotonic()
+    state = Search(config, slo_ms, folder, where, state_hook, first_index, [])
+    arrivals: Arrivals = "constant" if config.arrivals == "constant" else "poisson"
+    steps: list[tuple[float, Verdict]] = []  # (nominal rate, verdict): what the search steers by
+    offered: list[tuple[float, Verdict]] = []  # (offered rate, verdict): what the answer is given in
+    p95s: list[tuple[float, float]] = []  # (offered rate, p95 ms)
+    prediction: Prediction | None = None
+    fallback: float | None = None
+    rate: float | None = first_rate(config)
     while rate is not None and len(steps) < max_steps:
-        step = replace(config, arrival_rate=rate)
-        index = first_index + len(steps)
-        print(f"[{index}] {step.id}: {rate:g} arrivals/s", flush=True)
-        record = run_one(step, backend, folder, state_hook)
-        ok, why = judge_step(record, slo_ms)
-        held = {"slo_p95_ms": slo_ms, "held": ok, "why": why}
-        record.update(schema=SCHEMA, experiment=folder.name, index=index, total=None, config=step.as_dict(),
-                      backend=backend.name, machine=info, capacity_step=held)  # fmt: skip
-        write_record(folder, record)
-        write_summary(folder)
-        a = (record.get("locust") or {}).get("open") or {}
-        print(f"    {'held' if ok else 'broke'}: {why}; sent {a.get('sent_rps', 0):g}/s of {a.get('offered_rps', 0):g}/s "
-              f"offered, {a.get('late', 0)} late, {a.get('dropped', 0)} dropped", flush=True)  # fmt: skip
-        model_rate = model_rate or saturation(record)
-        steps.append((rate, ok))
-        rate = next_rate(steps, model_rate)
-    held = [r for r, ok in steps if ok]
-    capacity = max(held) if held else None
-    return {"id": config.id, "label": config.names.label, "workload": config.workload, "cpus": config.cpus,
-            "slo_p95_ms": slo_ms, "capacity_rps": capacity, "model_saturation_rps": model_rate,
-            "ratio": round(capacity / model_rate, 3) if capacity and model_rate else None, "steps": len(steps)}  # fmt: skip
+        judgement, really = run_step(state, rate, first=not steps)
+        if not steps:
+            prediction = predict(state.records[0], folder, slo_ms, arrivals)
+            fallback = saturation(state.records[0])
+            say_prediction(prediction, slo_ms)
+        steps.append((rate, judgement.verdict))
+        offered.append((really, judgement.verdict))
+        if judgement.p95 is not None:
+            p95s.append((really, judgement.p95.estimate))
+        rate = next_rate(steps, prediction.capacity_rps if prediction else None, fallback)
+    estimate = crossing(p95s, slo_ms)
+    return summarise(config, slo_ms, state, capacity_range(offered), estimate, prediction, len(steps),
+                     time.monotonic() - started)  # fmt: skip
+
+
+def say_prediction(prediction: Prediction | None, slo_ms: float) -> None:
+    if prediction is None:
+        print("    no prediction: the first step recorded no server-side times", flush=True)
+        return
+    print(f"    predicted ({prediction.name}, {prediction.servers} in flight, {prediction.service_s * 1000:.1f} ms per request "
+          f"over {prediction.requests}): {prediction.capacity_rps:.3g} req/s at p95 ≤ {slo_ms:g} ms, saturation "
+          f"{prediction.saturation_rps:.3g} req/s", flush=True)  # fmt: skip
+
+
+def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, estimate: float | None,
+              prediction: Prediction | None, steps: int, seconds: float) -> dict[str, Any]:  # fmt: skip
+    """capacity.json's entry for one configuration."""
+    cpu = cpu_model(state.records)
+    wrong = contradiction(found, cpu)
+    middle = found.middle
+    measured = estimate or middle  # what is held against the prediction: the crossing, else the range's middle
+    over = measured / prediction.capacity_rps if measured and prediction and prediction.capacity_rps else None
+    model = cpu.saturation_rps if cpu else None
+    held = None if found.lower_bound_only else found.low
+    return {
+        "id": config.id, "label": config.names.label, "workload": config.knobs.workload, "cpus": config.knobs.cpus,
+        "arrivals": config.arrivals, "slo_p95_ms": slo_ms,
+        "capacity": str(found), "capacity_low_rps": _r(found.low), "capacity_high_rps": _r(found.high),
+        "capacity_mid_rps": _r(middle), "capacity_estimate_rps": _r(estimate),
+        "lower_bound_only": found.lower_bound_only, "crossed": found.crossed,
+        "capacity_rps": _r(held),  # the highest rate held below one that broke; none for a lower bound
+        "predicted_rps": _r(prediction.capacity_rps) if prediction else None,
+        "predicted_queue": prediction.name if prediction else None,
+        "predicted_service_ms": round(prediction.service_s * 1000, 2) if prediction else None,
+        "predicted_saturation_rps": _r(prediction.saturation_rps) if prediction else None,
+        "capacity_over_predicted": round(over, 3) if over else None,
+        "differs_from_prediction": over is not None and abs(over - 1) > DIFFERS,
+        "model_saturation_rps": _r(model),
+        "d_cpu_ms": _ms(cpu.d_cpu) if cpu else None, "idle_cpu": _r(cpu.idle.estimate) if cpu else None,
+        "ratio": round(held / model, 3) if held and model else None,
+        "contradiction": wrong[1] if wrong else None, "suspect": wrong[0] if wrong else None,
+        "steps": steps, "runs": len(state.records), "seconds": round(seconds, 1),
+    }  # fmt: skip
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _ms(interval: Interval) -> dict[str, float | None]:
+    finite = [round(x * 1000, 3) if math.isfinite(x) else None for x in (interval.estimate, interval.low, interval.high)]
+    return dict(zip(("estimate", "low", "high"), finite, strict=True))
+
+
+def budget(configs: list[RunConfig], max_steps: int) -> float:
+    """The longest the searches can take: every step at its longest windows."""
+    return sum(max_steps * MAX_WINDOWS * (c.warmup + MAX_WINDOW_S + STEP_OVERHEAD) for c in configs)
 
 
 def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capacity", max_steps: int = 8,
@@ -98,31 +583,50 @@ def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capaci
     place = place or Place()
     folder = results_folder(name, resume=False)
     link_latest(folder)
-    budget = sum(max_steps * (c.warmup + c.run_time + STEP_OVERHEAD) for c in configs)
     print(f"capacity: {len(configs)} configuration(s), p95 target {slo_ms:g} ms, failures under {MAX_FAILURES:.0%}; "
-          f"at most {max_steps} steps each: at most {duration(budget)}. Results in "
+          f"at most {max_steps} steps each, each one or two windows of {MIN_WINDOW_S:g} to {MAX_WINDOW_S:g} s: at most "
+          f"{duration(budget(configs, max_steps))}. Results in "
           f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}", flush=True)  # fmt: skip
     manifest = {"name": name, "kind": "capacity", "slo_p95_ms": slo_ms, "started_at": now(),
                 "runs": [c.as_dict() for c in configs]}  # fmt: skip
     (folder / "experiment.json").write_text(json.dumps(manifest, indent=2))
-    found = []
-    with opened(place, configs, backend_name, folder) as (where, state_hook):
+    found: list[dict[str, Any]] = []
+    with opened(place, configs, backend_name, folder, f"make capacity ({name})") as (where, state_hook):
         for config in configs:
-            found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f["steps"] for f in found)))
+            found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f["runs"] for f in found)))
             (folder / "capacity.json").write_text(json.dumps(found, indent=2))
-    print("capacity: the highest arrival rate held at the target, beside the model's saturation rate:")
+    print("capacity: the range of offered rates the target held at, beside the lab's prediction and the model's saturation:")
     for f in found:
-        held = "none held" if f["capacity_rps"] is None else f"{f['capacity_rps']:g} req/s"
-        model = f"model {f['model_saturation_rps']:.1f} req/s" if f["model_saturation_rps"] else "no model"
-        ratio = f", {f['ratio']:.2f} of the model" if f["ratio"] else ""
-        print(f"  - {f['label']} · {f['workload']} · CPUS={f['cpus']:g}: {held} ({model}{ratio}; {f['steps']} steps)")
+        print(f"  - {f['label']} · {f['workload']} · CPUS={f['cpus']:g} · {f['arrivals']}: {f['capacity']}; " + explained(f))
+        if f["contradiction"]:
+            print(f"    CONTRADICTION: {f['contradiction']}")
     return folder
 
 
+def explained(f: dict[str, Any]) -> str:
+    """The estimate, the prediction and the model beside a capacity, in words."""
+    parts = []
+    if f["capacity_estimate_rps"]:
+        parts.append(f"p95 crosses the target near {f['capacity_estimate_rps']:.3g} req/s")
+    if f["predicted_rps"]:
+        parts.append(f"predicted {f['predicted_rps']:.3g} ({f['predicted_queue']}, {f['predicted_service_ms']:.1f} ms)")
+        if f["capacity_over_predicted"]:
+            what = "the crossing" if f["capacity_estimate_rps"] else "the range's middle"
+            off = ", more than 10% off" if f["differs_from_prediction"] else ""
+            parts.append(f"{what} is {f['capacity_over_predicted']:.2f} of it{off}")
+    if f["model_saturation_rps"]:
+        parts.append(f"model saturation {f['model_saturation_rps']:.3g} req/s (D_cpu {f['d_cpu_ms']['estimate']:.2f} ms, slope)")
+    return "; ".join([*parts, f"{f['steps']} steps, {f['runs']} runs, {duration(f['seconds'])}"])
+
+
 def configurations(experiment: Experiment | None, knobs: Any) -> tuple[list[RunConfig], float]:
-    """`make capacity`'s configurations: an experiment's runs (its slo_p95_ms, else SLO_P95_MS), or the
-    one configuration of the knobs in the environment, with short steps."""
+    """`make capacity`'s configurations: an experiment's runs (its slo_p95_ms, else SLO_P95_MS; its
+    arrivals, else ARRIVALS), or the one configuration of the knobs in the environment."""
     slo = float(int_setting("SLO_P95_MS"))
+    arrivals = choice_setting("ARRIVALS")
     if experiment is None:
-        return [RunConfig(knobs, warmup=1.0, run_time=5.0)], slo
-    return experiment.runs, float(experiment.source.get("slo_p95_ms", slo))
+        return [RunConfig(knobs, warmup=1.0, run_time=MIN_WINDOW_S, arrivals=arrivals)], slo
+    source = experiment.source
+    if "arrivals" not in source and not any("arrivals" in m for m in source.get("matrix", [])):
+        return [replace(run, arrivals=arrivals) for run in experiment.runs], float(source.get("slo_p95_ms", slo))
+    return experiment.runs, float(source.get("slo_p95_ms", slo))

@@ -540,12 +540,20 @@ def capacities(records: list[dict[str, Any]]) -> list[Capacity]:
     found = []
     for (name, workload, cpus, slo), steps in groups.items():
         rows = sorted(({"rate": r["config"]["arrival_rate"], "held": r["capacity_step"]["held"],
-                        "why": r["capacity_step"]["why"], **((r.get("locust") or {}).get("open") or {})} for r in steps),
+                        "broke": _broke(r["capacity_step"]), "why": r["capacity_step"]["why"],
+                        **((r.get("locust") or {}).get("open") or {})} for r in steps),
                       key=lambda step: step["rate"])  # fmt: skip
         held = [step["rate"] for step in rows if step["held"]]
         model = next((m for m in map(saturation, steps) if m), None)
-        found.append(Capacity(name, steps[0]["config"]["mode"], workload, cpus, slo, rows, max(held) if held else None, model))
+        # nothing broke: the highest rate held is a lower bound, never a capacity to rank
+        capacity = max(held) if held and any(step["broke"] for step in rows) else None
+        found.append(Capacity(name, steps[0]["config"]["mode"], workload, cpus, slo, rows, capacity, model))
     return found
+
+
+def _broke(step: dict[str, Any]) -> bool:
+    """A step that broke the target (records before verdicts: every step that did not hold)."""
+    return bool(step.get("verdict", "held" if step["held"] else "broke") == "broke")
 
 
 def capacity_advice(found: list[Capacity]) -> list[str]:
@@ -559,7 +567,8 @@ def capacity_advice(found: list[Capacity]) -> list[str]:
         ranked = sorted((c for c in group if c.capacity), key=lambda c: -(c.capacity or 0))
         served = [c for c in ranked if not MODES[c.mode].development]
         if not served:
-            sentences.append(f"For {workload} at p95 ≤ {slo:g} ms ({_limit(cpus)}), no production configuration held the target.")
+            sentences.append(f"For {workload} at p95 ≤ {slo:g} ms ({_limit(cpus)}), no production configuration has a capacity: "
+                             "none held the target below a rate that broke it.")  # fmt: skip
             continue
         best = served[0]
         text = (f"For {workload} at p95 ≤ {slo:g} ms ({_limit(cpus)}), by capacity pick {best.label}: it holds "
@@ -579,7 +588,7 @@ def overload(found: list[Capacity]) -> list[str]:
     """Past capacity, with arrivals that do not wait for replies, the queue grows: latency rises over the run."""
     sentences = []
     for c in found:
-        broke = [s for s in c.steps if not s["held"] and s.get("p50_first_half_ms") and s.get("p50_second_half_ms")]
+        broke = [s for s in c.steps if s["broke"] and s.get("p50_first_half_ms") and s.get("p50_second_half_ms")]
         if c.capacity and broke:
             s = min(broke, key=lambda step: step["rate"])
             sentences.append(
