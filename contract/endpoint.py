@@ -17,6 +17,7 @@ from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
 
+from contract import cgroup
 from contract.knobs import REQUEST_WORKLOADS, setting
 
 CODE_PATTERN = r"^[A-Za-z]{3}$"
@@ -209,15 +210,23 @@ def _argv(pid: int) -> list[str]:
 
 
 def _children(pid: int) -> list[int]:
-    """Child processes, from /proc; multiprocessing's resource tracker is a helper, not a worker."""
-    found = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            stat = _proc(int(entry.name), "stat")
-            ppid = stat[stat.rfind(")") + 2 :].split(" ")[1] if stat else ""
-            if ppid == str(pid) and "resource_tracker" not in " ".join(_argv(int(entry.name))):
-                found.append(int(entry.name))
-    return sorted(found)
+    """Child processes; multiprocessing's resource tracker is a helper, not a worker."""
+    return [child for child in cgroup.children(pid) if "resource_tracker" not in " ".join(_argv(child))]
+
+
+def cpu_report(master: int) -> dict[str, object]:
+    """The server's own account of its CPU: the seconds its whole process tree has used, and its
+    cgroup's as the server itself sees it (its CPU time, its limit, how often it was throttled), so
+    that the lab can compute CPU per request and utilisation from any host."""
+    group = cgroup.of("self")
+    usage = group.usage() if group else None
+    return {
+        "process_tree_seconds": round(cgroup.tree_cpu_seconds(master), 3),
+        "cgroup_seconds": None if usage is None else round(usage.cpu_seconds, 4),
+        "cgroup_limit_cpus": group.limit() if group else None,
+        "nr_throttled": None if usage is None else usage.nr_throttled,
+        "throttled_seconds": None if usage is None or usage.throttled_seconds is None else round(usage.throttled_seconds, 4),
+    }
 
 
 def _option(argv: list[str], name: str) -> int | None:
@@ -261,4 +270,5 @@ def server_report(
         "pid": me,
         "master_pid": master,
         "worker_pids": workers,
+        "cpu": cpu_report(master),
     }

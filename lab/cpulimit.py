@@ -10,20 +10,13 @@ import contextlib
 import math
 import os
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-CGROUP = Path("/sys/fs/cgroup")
+from contract.cgroup import CGROUP, Cgroup, CpuUsage
+
 PERIOD_US = 100_000  # Docker's period
-
-
-@dataclass(frozen=True)
-class CpuUsage:
-    cpu_seconds: float
-    nr_throttled: int | None = None
-    throttled_seconds: float | None = None
 
 
 def _write(path: Path, value: str) -> None:
@@ -110,9 +103,7 @@ class CgroupV1(_CgroupLimit):
         self.method = f"cgroup v1 CFS quota {self.quota_us}/{PERIOD_US} us ({cpus:g} CPU)"
 
     def usage(self, root_pid: int | None) -> CpuUsage:
-        stat = _keyed(self.dirs[0] / "cpu.stat")
-        used_ns = int((self.dirs[1] / "cpuacct.usage").read_text())
-        return CpuUsage(used_ns / 1e9, stat.get("nr_throttled"), stat.get("throttled_time", 0) / 1e9)
+        return Cgroup(self.dirs[0], self.dirs[1]).usage() or CpuUsage(0.0)
 
 
 class CgroupV2(_CgroupLimit):
@@ -122,8 +113,7 @@ class CgroupV2(_CgroupLimit):
         self.method = f"cgroup v2 cpu.max {self.quota_us} {PERIOD_US} ({cpus:g} CPU)"
 
     def usage(self, root_pid: int | None) -> CpuUsage:
-        stat = _keyed(self.dirs[0] / "cpu.stat")
-        return CpuUsage(stat["usage_usec"] / 1e6, stat.get("nr_throttled"), stat.get("throttled_usec", 0) / 1e6)
+        return Cgroup(self.dirs[0], None).usage() or CpuUsage(0.0)
 
 
 class Affinity(CpuLimit):
@@ -138,10 +128,6 @@ class Affinity(CpuLimit):
 
     def preexec(self) -> None:
         os.sched_setaffinity(0, self.cores)
-
-
-def _keyed(path: Path) -> dict[str, int]:
-    return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines() if line.strip())}
 
 
 def _v2_cpu_available() -> bool:

@@ -232,3 +232,13 @@ def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_coul
     found = findings(config, result, processes=2)
     assert [f["kind"] for f in found] == (["machine_saturated"] if bounded else [])
     assert any("bounded by the machine" in word(f) for f in found) is bounded
+
+
+def test_the_servers_own_report_of_its_cpu_agrees_with_the_cgroup(smoke_results):
+    """The same stretch read two ways: the cgroup the lab reads here, and the server's process tree as the
+    server itself reports it (what the lab has where it cannot read the server's cgroup). /proc counts
+    in ticks of 10 ms per process: the two agree within 5%, or within a few ticks on tiny figures."""
+    for record in load_records(smoke_results):
+        readings = record["server_cpu_readings"]
+        gap = abs(readings["server_seconds"] - readings["cgroup_seconds"])
+        assert gap <= max(0.05, 0.05 * readings["cgroup_seconds"]), (record["config"]["id"], readings)

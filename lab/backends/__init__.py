@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 if TYPE_CHECKING:  # stdlib only at import: `make help` runs before any virtual environment exists
+    from contract.cgroup import CpuUsage
     from contract.knobs import Knobs
-    from lab.cpulimit import CpuUsage
     from lab.images import ImageFacts
     from lab.place import Place
     from lab.stack_state import StackState, StateHook

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from contract import cgroup
+from contract.cgroup import CpuUsage
 from contract.knobs import Knobs, choice_setting, setting
 from lab import ROOT, images, stack_state
 from lab.backends import RunFacts, stop_leftovers
-from lab.cpulimit import CpuUsage
 from lab.place import Place
 from lab.procs import LabError
 from lab.stack_state import StackState, StateHook
 
 CONTAINER_RESULTS = Path("/results")  # where a bench's Locust container sees the results folder
 CONTAINER_APP = "http://app:8000"
-CGROUP = Path("/sys/fs/cgroup")
 REGISTRY_WORDS = ("pull", "registry", "manifest", "resolve", "docker.io", "no such host", "TLS handshake")
 
 
@@ -105,50 +105,14 @@ def container_pid(container: str) -> int | None:
 
 def cgroup_usage(pid: int | None) -> CpuUsage | None:
     """A container's CPU time and throttling, from the cgroup of its init process as the host sees it."""
-    if pid is None:
-        return None
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    paths = {}
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        for controller in controllers.split(",") or [""]:
-            paths[controller] = path
-    try:
-        if "" in paths and (CGROUP / paths[""].lstrip("/") / "cpu.stat").exists():  # cgroup v2
-            stat = _keyed(CGROUP / paths[""].lstrip("/") / "cpu.stat")
-            return CpuUsage(stat["usage_usec"] / 1e6, stat.get("nr_throttled"), stat.get("throttled_usec", 0) / 1e6)
-        used = int((CGROUP / "cpuacct" / paths["cpuacct"].lstrip("/") / "cpuacct.usage").read_text())
-        stat = _keyed(CGROUP / "cpu" / paths["cpu"].lstrip("/") / "cpu.stat")
-        return CpuUsage(used / 1e9, stat.get("nr_throttled"), stat.get("throttled_time", 0) / 1e9)
-    except (OSError, KeyError, ValueError):
-        return None
+    group = cgroup.of(pid) if pid is not None else None
+    return group.usage() if group else None
 
 
 def cgroup_quota(pid: int | None) -> float | None:
     """The CPU limit the kernel enforces on a container, in CPUs (None: no limit, or unreadable)."""
-    if pid is None:
-        return None
-    try:
-        lines = dict(line.split(":", 2)[1:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines())
-    except OSError:
-        return None
-    for controllers, path in lines.items():
-        folder = CGROUP / path.lstrip("/")
-        if controllers == "" and (folder / "cpu.max").exists():
-            quota, period = (folder / "cpu.max").read_text().split()
-            return None if quota == "max" else int(quota) / int(period)
-        if "cpu" in controllers.split(","):
-            folder = CGROUP / "cpu" / path.lstrip("/")
-            microseconds = int((folder / "cpu.cfs_quota_us").read_text())
-            return None if microseconds < 0 else microseconds / int((folder / "cpu.cfs_period_us").read_text())
-    return None
-
-
-def _keyed(path: Path) -> dict[str, int]:
-    return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+    group = cgroup.of(pid) if pid is not None else None
+    return group.limit() if group else None
 
 
 class ComposeLimit:

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+from contract.cgroup import CpuUsage
 from contract.knobs import Knobs, setting
 from contract.serve import resolve, server_plan
 from lab import ROOT, machine_cpu, stack_state
 from lab.backends import RunFacts, stop_leftovers
-from lab.cpulimit import CpuLimit, CpuUsage, leftover_pids, make_limit
+from lab.cpulimit import CpuLimit, leftover_pids, make_limit
 from lab.place import Place
 from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, wait_http_ok
 from lab.stack_state import StackState, StateHook

@@ -131,6 +131,7 @@ def _measure_one(record: dict[str, Any], app: App, config: RunConfig, backend: B
         return
     # the post's quick check, on the same server: two concurrent requests, timed
     record["quick_check"] = quick_check(app.url, knobs.mode, knobs.workload, 2).as_dict()
+    cgroup_from, own_from = app.usage().cpu_seconds, verification.own_cpu_seconds(app.url)
     try:
         result = measure(app, config, folder, state_hook, backend)
     except LabError as error:
@@ -145,6 +146,10 @@ def _measure_one(record: dict[str, Any], app: App, config: RunConfig, backend: B
         return
     timeline = folder / record["timeline"]["file"] if record["timeline"] else None
     record["server_after"] = after = verification.after_run(app, knobs, record["verification"]["server"], timeline)
+    own_to = (after["cpu"] or {}).get("process_tree_seconds")
+    record["server_cpu_readings"] = verification.cpu_agreement(
+        app.usage().cpu_seconds - cgroup_from, None if own_to is None or own_from is None else round(own_to - own_from, 4)
+    )
     if after["differences"]:
         record["reason"] = "after the run, the server no longer ran the run's configuration: " + "; ".join(after["differences"])
         return

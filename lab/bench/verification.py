@@ -15,10 +15,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Protocol
 
+from contract.cgroup import CpuUsage
 from contract.endpoint import seeded_rates
 from contract.knobs import Knobs, int_setting
 from lab import timeline as requests_timeline
-from lab.cpulimit import CpuUsage
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
 
@@ -132,7 +132,23 @@ def after_run(app: Verifiable, knobs: Knobs, before: dict[str, Any], timeline: P
         "differences": differences(report, knobs),
         "workers_gone": [{"pid": pid, "last_answer_s": last.get(pid)} for pid in sorted(had - has)],
         "workers_new": sorted(has - had),
+        "cpu": report.get("cpu"),
     }
+
+
+def own_cpu_seconds(url: str) -> float | None:
+    """The CPU seconds the server says its process tree has used (its report of itself)."""
+    status, _, body = get(f"{url}/healthz", timeout=30)
+    cpu = (body.get("server") or {}).get("cpu") or {}
+    seconds = cpu.get("process_tree_seconds")
+    return float(seconds) if status == 200 and seconds is not None else None
+
+
+def cpu_agreement(cgroup_seconds: float, own_seconds: float | None) -> dict[str, float | None]:
+    """The server's CPU over the same stretch, read two ways: the cgroup the lab reads on this host, and
+    the server's report of itself (its process tree, from any host). They must agree; by how much."""
+    ratio = None if own_seconds is None or cgroup_seconds <= 0 else round(own_seconds / cgroup_seconds, 4)
+    return {"cgroup_seconds": round(cgroup_seconds, 4), "server_seconds": own_seconds, "server_to_cgroup": ratio}
 
 
 def _last_answers(timeline: Path, pids: set[int]) -> dict[int, float]:
