@@ -44,8 +44,18 @@ help: ## show this help
 	@echo "Knobs (environment variables, default in brackets):"
 	@$(PYTHON) -m lab knobs
 
-$(VENV)/.installed: requirements/services.txt requirements/lab.txt requirements/dev.txt contract/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# The native servers run on the same interpreter build as the stand-in images (Debian's python3.11)
+# where the machine has it and it can make a venv: the same prime count costs about a fifth more
+# CPU on a build without profile-guided optimisation. SERVER_PYTHON=... chooses another.
+SERVER_PYTHON ?= $(or $(shell /usr/bin/python3.11 -c 'import ensurepip' 2>/dev/null && echo /usr/bin/python3.11),$(PYTHON))
+INTERPRETER := $(VENV)/.interpreter-$(subst /,_,$(SERVER_PYTHON))
+
+$(INTERPRETER):
+	rm -rf $(VENV)
+	$(SERVER_PYTHON) -m venv $(VENV)
+	touch $@
+
+$(VENV)/.installed: $(INTERPRETER) requirements/services.txt requirements/lab.txt requirements/dev.txt contract/pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	$(PY) -m pip install --quiet --editable ./contract

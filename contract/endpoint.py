@@ -17,7 +17,7 @@ from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
 
-from contract import cgroup
+from contract import cgroup, interpreter
 from contract.knobs import REQUEST_WORKLOADS, setting
 
 CODE_PATTERN = r"^[A-Za-z]{3}$"
@@ -257,6 +257,7 @@ def server_report(
         "program": program,
         "version": program_version,
         "python": platform.python_version(),
+        "interpreter": interpreter.build(),
         "worker_class": os.environ.get("LAB_GUNICORN_WORKER_CLASS") if program == "gunicorn" else None,
         "workload": settings.workload,
         "io_seconds": settings.io_seconds,

@@ -30,6 +30,17 @@ def _show_plan(knobs: Knobs, limit: Limit | None) -> None:
         print("lab: WARNING: no CPU limit could be enforced on this machine; results are not limited to CPUS", file=sys.stderr)
 
 
+def _show_interpreter(url: str) -> None:
+    """Which Python serves, from the server's report of itself: its build is part of the configuration."""
+    from contract import interpreter
+    from lab.bench.verification import get
+
+    _, _, body = get(f"{url}/healthz", timeout=10)
+    built = (body.get("server") or {}).get("interpreter")
+    if built:
+        print(f"lab: the server runs on {interpreter.summary({'build': built})}")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     knobs = from_environ()
     backend = backends.get(args.backend)
@@ -39,6 +50,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         command = f"make up MODE={knobs.mode}"
         with backend.serving(knobs, command, locust_ui=True, locust_workers=args.locust_workers) as stack:
             _show_plan(knobs, stack.limit)
+            _show_interpreter(stack.url)
             print(f"lab: app     {stack.url}/currency/convert?from=usd&to=gbp")
             print(f"lab: Locust  {stack.locust_url}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)")
             print(f"lab: logs: {stack.logs}; Ctrl-C or `make down` stops everything", flush=True)
@@ -67,6 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"lab: starting PostgreSQL and the {knobs.mode} server ({backend.name} backend)...", flush=True)
     with backend.serving(knobs, f"make demo MODE={knobs.mode}") as stack:
         _show_plan(knobs, stack.limit)
+        _show_interpreter(stack.url)
         check = quick_check(stack.url, knobs.mode, knobs.workload, args.requests)
         limit = stack.limit.describe() if stack.limit else None
     print(render(check))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -49,6 +50,16 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def interpreter_facts(argv: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+    """What `python -m contract.interpreter` says, run as `argv` (a venv's python, a container's)."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+        facts: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return {"error": f"could not run {' '.join(argv[-3:])}"}
+    return facts
 
 
 def describe(postgres_version: str | None = None) -> dict[str, Any]:

@@ -242,3 +242,15 @@ def test_the_servers_own_report_of_its_cpu_agrees_with_the_cgroup(smoke_results)
         readings = record["server_cpu_readings"]
         gap = abs(readings["server_seconds"] - readings["cgroup_seconds"])
         assert gap <= max(0.05, 0.05 * readings["cgroup_seconds"]), (record["config"]["id"], readings)
+
+
+def test_the_interpreter_is_part_of_every_run_and_its_speed_is_taken_at_both_ends(smoke_results):
+    for record in load_records(smoke_results):
+        built = record["verification"]["server"]["interpreter"]  # from the server itself
+        assert built["implementation"] and built["version"] and built["compiler"]
+        assert record["machine"]["interpreter"]["start"]["speed"]["cpu_seconds"] > 0
+    speeds = json.loads((smoke_results / "interpreter.json").read_text())["native"]
+    assert speeds["start"]["build"] == speeds["end"]["build"]
+    assert 0 < speeds["start"]["speed"]["cpu_seconds"] < 10 and 0 < speeds["end"]["speed"]["cpu_seconds"] < 10
+    shown = (smoke_results.parent.parent / "bench.out").read_text()
+    assert f"bench: the native servers run on CPython {speeds['start']['build']['version']}" in shown

@@ -98,6 +98,10 @@ class Backend(Protocol):
 
     def postgres_cpu(self) -> float | None: ...
 
+    def interpreter(self, knobs: Knobs) -> dict[str, object]:
+        """The build of the Python the servers of `knobs` run on, and its speed on a fixed loop, measured
+        with that very interpreter (`python -m contract.interpreter`)."""
+
     def close(self) -> None: ...
 
     def serving(

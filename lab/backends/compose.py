@@ -18,6 +18,7 @@ from contract.cgroup import CpuUsage
 from contract.knobs import Knobs, choice_setting, setting
 from lab import ROOT, images, stack_state
 from lab.backends import RunFacts, stop_leftovers
+from lab.machine import interpreter_facts
 from lab.place import Place
 from lab.procs import LabError
 from lab.stack_state import StackState, StateHook
@@ -242,6 +243,11 @@ class ComposeBackend:
 
     def locust_cpu(self, locust: subprocess.Popen[bytes]) -> float | None:
         return cpu_seconds(LOCUST_CONTAINER)
+
+    def interpreter(self, knobs: Knobs) -> dict[str, object]:
+        env = compose_env(knobs)
+        return interpreter_facts(compose("run", "--rm", "--no-deps", "-T", *build_flags(env), "--entrypoint", "python",
+                                         "app", "-m", "contract.interpreter"), env)  # fmt: skip
 
     def postgres_cpu(self) -> float | None:
         if not self.pg_container:

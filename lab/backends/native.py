@@ -19,6 +19,7 @@ from contract.serve import resolve, server_plan
 from lab import ROOT, machine_cpu, stack_state
 from lab.backends import RunFacts, stop_leftovers
 from lab.cpulimit import CpuLimit, leftover_pids, make_limit
+from lab.machine import interpreter_facts
 from lab.place import Place
 from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, wait_http_ok
 from lab.stack_state import StackState, StateHook
@@ -205,6 +206,9 @@ class NativeBackend:
 
     def locust_cpu(self, locust: subprocess.Popen[bytes]) -> float | None:
         return machine_cpu.tree(locust.pid)
+
+    def interpreter(self, knobs: Knobs) -> dict[str, object]:
+        return interpreter_facts([str(BIN / "python"), "-m", "contract.interpreter"])
 
     def postgres_cpu(self) -> float | None:
         return machine_cpu.tree(self.pg.pid())

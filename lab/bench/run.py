@@ -19,7 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from contract.knobs import int_setting
+from contract import interpreter
+from contract.knobs import Knobs, int_setting
 from lab import ROOT, backends, machine, stack_state
 from lab.backends import App, Backend
 from lab.bench import calibration, verification
@@ -208,6 +209,7 @@ def opened(
     An experiment that compares backends names each run's own; the others run where the bench was told."""
     names = sorted({c.backend or backend_name for c in runs}, key=backends.BACKENDS.index)
     opened_: dict[str, tuple[Backend, dict[str, Any]]] = {}
+    speeds: dict[str, dict[str, dict[str, object]]] = {}
     with stack_state.claimed(place, names, command, partial(backends.stop_leftovers, place)) as state_hook:
         try:
             for name in names:
@@ -215,13 +217,25 @@ def opened(
                 opened_[name] = backend, {}
                 cpus = [c.knobs.cpus for c in runs if (c.backend or backend_name) == name]
                 opened_[name] = backend, machine.describe(backend.open(folder, cpus))
+                first = next(c for c in runs if (c.backend or backend_name) == name)
+                opened_[name][1]["interpreter"] = speeds[name] = {"start": _interpreter(backend, first.knobs)}
             yield (lambda c: opened_[c.backend or backend_name]), state_hook
+            for name, (backend, _) in opened_.items():  # the same loop at the end: a machine that slowed shows
+                first = next(c for c in runs if (c.backend or backend_name) == name)
+                speeds[name]["end"] = _interpreter(backend, first.knobs)
+            write_atomic(folder / "interpreter.json", json.dumps(speeds, indent=2))
         finally:
             for backend, _ in opened_.values():
                 try:
                     backend.close()
                 except LabError as error:  # say so, without hiding why the runs ended (an engine that went away)
                     print(f"lab: could not stop the {backend.name} backend's services: {error}", file=sys.stderr)
+
+
+def _interpreter(backend: Backend, knobs: Knobs) -> dict[str, object]:
+    facts = backend.interpreter(knobs)
+    print(f"bench: the {backend.name} servers run on {interpreter.summary(facts)}", flush=True)
+    return facts
 
 
 def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path, where: Where,
