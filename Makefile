@@ -102,9 +102,10 @@ k8s: setup ## render Kubernetes manifests for MODE/CPUS/... into K8S_OUT (defaul
 demo: setup ## the post's quick check: N=2 concurrent requests against MODE, each timed
 	$(PY) -m lab demo --requests $${N:-2} --backend $(BACKEND)
 
-bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk; DETACH=1 runs it in the background
+bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk; DETACH=1 runs it in the background; REPEATS=N runs each configuration N times
 	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume) \
-		$(if $(filter 1 yes true,$(CALIBRATE)),--calibrate) $(if $(filter 1 yes true,$(DETACH)),--detach)
+		$(if $(filter 1 yes true,$(CALIBRATE)),--calibrate) $(if $(filter 1 yes true,$(DETACH)),--detach) \
+		$(if $(REPEATS),--repeats $(REPEATS))
 
 capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (open arrivals); EXPERIMENT=capacity for many
 	$(PY) -m lab capacity --backend $(BACKEND) $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT)) \

@@ -96,7 +96,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from lab.bench.run import run_experiment
     from lab.experiments import load
 
-    experiment = load(args.experiment)
+    experiment = load(args.experiment, args.repeats)
     if args.detach:
         return detach(args, f"bench-{experiment.name}")
     try:
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--backend", choices=backends.BACKENDS, default="native")
     bench.add_argument("--calibrate", action="store_true", help="after each run, measure the same endpoint with wrk")
     bench.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
+    bench.add_argument("--repeats", type=int, help="run each configuration N times, interleaved (default: the experiment's)")
     bench.set_defaults(run=cmd_bench)
     capacity = sub.add_parser("capacity", help="the highest arrival rate held at SLO_P95_MS, by a bounded search")
     capacity.add_argument("--experiment", help="a capacity experiment (many configurations) instead of the knobs")

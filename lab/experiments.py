@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,7 @@ class RunConfig:
     backend: str | None = None  # set where an experiment compares backends: the run's own
     arrival_rate: float = 0.0  # open arrivals per second whatever the replies; 0: a closed loop of users
     arrivals: str = "poisson"  # open arrivals: poisson or constant
+    repeat: int = 0  # which repeat of its configuration (1, 2, ...); 0: an experiment without repeats
 
     if not TYPE_CHECKING:  # config.mode, config.users, ...: the knobs themselves, by name; typed code reads config.knobs
 
@@ -110,7 +111,14 @@ class RunConfig:
             names = RunNames(f"{names.id}-{self.backend}", f"{names.label} [{self.backend}]")
         if self.arrival_rate:
             names = RunNames(f"{names.id}-r{self.arrival_rate:g}", names.label)
+        if self.repeat:
+            names = RunNames(f"{names.id}-rep{self.repeat}", names.label)
         return names
+
+    @property
+    def group(self) -> str:
+        """The configuration a repeat belongs to: its id without the repeat."""
+        return replace(self, repeat=0).id
 
     @property
     def open_users(self) -> int:
@@ -126,7 +134,7 @@ class RunConfig:
         knobs = {k: v for k, v in asdict(self.knobs).items() if k != "run_time"}
         return {**asdict(self.names), **knobs, "warmup": self.warmup, "run_time": self.run_time,
                 "locust_processes": self.locust_processes, "backend": self.backend, "arrival_rate": self.arrival_rate,
-                "arrivals": self.arrivals}  # fmt: skip
+                "arrivals": self.arrivals, "repeat": self.repeat, "group": self.group}  # fmt: skip
 
 
 def knobs_of(config: dict[str, Any]) -> Knobs:
@@ -147,11 +155,17 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def expand(name: str, data: dict[str, Any]) -> Experiment:
+def expand(name: str, data: dict[str, Any], repeats: int | None = None) -> Experiment:
+    """The experiment's runs; with repeats (REPEATS, or its `repeats` key), each configuration N times,
+    interleaved (every configuration once, then again), so that a machine drifting over the
+    experiment moves every configuration alike."""
     matrices = data.get("matrix")
     if not matrices:
         raise ExperimentError(f"experiment {name}: needs at least one [[matrix]] table")
-    unknown = set(data) - {"description", "matrix", "slo_p95_ms", *LIST_KEYS, *SCALAR_KEYS}
+    count = repeats if repeats is not None else data.get("repeats", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 20:
+        raise ExperimentError(f"experiment {name}: repeats={count!r} is not valid: repeats takes an integer from 1 to 20")
+    unknown = set(data) - {"description", "matrix", "slo_p95_ms", "repeats", *LIST_KEYS, *SCALAR_KEYS}
     if unknown:
         raise ExperimentError(f"experiment {name}: unknown keys {sorted(unknown)}")
     runs: dict[str, RunConfig] = {}
@@ -159,7 +173,8 @@ def expand(name: str, data: dict[str, Any]) -> Experiment:
         unknown = set(matrix) - {*LIST_KEYS, *SCALAR_KEYS}
         if unknown:
             raise ExperimentError(f"experiment {name}, matrix {i}: unknown keys {sorted(unknown)}")
-        values = {**DEFAULTS, **{k: v for k, v in data.items() if k not in ("description", "matrix", "slo_p95_ms")}, **matrix}
+        values = {**DEFAULTS, **{k: v for k, v in data.items() if k not in ("description", "matrix", "slo_p95_ms", "repeats")},
+                  **matrix}  # fmt: skip
         if "modes" not in values:
             raise ExperimentError(f"experiment {name}, matrix {i}: 'modes' is required")
         lists = {k: _as_list(values[k]) for k in LIST_KEYS}
@@ -169,7 +184,10 @@ def expand(name: str, data: dict[str, Any]) -> Experiment:
             except (KnobError, TypeError, ValueError) as error:
                 raise ExperimentError(f"experiment {name}, matrix {i}: {error}") from None
             runs.setdefault(config.id, config)  # a knob that does not apply leaves one run, not several
-    return Experiment(name, str(data.get("description", "")), list(runs.values()), data)
+    configs = list(runs.values())
+    if count > 1:
+        configs = [replace(config, repeat=r) for r in range(1, count + 1) for config in configs]
+    return Experiment(name, str(data.get("description", "")), configs, data)
 
 
 def _config(values: dict[str, Any]) -> RunConfig:
@@ -193,7 +211,7 @@ def _config(values: dict[str, Any]) -> RunConfig:
     return RunConfig(parse(env), warmup, run_time, processes, backend, rate, arrivals)
 
 
-def load(name: str) -> Experiment:
+def load(name: str, repeats: int | None = None) -> Experiment:
     path = Path(name) if name.endswith(".toml") else EXPERIMENTS / f"{name}.toml"
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in EXPERIMENTS.glob("*.toml")))
@@ -202,4 +220,4 @@ def load(name: str) -> Experiment:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{path}: not valid TOML: {error}") from None
-    return expand(path.stem, data)
+    return expand(path.stem, data, repeats)

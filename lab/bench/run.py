@@ -21,7 +21,7 @@ from typing import Any
 
 from contract import interpreter
 from contract.knobs import Knobs, int_setting
-from lab import ROOT, backends, machine, stack_state
+from lab import ROOT, backends, intervals, machine, stack_state
 from lab.backends import App, Backend
 from lab.bench import calibration, verification
 from lab.bench.checks import LOAD_GENERATOR, failure, findings, word
@@ -146,6 +146,8 @@ def _measure_one(record: dict[str, Any], app: App, config: RunConfig, backend: B
         record["reason"] = f"the server died during the run: {died}"
         return
     timeline = folder / record["timeline"]["file"] if record["timeline"] else None
+    if timeline is not None:  # how sure the run's own figures are, from its own samples
+        record["intervals"] = intervals.of_run(timeline, result["locust"]["rps"])
     record["server_after"] = after = verification.after_run(app, knobs, record["verification"]["server"], timeline)
     own_to = (after["cpu"] or {}).get("process_tree_seconds")
     record["server_cpu_readings"] = verification.cpu_agreement(
@@ -192,7 +194,8 @@ def run_experiment(
         f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
         flush=True,
     )
-    command = command or f"make bench EXPERIMENT={experiment.name}"
+    repeats = max(c.repeat for c in experiment.runs)
+    command = command or f"make bench EXPERIMENT={experiment.name}" + (f" REPEATS={repeats}" if repeats else "")
     with opened(place, experiment.runs, backend_name, folder, command) as (where, state_hook):
         _run_all(experiment, todo, folder, where, state_hook, calibrate, f"{command} RESUME=1")
     return folder

@@ -1,0 +1,85 @@
+"""How sure a run's figures are, from its own samples, and how sure repeats of a configuration are.
+
+Within one run: throughput from batch means over its per-second completions (seconds next to each
+other are correlated; batches of seconds much less), and latency percentiles from the order
+statistics of its requests' client latencies (the timeline). Across repeats of one configuration:
+the mean of each figure with its Student-t interval. Comparisons then ask whether intervals
+overlap (`lab.stats.level`), never whether two figures are within a fixed percentage.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from lab.stats import Interval, batch_means_interval, mean_interval, quantile_interval
+
+PERCENTILES = (50, 95, 99)
+BATCHES = 5  # few seconds per batch in a short run, and still a t-interval with 4 degrees of freedom
+
+
+def as_json(interval: Interval) -> dict[str, float | int | None]:
+    """An interval as a record keeps it: an unbounded side is None (JSON has no infinity)."""
+
+    def finite(x: float) -> float | None:
+        return round(x, 4) if math.isfinite(x) else None
+
+    return {"estimate": finite(interval.estimate), "low": finite(interval.low), "high": finite(interval.high),
+            "n": interval.n}  # fmt: skip
+
+
+def from_json(data: Mapping[str, float | int | None]) -> Interval:
+    estimate = data.get("estimate")
+    low, high = data.get("low"), data.get("high")
+    return Interval(float(estimate or 0.0), -math.inf if low is None else float(low),
+                    math.inf if high is None else float(high), n=int(data.get("n") or 0))  # fmt: skip
+
+
+def of_run(timeline: Path, rps: float) -> dict[str, dict[str, float | int | None]]:
+    """Intervals for a run's throughput and latency percentiles, from its timeline. The timeline keeps
+    up to a cap of requests: the throughput interval is the per-second series' relative spread applied
+    to the run's own throughput, so a capped timeline still says how steady the run was."""
+    latencies: list[float] = []
+    ends: list[float] = []
+    with timeline.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("client_ms"):
+                latencies.append(float(row["client_ms"]))
+                ends.append(int(row["end_us"]) / 1e6)
+    found = {f"p{p}_ms": as_json(quantile_interval(latencies, p / 100)) for p in PERCENTILES}
+    found["rps"] = as_json(_throughput(ends, rps))
+    return found
+
+
+def _throughput(ends: list[float], rps: float) -> Interval:
+    if len(ends) < 2 or max(ends) - min(ends) < 2:  # under two whole seconds: no series to speak of
+        return Interval(rps, -math.inf, math.inf, n=len(ends))
+    first = min(ends)
+    seconds = math.floor(max(ends) - first)
+    per_second = [0] * max(1, seconds)
+    for end in ends:
+        second = int(end - first)
+        if second < len(per_second):  # the last, partial second is left out
+            per_second[second] += 1
+    series = batch_means_interval(per_second, batches=min(BATCHES, len(per_second)))
+    if not series.known or series.estimate <= 0:
+        return Interval(rps, -math.inf, math.inf, n=len(per_second))
+    scale = rps / series.estimate
+    return Interval(rps, series.low * scale, series.high * scale, n=len(per_second))
+
+
+def across(values: Iterable[float]) -> Interval:
+    """A configuration's figure over its repeats: the mean, with a t-interval (unknown for one run)."""
+    return mean_interval(list(values))
+
+
+def spread(values: Iterable[float]) -> float | None:
+    """Run-to-run spread of a figure over repeats: the coefficient of variation (None under two runs)."""
+    samples = list(values)
+    if len(samples) < 2:
+        return None
+    mean = sum(samples) / len(samples)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in samples) / (len(samples) - 1))
+    return sd / mean if mean else None
