@@ -18,7 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from contract import cgroup, interpreter
-from contract.knobs import REQUEST_WORKLOADS, setting
+from contract.knobs import REQUEST_WORKLOADS, Offload, setting
 
 CODE_PATTERN = r"^[A-Za-z]{3}$"
 CODE_RE = re.compile(CODE_PATTERN)
@@ -86,7 +86,7 @@ class Settings:
     database_url: str
     db_pool: bool
     db_pool_size: int
-    cpu_offload: bool
+    cpu_offload: Offload
 
     @classmethod
     def from_environ(cls) -> Settings:
@@ -100,7 +100,7 @@ class Settings:
             database_url=os.environ["DATABASE_URL"],
             db_pool=setting("DB_POOL") != "0",
             db_pool_size=int(setting("DB_POOL_SIZE")),
-            cpu_offload=setting("CPU_OFFLOAD") == "process",
+            cpu_offload=Offload(setting("CPU_OFFLOAD")),
         )
 
 
@@ -237,10 +237,11 @@ def _option(argv: list[str], name: str) -> int | None:
 
 
 def server_report(
-    settings: Settings, *, db_pool_size: int | None, offloads: bool, threads: int | None = None
+    settings: Settings, *, db_pool_size: int | None, threads: int | None = None, offload: Offload = Offload.NONE
 ) -> dict[str, object]:
     """The server's effective configuration. `db_pool_size` is the size of the pool the app really
-    holds (None: a connection per request); `threads` is the app's own thread pool, where it has one."""
+    holds (None: a connection per request); `threads` is the app's own thread pool, where it has one;
+    `offload`, where the app counts primes (its processes are counted here)."""
     program, program_version = _program()
     me, parent = os.getpid(), os.getppid()
     # A worker of a multi-process server is a child of its master, which runs the same program.
@@ -266,8 +267,8 @@ def server_report(
         "threads": threads,
         "db_pool": "1" if db_pool_size else "0",
         "db_pool_size": db_pool_size,
-        "cpu_offload": "process" if offloads else "none",
-        "offload_processes": len(_children(me)) if offloads else 0,
+        "cpu_offload": offload,
+        "offload_processes": len(_children(me)) if offload is Offload.PROCESS else 0,
         "pid": me,
         "master_pid": master,
         "worker_pids": workers,

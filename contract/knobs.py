@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from contract.modes import MODES, Mode
@@ -60,6 +61,18 @@ def _choice(*choices: str) -> Parser:
     return Parser(parse, "one of " + ", ".join(choices))
 
 
+class Offload(StrEnum):
+    """Where a cpu request's prime count runs: in the handler, or in a process pool of one process
+    per core. A record keeps the value ("none", "process"), so records of any version read back."""
+
+    NONE = "none"
+    PROCESS = "process"
+
+
+def _enum(kind: type[StrEnum]) -> Parser:
+    return Parser(kind, "one of " + ", ".join(kind))  # an unknown value raises ValueError
+
+
 def _run_time(text: str) -> str:
     match = RUN_TIME_RE.match(text)
     if not text or not match or not any(match.groups()):
@@ -79,6 +92,8 @@ class Knob:
         return self.parse.accepts
 
 
+OFFLOADING = tuple(m.name for m in MODES.values() if m.offloads_cpu)  # the modes that take CPU_OFFLOAD=process
+
 # The lab's knobs, in the order `make help` shows them. WORKERS and THREADS default to
 # the mode's own values (empty here); a mode without them accepts only 1.
 KNOBS: dict[str, Knob] = {
@@ -95,7 +110,7 @@ KNOBS: dict[str, Knob] = {
         Knob("SPAWN_RATE", "10", _number(float, 0.1, 1000), "Locust users started per second"),
         Knob("RUN_TIME", "1m", Parser(_run_time, "a duration such as 30s, 2m or 1h30m"), "length of a headless Locust run"),
         Knob("DB_POOL", "1", _choice("1", "0"), "1: a connection pool per process; 0: a new connection per request (Django)"),
-        Knob("CPU_OFFLOAD", "none", _choice("none", "process"), "async modes: count primes in a process pool"),
+        Knob("CPU_OFFLOAD", Offload.NONE, _enum(Offload), f"{', '.join(OFFLOADING)}: count primes in a process pool"),
         Knob("MIX_CPU_SHARE", "0.1", _number(float, 0, 1), "WORKLOAD=mix: the share of requests that count primes"),
     )
 }
@@ -171,7 +186,7 @@ class Knobs:
     spawn_rate: float
     run_time: str
     db_pool: str
-    cpu_offload: str
+    cpu_offload: Offload
     mix_cpu_share: float
 
     @property
@@ -184,7 +199,7 @@ class Knobs:
             pool_size = 10**6  # a connection per request: no pool caps the requests in flight
         c = self.server.in_flight(self.workers, self.threads, pool_size)
         p = self.server.processes(self.workers, self.threads, pool_size)
-        if self.cpu_offload == "process":  # prime counts run in a pool of one process per core
+        if self.cpu_offload is Offload.PROCESS:  # prime counts run in a pool of one process per core
             p = max(p, os.cpu_count() or 1)
         return c, p
 
@@ -240,9 +255,8 @@ def parse(env: Mapping[str, str]) -> Knobs:
     if values["DB_POOL"] == "0" and not mode.django_db:
         django = ", ".join(m.name for m in MODES.values() if m.django_db)
         errors.append(f"DB_POOL=0 does not apply to MODE={mode.name}, which always uses a psycopg pool: only to {django}")
-    if values["CPU_OFFLOAD"] != "none" and not mode.offloads_cpu:
-        offloading = ", ".join(m.name for m in MODES.values() if m.offloads_cpu)
-        errors.append(f"CPU_OFFLOAD={values['CPU_OFFLOAD']} does not apply to MODE={mode.name}: only to {offloading}")
+    if values["CPU_OFFLOAD"] is not Offload.NONE and not mode.offloads_cpu:
+        errors.append(f"CPU_OFFLOAD={values['CPU_OFFLOAD']} does not apply to MODE={mode.name}: only to {', '.join(OFFLOADING)}")
     if errors:
         raise KnobError("\n".join(errors))
     return Knobs(**{name.lower(): value for name, value in values.items()})

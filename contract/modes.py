@@ -30,7 +30,7 @@ class Mode:
     default_workers: int | None = None  # None: the mode has no WORKERS knob
     default_threads: int | None = None  # None: the mode has no THREADS knob
     env: dict[str, str] = field(default_factory=dict)  # what the mode sets for its server
-    offloads_cpu: bool = False  # takes CPU_OFFLOAD=process: prime counts in a process pool
+    offloads_cpu: bool = False  # takes CPU_OFFLOAD=process (its app counts primes in a process pool); said here only
     django_db: bool = False  # reads the database through Django's own layer: takes DB_POOL=0
     development: bool = False  # a development server (Django's runserver): measured, never advised
 
@@ -152,13 +152,7 @@ MODES: dict[str, Mode] = {
             in_flight=lambda w, t, pool: w * pool,
             processes=lambda w, t, pool: w,
             default_workers=2,
+            offloads_cpu=True,
         ),
     )
 }
-
-
-def get_mode(name: str) -> Mode:
-    try:
-        return MODES[name]
-    except KeyError:
-        raise KeyError(f"unknown MODE {name!r}; modes: {', '.join(MODES)}") from None

@@ -142,10 +142,11 @@ def test_container_runs_what_native_runs(mode, extra):
 
 
 def test_compose_reads_exactly_the_lab_knobs_with_the_same_defaults():
-    used = dict(re.findall(r"\$\{(\w+)(?::[-?]([^}]*))?\}", COMPOSE_TEXT))
+    # every ${NAME:-default} of the file, each place it stands: a knob written twice is checked twice
+    used = re.findall(r"\$\{(\w+)(?::[-?]([^}]*))?\}", COMPOSE_TEXT)
     expected = set(KNOBS) | (set(SETTINGS) - NOT_IN_COMPOSE) | DERIVED
-    assert set(used) == expected
-    for name, default in used.items():
+    assert {name for name, _ in used} == expected
+    for name, default in used:
         if name in KNOBS:
             assert default == KNOBS[name].default, name
         elif name in SETTINGS:
@@ -233,17 +234,19 @@ def test_make_bench_passes_the_backend():
     assert "lab bench smoke --backend compose" in result.stdout
 
 
-def readme_knob_defaults(readme: str) -> dict[str, str]:
-    """The README's table of knobs: each knob of a row (a row may name several) and its default there."""
+def readme_knobs(readme: str) -> dict[str, tuple[str, str]]:
+    """The README's table of knobs: each knob of a row (a row may name several), its default there and
+    the row's meaning."""
     section = readme.split("\n## Knobs\n", 1)[1].split("\n## ", 1)[0]
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}
     for line in section.splitlines():
         if not line.startswith("| `"):
             continue  # the header, its rule and the prose around the table
-        name_cell, default_cell = (cell.strip() for cell in line.strip().strip("|").split("|")[:2])
-        names, defaults = re.findall(r"`(\w+)`", name_cell), re.findall(r"`([^`]*)`", default_cell)
+        name_cell, default_cell, meaning = (cell.strip() for cell in line.strip().strip("|").split("|")[:3])
+        names = re.findall(r"`(\w+)`", name_cell)
         # "`10`, `10`, `1m`" gives each knob of its row its own default; "per mode" is the whole row's
-        found |= dict(zip(names, defaults, strict=True)) if defaults else dict.fromkeys(names, default_cell)
+        defaults = re.findall(r"`([^`]*)`", default_cell) or [default_cell] * len(names)
+        found |= {name: (default, meaning) for name, default in zip(names, defaults, strict=True)}
     return found
 
 
@@ -251,10 +254,15 @@ def test_readme_lists_every_mode_knob_and_target():
     readme = (ROOT / "README.md").read_text()
     for mode in MODES:
         assert f"`{mode}`" in readme, mode
-    # every knob has its row in the README's table of knobs, with its own default ("per mode" where the mode decides)
-    documented = readme_knob_defaults(readme)
+    # the table of knobs is contract/knobs.py's: a row for every knob, with its own default ("per mode"
+    # where the mode decides), and no row for a knob that is gone
+    documented = readme_knobs(readme)
+    assert set(documented) == set(KNOBS)
     for knob in KNOBS:
-        assert documented.get(knob) == (KNOBS[knob].default or "per mode"), knob
+        assert documented[knob][0] == (KNOBS[knob].default or "per mode"), knob
+    # CPU_OFFLOAD's row names the modes that take it, as the mode table says
+    named = {mode for mode in MODES if f"`{mode}`" in documented["CPU_OFFLOAD"][1]}
+    assert named == {m.name for m in MODES.values() if m.offloads_cpu}
     makefile = (ROOT / "Makefile").read_text()
     for target in re.findall(r"^([a-z]+):.*## ", makefile, re.M):
         if target not in ("help", "setup", "lint", "clean", "knobs", "modes", "logs", "ps"):

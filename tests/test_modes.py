@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from email.message import Message
 
+import psutil
 import pytest
 
 from contract.endpoint import seeded_rates
@@ -45,6 +47,32 @@ def test_mode_serves_every_seeded_pair(mode, workload, place, database):
         assert set(report["worker_pids"]) <= server_pids and len(report["worker_pids"]) == app.knobs.workers
     assert http_status(f"{app.url}/healthz", timeout=1) is None
     assert not [p for p in processes_of(place.state) if p.pid in server_pids]
+
+
+def test_the_modes_that_offload_are_those_serving_the_app_that_holds_a_process_pool():
+    # api.main counts primes in a process pool under CPU_OFFLOAD=process, whichever server runs it
+    assert {m.name for m in MODES.values() if m.offloads_cpu} == {m.name for m in MODES.values() if "api.main:app" in m.argv}
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if MODES[m].offloads_cpu])
+def test_an_offloading_mode_counts_primes_in_each_workers_process_pool(mode, place, database):
+    """Each worker of the server holds a pool of one process per core, and the prime counts run there:
+    the server passes verification, and the pools' processes, not the workers, spend the CPU it takes."""
+
+    def cpu_seconds(processes: list[psutil.Process]) -> float:
+        return sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+
+    with running(place, database, mode=mode, workload="cpu", primes_limit=50_000, cpus=0, cpu_offload="process") as app:
+        report = server_report(app.url, app.knobs)  # every worker up, its pool started
+        workers = [psutil.Process(pid) for pid in report["worker_pids"]]
+        pools = [child for worker in workers for child in worker.children()]
+        before = cpu_seconds(workers), cpu_seconds(pools)
+        verify(app, app.knobs)
+        in_workers, in_pools = cpu_seconds(workers) - before[0], cpu_seconds(pools) - before[1]
+    assert report["cpu_offload"] == "process" and report["offload_processes"] == os.cpu_count()
+    assert len(pools) >= app.knobs.workers * os.cpu_count()
+    assert in_pools > 2 * in_workers, (in_pools, in_workers)
+    assert not [p for p in processes_of(place.state) if p in pools]  # the pools stop with their server
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if MODES[m].django_db])

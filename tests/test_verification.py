@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from contract.knobs import parse
+import json
+from dataclasses import asdict
+
+from contract.endpoint import Settings, server_report
+from contract.knobs import Offload, parse
+from contract.serve import server_plan
 from lab.bench.verification import differences
+from lab.experiments import knobs_of
 from lab.report.analysis import analyse, parity
 
 from .test_advice import record
@@ -32,6 +38,34 @@ def test_an_offload_without_processes_is_a_difference():
     report = report_of(mode="async", program="uvicorn", workers=1, threads=None, cpu_offload="process")
     knobs = parse({"MODE": "async", "WORKLOAD": "cpu", "CPU_OFFLOAD": "process"})
     assert differences({**report, "workload": "cpu"}, knobs) == ["the server has no process to offload the prime count to"]
+
+
+def test_an_offload_unlike_the_runs_is_named_as_json_has_it():
+    knobs = parse({"MODE": "granian-asgi", "WORKLOAD": "cpu", "CPU_OFFLOAD": "process"})
+    report = report_of(mode="granian-asgi", program="granian", threads=None, workload="cpu")
+    assert differences(report, knobs) == [
+        "cpu_offload is 'none' in the server, 'process' in the run",
+        "the server has no process to offload the prime count to",
+    ]
+    unknown = differences({**report, "cpu_offload": "Process", "offload_processes": 2}, knobs)
+    assert unknown == ["cpu_offload is 'Process' in the server, 'process' in the run"]
+
+
+def test_cpu_offload_is_one_enum_from_the_knobs_to_the_servers_report_and_its_string_in_json(monkeypatch):
+    """Resolved once by the knobs; a server reads it back from its environment as the same enum; the
+    report and the record hold its value, and a record's config reads back as the enum."""
+    knobs = parse({"MODE": "granian-asgi", "WORKLOAD": "cpu", "CPU_OFFLOAD": "process"})
+    assert knobs.cpu_offload is Offload.PROCESS
+    for name, value in server_plan(knobs, host="127.0.0.1", port=8000, base_env={}).env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://lab@127.0.0.1/lab")
+    settings = Settings.from_environ()
+    assert settings.cpu_offload is Offload.PROCESS
+    report = json.loads(json.dumps(server_report(settings, db_pool_size=100, offload=settings.cpu_offload)))
+    assert report["cpu_offload"] == "process"
+    config = json.loads(json.dumps(asdict(knobs)))
+    assert config["cpu_offload"] == "process" and knobs_of(config).cpu_offload is Offload.PROCESS
+    assert knobs_of({"mode": "async"}).cpu_offload is Offload.NONE  # a record older than the knob
 
 
 def test_parity_pairs_the_same_configuration_and_names_a_gap_with_its_cause():

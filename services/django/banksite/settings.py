@@ -28,7 +28,7 @@ ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").sp
 INSTALLED_APPS: list[str] = ["currency"]
 # CommonMiddleware sets Content-Length, without which runserver closes every connection.
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
-# MODE=django-asgi routes to the async view (lab/modes.py sets DJANGO_URLCONF)
+# MODE=django-asgi routes to the async view (contract/modes.py sets DJANGO_URLCONF)
 ROOT_URLCONF = os.environ.get("DJANGO_URLCONF", "banksite.urls")
 WSGI_APPLICATION = "banksite.wsgi.application"
 ASGI_APPLICATION = "banksite.asgi.application"

@@ -63,5 +63,5 @@ async def healthz(request: HttpRequest) -> JsonResponse:
             await conn.execute("SELECT 1")
     except DB_UNAVAILABLE as failure:
         return error_response(503, f"database unavailable: {type(failure).__name__}")
-    report = endpoint.server_report(settings.LAB, db_pool_size=(await pool()).max_size, offloads=False)
+    report = endpoint.server_report(settings.LAB, db_pool_size=(await pool()).max_size)
     return JsonResponse({"status": "ok", "server": report})

@@ -83,7 +83,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except DB_UNAVAILABLE as error:
         return error_response(503, f"database unavailable: {type(error).__name__}")
     pool = getattr(connection, "pool", None)  # Django's psycopg pool, when the settings gave it one
-    report = endpoint.server_report(settings.LAB, db_pool_size=pool.max_size if pool else None, offloads=False)
+    report = endpoint.server_report(settings.LAB, db_pool_size=pool.max_size if pool else None)
     return JsonResponse({"status": "ok", "server": report})
 
 

@@ -7,6 +7,7 @@ pool instead, the usual remedy.
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from contract.endpoint import Timer, count_primes, query_for, server_report
+from contract.knobs import Offload
 
 from .common import POOL_ARGS, SETTINGS, Source, Target, Workload, add_routes, error, make_app, reply
 from .common import conversion as to_conversion
@@ -31,19 +33,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = AsyncConnectionPool(SETTINGS.database_url, open=False, **POOL_ARGS)
     await pool.open(wait=False)
     app.state.pool = pool
-    app.state.cpu_pool = None
-    if SETTINGS.cpu_offload:
-        workers = os.cpu_count() or 1
-        app.state.cpu_pool = ProcessPoolExecutor(workers)
-        # start every worker now (the pool forks them lazily), so no request pays for a fork
-        for done in [app.state.cpu_pool.submit(time.sleep, 0.2) for _ in range(workers)]:
-            done.result()
+    app.state.cpu_pool = cpu_pool(SETTINGS.cpu_offload)
     try:
         yield
     finally:
         await pool.close()
         if app.state.cpu_pool:
             app.state.cpu_pool.shutdown(cancel_futures=True)
+
+
+def cpu_pool(offload: Offload) -> ProcessPoolExecutor | None:
+    """The process pool that counts primes off the event loop, one process per core, in each process
+    of the server (each Uvicorn or Granian worker holds its own)."""
+    if offload is Offload.NONE:
+        return None
+    workers = os.cpu_count() or 1
+    pool = ProcessPoolExecutor(workers, initializer=_own_signals)
+    # start every worker now (the pool forks them lazily), so no request pays for a fork
+    for done in [pool.submit(time.sleep, 0.2) for _ in range(workers)]:
+        done.result()
+    return pool
+
+
+def _own_signals() -> None:
+    """In a pool process: drop the signal handling the fork copied from the server's worker. Granian's
+    worker hears signals through its event loop's wakeup fd, which a forked process shares: the group's
+    SIGTERM then reached that loop from every pool process too, and the worker hung in its handler until
+    killed. Here SIGTERM ends the process, and SIGINT (Ctrl-C) is the server's, which shuts the pool down."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 app = make_app(lifespan)
@@ -78,7 +97,8 @@ async def healthz(request: Request) -> JSONResponse:
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}")
     state = request.app.state
-    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, offloads=state.cpu_pool is not None)
+    offload = Offload.PROCESS if state.cpu_pool else Offload.NONE  # what the app holds, not what it was told
+    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, offload=offload)
     return JSONResponse({"status": "ok", "server": report})
 
 

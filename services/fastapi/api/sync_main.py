@@ -64,7 +64,7 @@ def healthz(request: Request) -> JSONResponse:
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}")
     state = request.app.state
-    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, offloads=False, threads=state.threads)
+    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, threads=state.threads)
     return JSONResponse({"status": "ok", "server": report})
 
 
