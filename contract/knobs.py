@@ -122,6 +122,7 @@ KNOBS: dict[str, Knob] = {
 SETTINGS = {
     "APP_PORT": "8000",
     "LOCUST_PORT": "8089",
+    "LAB_CONTROL_PORT": "8090",  # `make up`'s control server, on loopback: the Lab page's form and "Keep a run"
     "PG_PORT": "55432",
     "DB_POOL_SIZE": "100",
     "DB_PASSWORD": "lab-dev-password",
@@ -131,7 +132,7 @@ SETTINGS = {
     "SLO_P95_MS": "500",
     "ARRIVALS": "poisson",
 }
-NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS"}
+NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT"}
 DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE"}
 
 
@@ -143,7 +144,7 @@ def setting(name: str) -> str:
 
 # The numeric settings and the values they take; validated with the knobs.
 SETTING_RANGES = {"APP_PORT": (1, 65535), "LOCUST_PORT": (1, 65535), "PG_PORT": (1, 65535), "DB_POOL_SIZE": (1, 250),
-                  "SLO_P95_MS": (1, 600_000)}  # fmt: skip
+                  "SLO_P95_MS": (1, 600_000), "LAB_CONTROL_PORT": (1, 65535)}  # fmt: skip
 
 
 # The settings that take one of a few words: compose's image source, and whether it builds images.

@@ -23,6 +23,7 @@ from argparse import Namespace
 from typing import Literal, TypedDict
 
 import gevent
+import lab_ui  # noqa: F401  (the Lab tab and page of `make up`; idle in headless runs)
 from locust.argument_parser import LocustArgumentParser
 from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
@@ -158,6 +159,7 @@ def _options(parser: LocustArgumentParser) -> None:
         default=setting("WORKLOAD"),
         env_var="LOCUST_LAB_WORKLOAD",
         help="the run's WORKLOAD: io and cpu name the requests by the server's workload; mix chooses per request",
+        include_in_web_ui=False,  # set from the Lab page, which says what runs
     )
     parser.add_argument(
         "--lab-cpu-share",
@@ -165,6 +167,7 @@ def _options(parser: LocustArgumentParser) -> None:
         default=float(setting("MIX_CPU_SHARE")),
         env_var="LOCUST_LAB_CPU_SHARE",
         help="WORKLOAD=mix: the share of requests that count primes",
+        include_in_web_ui=False,  # set from the Lab page, which says what runs
     )
     parser.add_argument(
         "--lab-arrival-rate",

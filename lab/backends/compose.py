@@ -271,7 +271,7 @@ class ComposeBackend:
                 limit = ComposeLimit(knobs.cpus, app.pid)
                 print("lab: images: " + images.summary(app.facts()["images"]), flush=True)
                 locust_url = f"http://127.0.0.1:{setting('LOCUST_PORT')}"
-                yield ComposeStack(app.url, limit, locust_url, "make logs (docker compose logs)")
+                yield ComposeStack(app.url, limit, locust_url, "make logs (docker compose logs)", app)
             finally:
                 down(env)
 
@@ -279,12 +279,21 @@ class ComposeBackend:
         down(self.env)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ComposeStack:
     url: str
     limit: ComposeLimit
     locust_url: str
     logs: str
+    app: ComposeApp
+
+    def restart(self, knobs: Knobs) -> None:
+        """The app under new knobs, for the Lab page: compose recreates the app container alone (its old one
+        stops before the new one starts, never two servers); Locust's containers and PostgreSQL stay."""
+        app = ComposeApp(knobs)
+        app.start()
+        self.app = app
+        self.limit = app.limit or ComposeLimit(knobs.cpus, app.pid)
 
 
 def build_flags(env: dict[str, str]) -> list[str]:

@@ -152,6 +152,18 @@ class Stack:
         self.record(locust=self.locust.pid)
         wait_http_ok(f"http://127.0.0.1:{self.place.locust_port}/", self.locust, "the Locust web UI", log, 30)
 
+    def restart(self, knobs: Knobs) -> None:
+        """The app under new knobs, for the Lab page: the running one stopped first (never two servers), the
+        new one's pid in the stack file as it starts; one that fails to start is stopped too (never an orphan)."""
+        self.app.stop()
+        self.knobs = knobs
+        self.app = AppServer(knobs, self.place, self.pg.url, self.record)
+        try:
+            self.app.start()
+        except BaseException:
+            self.app.stop()
+            raise
+
     def stop(self) -> None:
         if self.locust is not None:
             reap(self.locust)
