@@ -6,11 +6,35 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from lab import ROOT
+
+
+@dataclass(frozen=True)
+class Git:
+    revision: str | None
+    dirty: bool
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A record's `machine`: what a run happened on."""
+
+    hostname: str
+    cores: int | None
+    cores_available: int | None
+    cpu_model: str
+    memory_gib: float
+    os: str
+    python: str
+    packages: dict[str, str | None]
+    postgres: str | None = None
+    git: Git | None = None
+    interpreter: dict[str, object] | None = None  # the servers' Python questioned at the start (contract.interpreter)
+
 
 PACKAGES = (
     "django",
@@ -37,12 +61,12 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _git() -> dict[str, Any]:
+def _git() -> Git:
     def git(*args: str) -> str:
         result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return result.stdout.strip() if result.returncode == 0 else ""
 
-    return {"revision": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return Git(git("rev-parse", "HEAD") or None, bool(git("status", "--porcelain", "--untracked-files=no")))
 
 
 def _version(package: str) -> str | None:
@@ -62,16 +86,16 @@ def interpreter_facts(argv: list[str], env: dict[str, str] | None = None) -> dic
     return facts
 
 
-def describe(postgres_version: str | None = None) -> dict[str, Any]:
-    return {
-        "hostname": platform.node(),
-        "cores": os.cpu_count(),
-        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "packages": {name: _version(name) for name in PACKAGES},
-        "postgres": postgres_version,
-        "git": _git(),
-    }
+def describe(postgres_version: str | None = None) -> Machine:
+    return Machine(
+        hostname=platform.node(),
+        cores=os.cpu_count(),
+        cores_available=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        cpu_model=_cpu_model(),
+        memory_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        os=platform.platform(),
+        python=platform.python_version(),
+        packages={name: _version(name) for name in PACKAGES},
+        postgres=postgres_version,
+        git=_git(),
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
 
 import psutil
 
@@ -50,29 +49,30 @@ def tree(pid: int | None) -> float:
     return total
 
 
-class Window(TypedDict):
-    """A record's `machine_cpu`."""
+@dataclass(frozen=True)
+class MachineWindow:
+    """A record's `machine_cpu`: the whole machine over the window, and each part's CPU-seconds (with `other`)."""
 
     cores: int | None
     cpu_seconds: float
     busy_cpu_seconds: float
     idle_share: float | None
     saturated: bool
-    parts_cpu_seconds: dict[str, float | None]  # each part's, and `other`
+    parts_cpu_seconds: dict[str, float | None]
 
 
-def window(before: MachineCpu, after: MachineCpu, parts: dict[str, float | None]) -> Window:
+def window(before: MachineCpu, after: MachineCpu, parts: dict[str, float | None]) -> MachineWindow:
     """The machine over a window: its CPU-seconds, idle share, and each part's CPU-seconds (None where
     a part could not be read); `other` is what the machine did beside the lab's parts."""
     busy, idle = after.busy - before.busy, after.idle - before.idle
     total = busy + idle
     known = sum(v for v in parts.values() if v is not None)
     shares = {k: None if v is None else round(v, 3) for k, v in parts.items()}
-    return {
-        "cores": os.cpu_count(),
-        "cpu_seconds": round(total, 3),
-        "busy_cpu_seconds": round(busy, 3),
-        "idle_share": round(idle / total, 4) if total > 0 else None,
-        "saturated": total > 0 and idle / total < SATURATED_IDLE,
-        "parts_cpu_seconds": {**shares, "other": round(max(0.0, busy - known), 3)},
-    }
+    return MachineWindow(
+        cores=os.cpu_count(),
+        cpu_seconds=round(total, 3),
+        busy_cpu_seconds=round(busy, 3),
+        idle_share=round(idle / total, 4) if total > 0 else None,
+        saturated=total > 0 and idle / total < SATURATED_IDLE,
+        parts_cpu_seconds={**shares, "other": round(max(0.0, busy - known), 3)},
+    )

@@ -8,6 +8,7 @@ it, and delivery after it. Its steady floor says things the totals cannot (see `
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -30,7 +31,8 @@ class Request(TypedDict):
     workload: str  # io or cpu; empty where the timeline does not say
 
 
-class OutsideHandler(TypedDict):
+@dataclass(frozen=True)
+class OutsideHandler:
     """Percentiles of client latency minus server handler time, in ms."""
 
     p10: float
@@ -38,10 +40,14 @@ class OutsideHandler(TypedDict):
     p90: float
 
 
-class Summary(TypedDict):
+@dataclass(frozen=True)
+class TimelineSummary:
+    """A record's `timeline`: the run's per-request timeline file (relative to the results folder), summed up."""
+
+    file: str
     rows: int
-    outside_handler_ms: OutsideHandler | None
-    processes_seen: int
+    outside_handler_ms: OutsideHandler | None = None
+    processes_seen: int | None = None
 
 
 def read(path: Path) -> list[Request]:
@@ -58,10 +64,10 @@ def read(path: Path) -> list[Request]:
         ]  # fmt: skip
 
 
-def summary(path: Path) -> Summary:
-    """What a record keeps of its timeline: how many requests it holds, percentiles (p10, p50, p90) of
-    client latency minus server handler time, in ms (None without data), and how many server
-    processes served requests."""
+def summary(path: Path, file: str) -> TimelineSummary:
+    """What a record keeps of its timeline (`file`, relative to the results folder): how many requests
+    it holds, percentiles (p10, p50, p90) of client latency minus server handler time, in ms (None
+    without data), and how many server processes served requests."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     gaps = sorted(
@@ -71,19 +77,16 @@ def summary(path: Path) -> Summary:
     def at(p: int) -> float:
         return round(gaps[round(p / 100 * (len(gaps) - 1))], 2)
 
-    return {
-        "rows": len(rows),
-        "outside_handler_ms": OutsideHandler(p10=at(10), p50=at(50), p90=at(90)) if gaps else None,
-        "processes_seen": len({row["pid"] for row in rows}),
-    }
+    outside = OutsideHandler(p10=at(10), p50=at(50), p90=at(90)) if gaps else None
+    return TimelineSummary(file, len(rows), outside, len({row["pid"] for row in rows}))
 
 
-def delayed_ack(summary: Summary | None) -> float | None:
+def delayed_ack(summary: TimelineSummary | None) -> float | None:
     """From a record's timeline summary (None for a run without one): the floor of time outside the
     handler when it has the delayed-ACK signature (the server leaves Nagle's algorithm on), else None."""
-    outside = summary.get("outside_handler_ms") if summary else None
+    outside = summary.outside_handler_ms if summary else None
     if not outside:
         return None
     low, high = DELAYED_ACK_MS
-    floor = outside["p10"]
-    return floor if low <= floor <= high and outside["p50"] - floor <= STEADY_MS else None
+    floor = outside.p10
+    return floor if low <= floor <= high and outside.p50 - floor <= STEADY_MS else None

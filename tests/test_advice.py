@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from contract.modes import MODES
+from lab.record import read_record
 from lab.report.analysis import advice, analyse
+
+from .records import merged, whole
 
 
 def record(mode: str, workload: str, rps: float, *, p95: float = 100.0, cpus: float = 1, users: int = 10,
@@ -11,11 +14,10 @@ def record(mode: str, workload: str, rps: float, *, p95: float = 100.0, cpus: fl
     spec = MODES[mode]
     workers, threads = spec.default_workers or 1, spec.default_threads or 1
     in_flight, processes = spec.in_flight(workers, threads, 100), spec.processes(workers, threads, 100)
-    return {
-        "status": "ok",
-        "reason": None,
+    return merged(whole(), {
         "config": {
             "id": f"{mode}-{workload}-{cpus}",
+            "label": "",
             "mode": mode,
             "workload": workload,
             "users": users,
@@ -33,11 +35,11 @@ def record(mode: str, workload: str, rps: float, *, p95: float = 100.0, cpus: fl
         "machine": {"cores_available": 2},
         "bounded_by_load_generator": False,
         "timeline": None,
-    }
+    })  # fmt: skip
 
 
 def pick(records: list[dict]) -> list[str]:
-    return advice([analyse(r) for r in records])
+    return advice([analyse(read_record(r)) for r in records])
 
 
 def test_the_fastest_production_server_is_picked_and_a_faster_development_server_is_named_not_advised():
@@ -64,8 +66,9 @@ def test_without_a_measured_mix_there_is_no_pick_for_one_however_the_pure_worklo
 
 
 def kinds(io_p95: float, cpu_p95: float) -> dict:
-    return {"io": {"requests": 900, "p50_ms": io_p95 / 2, "p95_ms": io_p95, "p99_ms": io_p95, "rps": 90},
-            "cpu": {"requests": 100, "p50_ms": cpu_p95 / 2, "p95_ms": cpu_p95, "p99_ms": cpu_p95, "rps": 10}}  # fmt: skip
+    io = {"requests": 900, "failures": 0, "p50_ms": io_p95 / 2, "p95_ms": io_p95, "p99_ms": io_p95, "rps": 90}
+    cpu = {"requests": 100, "failures": 0, "p50_ms": cpu_p95 / 2, "p95_ms": cpu_p95, "p99_ms": cpu_p95, "rps": 10}
+    return {"io": io, "cpu": cpu}
 
 
 def test_the_mix_pick_comes_from_mix_runs_and_names_io_requests_held_up_behind_prime_counts():

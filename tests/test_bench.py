@@ -14,10 +14,12 @@ import pytest
 
 from lab import ROOT
 from lab.experiments import load
-from lab.records import REQUIRED, load_records, summary_row
+from lab.record import read_record, record_json
+from lab.records import load_records, read_records, summary_row
 from lab.report.analysis import delayed_ack_floor
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
+from .records import merged, run_record
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +41,8 @@ def test_smoke_records_have_every_field(smoke_results):
     assert [r["config"]["id"] for r in records] == [r.id for r in load("smoke").runs]
     for record in records:
         assert record["status"] == "ok", record["reason"]
-        for section, fields in REQUIRED.items():
-            assert all(f in (record[section] if section else record) for f in fields)
+        written = record_json(read_record(record))
+        assert merged(written, record) == written  # the typed record holds every key and value on disk
         assert record["locust"]["requests"] > 0
         assert record["locust"]["failures"] == 0
         assert record["server"]["cpu_seconds"] > 0
@@ -60,7 +62,7 @@ def test_smoke_records_have_every_field(smoke_results):
 def test_the_timeline_sees_how_each_server_delivers_its_replies(smoke_results):
     """Django's runserver writes a response in several sends without TCP_NODELAY, so each reply's end
     waits for the client's delayed ACK (>= 40 ms on Linux); Uvicorn's own listener sets TCP_NODELAY."""
-    floors = {r["config"]["mode"]: delayed_ack_floor(r) for r in load_records(smoke_results) if r["config"]["workload"] == "io"}
+    floors = {r.config.knobs.mode: delayed_ack_floor(r) for r in read_records(smoke_results) if r.config.knobs.workload == "io"}
     assert floors["threaded"] is not None, floors
     assert floors["async"] is None, floors
     said = {r["config"]["mode"]: " ".join(r["warnings"]) for r in load_records(smoke_results) if r["config"]["workload"] == "io"}
@@ -77,10 +79,10 @@ def test_the_terminal_shows_progress_and_ends_with_which_to_pick(smoke_results):
 
 def test_summary_matches_the_records(smoke_results):
     rows = list(csv.DictReader((smoke_results / "summary.csv").open()))
-    records = load_records(smoke_results)
+    records = read_records(smoke_results)
     assert len(rows) == len(records)
-    for row, record in zip(rows, records, strict=True):
-        expected = summary_row(record)
+    for row, run in zip(rows, records, strict=True):
+        expected = summary_row(run)
         assert row["id"] == expected["id"]
         assert float(row["rps"]) == pytest.approx(expected["rps"])
         assert float(row["p95_ms"]) == pytest.approx(expected["p95_ms"])
@@ -223,14 +225,22 @@ def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_coul
 
     (config,) = expand("t", {"matrix": [{"modes": "gunicorn", "workloads": "cpu", "cpus": 2}]}).runs
     parts = {"server": server_cpu * 10, "postgres": 0.1, "load_generator": 2 - server_cpu * 10 + 17.8, "other": 0.0}
-    result = {
-        "timeline": None,
-        "load_generator": {"utilisation": 0.2, "locust_warned_cpu": False},
-        "server": {"utilisation": server_cpu},
-        "machine_cpu": {"saturated": True, "idle_share": 0.01, "cpu_seconds": 20.0, "parts_cpu_seconds": parts},
-    }
+    result = run_record(
+        timeline=None,
+        load_generator={"utilisation": 0.2, "locust_warned_cpu": False},
+        server={"utilisation": server_cpu},
+        machine_cpu={
+            "cores": 2,
+            "busy_cpu_seconds": 19.8,
+            "saturated": True,
+            "idle_share": 0.01,
+            "cpu_seconds": 20.0,
+            "parts_cpu_seconds": parts,
+        },
+    ).measured
+    assert result is not None
     found = findings(config, result, processes=2)
-    assert [f["kind"] for f in found] == (["machine_saturated"] if bounded else [])
+    assert [f.kind for f in found] == (["machine_saturated"] if bounded else [])
     assert any("bounded by the machine" in word(f) for f in found) is bounded
 
 

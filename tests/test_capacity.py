@@ -8,6 +8,7 @@ import json
 import math
 import random
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -31,12 +32,14 @@ from lab.bench.capacity import (
 )
 from lab.experiments import expand, load
 from lab.model import capacity_at, simulate
+from lab.record import ModelCounts, RunRecord
 from lab.records import load_records
 from lab.stats import Interval, quantile_interval, unknown
 
 from .conftest import PYTHON, knobs, lab_env, make_place, processes_of, run_bench
+from .records import run_record
 
-OK = {"status": "ok", "reason": None}
+OK = run_record()
 
 
 def window(answered: list[float], waiting: list[float] | None = None, *, seconds: float = 60.0, offered: int | None = None,
@@ -85,9 +88,9 @@ def test_a_step_is_judged_on_its_windows_together_and_breaks_when_it_could_not_h
     assert judge([OK], [window(near)], 300).verdict == "unsure"
     pooled = judge([OK, OK], [window(near), window(steady(n=80, centre=240, seed=3))], 300).p95
     assert pooled and pooled.n > 80  # the windows taken together
-    failed = {"status": "failed", "reason": "the server died"}
+    failed = run_record(status="failed", reason="the server died")
     assert judge([failed], [], 300).why == "the run failed: the server died"
-    assert "bounded" in judge([{**OK, "bounded_by_machine": True}], [window(steady())], 300).why
+    assert "bounded" in judge([run_record(bounded_by_machine=True)], [window(steady())], 300).why
     assert "sent 280 of 300 arrivals offered" in judge([OK], [window(steady(280), offered=300)], 300).why
     assert "failed" in judge([OK], [window(steady(), failed=6)], 300).why
 
@@ -162,25 +165,25 @@ def test_the_prediction_is_the_queueing_models_capacity_from_the_server_side_tim
         writer.writerow(("pid", "thread", "start_us", "end_us", "status", "client_ms", "workload"))
         for i in range(100):  # 100 requests of 100 +- 1 ms in the handler
             writer.writerow((1, 1, i * 1_000_000, i * 1_000_000 + 100_000 + (1000 if i % 2 else -1000), 200, 104, "io"))
-    record = {**OK, "timeline": {"file": "timeline/first.csv"}, "model": {"in_flight": 1, "processes": 1}}
-    poisson = predict(record, tmp_path, 300, "poisson")
+    first = run_record(timeline={"file": "timeline/first.csv", "rows": 100}, model={"in_flight": 1, "processes": 1})
+    poisson = predict(first, tmp_path, 300, "poisson")
     assert poisson and poisson.service_s == pytest.approx(0.1) and poisson.requests == 100 and poisson.name == "M/D/1"
     assert poisson.capacity_rps == pytest.approx(capacity_at(0.3, servers=1, service_s=0.1), rel=1e-6)
     assert 4.0 < poisson.capacity_rps < 5.0 and poisson.saturation_rps == pytest.approx(10)
-    constant = predict({**record, "model": {"in_flight": 2, "processes": 2}}, tmp_path, 300, "constant")
+    constant = predict(replace(first, model=ModelCounts(2, 2)), tmp_path, 300, "constant")
     assert constant and constant.name == "D/D/2" and constant.capacity_rps == pytest.approx(20, rel=0.01)  # never waits
-    assert predict({**record, "timeline": None}, tmp_path, 300, "poisson") is None
+    assert predict(run_record(timeline=None), tmp_path, 300, "poisson") is None
 
 
-def cpu_record(rps: float, d_cpu: float = 0.004, idle: float = 0.02) -> dict:
-    return {**OK, "locust": {"rps": rps}, "server": {"utilisation": d_cpu * rps + idle, "cpu_seconds_per_request": None},
-            "model": {"in_flight": 1, "processes": 1}, "machine": {"cores_available": 2},
-            "config": {"cpus": 1, "io_seconds": 0.1, "workload": "io"}}  # fmt: skip
+def cpu_record(rps: float, d_cpu: float = 0.004, idle: float = 0.02) -> RunRecord:
+    return run_record(locust={"rps": rps}, server={"utilisation": d_cpu * rps + idle, "cpu_seconds_per_request": None},
+                  model={"in_flight": 1, "processes": 1}, machine={"cores_available": 2},
+                  config={"cpus": 1, "io_seconds": 0.1, "workload": "io"})  # fmt: skip
 
 
 def test_d_cpu_is_the_slope_of_cpu_against_throughput_so_idle_cpu_does_not_inflate_it():
     records = [cpu_record(rps) for rps in (2.5, 3.5, 4.4, 5.3)]
-    first = records[0]["server"]["utilisation"] / 2.5  # what one low step alone would say: 12 ms, not 4
+    first = (records[0].measured.server.utilisation or 0) / 2.5  # what one low step alone would say: 12 ms, not 4
     assert first == pytest.approx(0.012)
     cpu = cpu_model(records)
     assert cpu and cpu.d_cpu.estimate == pytest.approx(0.004) and cpu.idle.estimate == pytest.approx(0.02)

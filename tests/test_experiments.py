@@ -11,7 +11,11 @@ from contract.knobs import KNOBS, parse
 from contract.modes import MODES
 from contract.serve import server_plan
 from lab.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
-from lab.records import REQUIRED, RecordError, load_records, validate
+from lab.record import read_record, record_json
+from lab.records import RecordError, load_records, read_records
+from lab.typedjson import JsonError
+
+from .records import merged, whole
 
 
 def test_product_of_the_lists():
@@ -82,38 +86,56 @@ def test_unknown_experiment_lists_the_known_ones():
         load("nope")
 
 
-def complete_record() -> dict:
-    record = {field: None for field in REQUIRED[""]}
-    for section, fields in REQUIRED.items():
-        if section:
-            record[section] = {f: 1 for f in fields}
-    record["status"] = "ok"
-    return record
-
-
-def test_a_complete_record_validates():
-    assert validate(complete_record()) == []
+def test_a_complete_record_reads_and_writes_back_the_same_json():
+    data = whole()
+    record = read_record(data)
+    assert record.measured and record.measured.locust.p95_ms == 100.0 and record.config.knobs.mode == "async"
+    assert read_record(record_json(record)) == record
+    assert merged(record_json(record), data) == record_json(record)  # every key and value it read, written back
 
 
 def test_a_record_missing_fields_says_which():
-    record = complete_record()
-    del record["locust"]["p99_ms"]
-    del record["machine"]
-    assert validate(record) == ["machine", "locust.p99_ms"]
+    data = whole()
+    del data["locust"]["p99_ms"]
+    with pytest.raises(JsonError, match=r"^locust\.p99_ms is missing$"):
+        read_record(data)
+    del data["machine"]
+    with pytest.raises(JsonError, match=r"^machine is missing$"):
+        read_record(data)
 
 
-def test_a_failed_record_may_lack_measurements():
-    record = complete_record()
-    record.update(status="failed", locust=None, server=None, load_generator=None, model=None)
-    assert validate(record) == []
+def test_a_failed_record_may_lack_measurements_but_an_ok_one_may_not():
+    failed = read_record(merged(whole(), {"status": "failed", "locust": None, "server": None, "load_generator": None,
+                                          "model": None}))  # fmt: skip
+    assert failed.measured is None and failed.model is None
+    with pytest.raises(JsonError, match="status 'ok' lacks its measurement"):
+        read_record(merged(whole(), {"locust": None}))
+
+
+def test_records_of_the_first_schema_read_with_their_label_from_their_knobs():
+    data = merged(whole(), {"schema": 1, "config": {"mode": "gunicorn", "workers": 4}})
+    del data["config"]["label"]
+    assert read_record(data).config.label == "gunicorn 4×1"
+    with pytest.raises(JsonError, match="this lab reads records of schema 1 to"):
+        read_record(merged(whole(), {"schema": 99}))
 
 
 def test_a_corrupt_record_names_its_file(tmp_path):
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "001-x.json").write_text(json.dumps(complete_record()))
+    (tmp_path / "runs" / "001-x.json").write_text(json.dumps(whole()))
     (tmp_path / "runs" / "002-y.json").write_text("{not json")
     with pytest.raises(RecordError, match=r"002-y\.json"):
         load_records(tmp_path)
+
+
+def test_a_field_of_the_wrong_type_names_the_file_and_the_field(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "003-x.json").write_text(json.dumps(merged(whole(), {"locust": {"p95_ms": "abc"}})))
+    with pytest.raises(RecordError, match=r"runs/003-x\.json: locust\.p95_ms is 'abc', expected a number"):
+        read_records(tmp_path)
+    (tmp_path / "runs" / "003-x.json").write_text(json.dumps(merged(whole(), {"config": {"mode": "turbo"}})))
+    with pytest.raises(RecordError, match=r"runs/003-x\.json: config: MODE='turbo' is not valid"):
+        read_records(tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXPERIMENTS.glob("*.toml")))

@@ -10,6 +10,8 @@ from contract.endpoint import TIMELINE_COLUMNS
 from lab import timeline
 from lab.report.analysis import delayed_ack_floor
 
+from .records import run_record
+
 
 def write(path, rows):
     """rows: (server ms, client ms) per request."""
@@ -25,12 +27,12 @@ def write(path, rows):
 def test_outside_handler_is_client_latency_minus_server_time(tmp_path):
     path = write(tmp_path / "t.csv", [(100, 101 + i) for i in range(11)])  # 1..11 ms outside
     outside = {"p10": 2.0, "p50": 6.0, "p90": 10.0}
-    assert timeline.summary(path) == {"rows": 11, "outside_handler_ms": outside, "processes_seen": 1}
+    assert timeline.summary(path, "t.csv") == timeline.TimelineSummary("t.csv", 11, timeline.OutsideHandler(**outside), 1)
     assert timeline.read(path)[0] == {"pid": 7, "thread": 7, "start_us": 1_000_000, "end_us": 1_100_000, "workload": ""}
 
 
 def test_no_rows_means_no_statistics(tmp_path):
-    assert timeline.summary(write(tmp_path / "t.csv", [])) == {"rows": 0, "outside_handler_ms": None, "processes_seen": 0}
+    assert timeline.summary(write(tmp_path / "t.csv", []), "t.csv") == timeline.TimelineSummary("t.csv", 0, None, 0)
 
 
 @pytest.mark.parametrize(
@@ -45,5 +47,5 @@ def test_no_rows_means_no_statistics(tmp_path):
     ],
 )
 def test_delayed_ack_signature(outside, expected):
-    record = {"timeline": {"file": "t.csv", "rows": 10, "outside_handler_ms": outside}}
-    assert delayed_ack_floor(record) == expected
+    run = run_record(timeline={"file": "t.csv", "rows": 10, "outside_handler_ms": outside})
+    assert delayed_ack_floor(run) == expected

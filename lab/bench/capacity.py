@@ -34,17 +34,18 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Literal
+from typing import Any
 
 from contract.knobs import choice_setting, int_setting
 from lab import ROOT
 from lab import timeline as requests_timeline
 from lab.bench.measure import _paths as locust_paths
-from lab.bench.run import Where, duration, link_latest, now, opened, results_folder, run_one
+from lab.bench.run import Entry, Where, duration, link_latest, now, opened, results_folder, run_one
 from lab.experiments import Experiment, RunConfig
 from lab.model import Arrivals, QueueModel
 from lab.place import Place
-from lab.records import SCHEMA, write_record, write_summary
+from lab.record import CapacityStep, Configuration, RunRecord, Verdict
+from lab.records import write_record, write_summary
 from lab.report.analysis import saturation
 from lab.stack_state import StateHook
 from lab.stats import (
@@ -56,8 +57,7 @@ from lab.stats import (
     t_critical,
     trend_interval,
 )
-
-Verdict = Literal["held", "broke", "unsure"]
+from lab.typedjson import write
 
 # The first step: low enough that requests rarely wait for one another.
 FIRST_RATE = 2.0  # arrivals/s when the workload does not say how long a request takes (cpu, mix)
@@ -192,16 +192,16 @@ class Judgement:
         return self.verdict == "unsure" and self.p95 is not None
 
 
-def trouble(record: dict[str, Any]) -> str | None:
+def trouble(record: RunRecord) -> str | None:
     """A run that cannot hold its rate whatever its latency: failed, or bounded by something else."""
-    if record["status"] != "ok":
-        return f"the run failed: {record['reason']}"
-    if record.get("bounded_by_load_generator") or record.get("bounded_by_machine"):
+    if not record.ok:
+        return f"the run failed: {record.reason}"
+    if record.bounded_by_load_generator or record.bounded_by_machine:
         return "bounded by the load generator or the machine, not the server"
     return None
 
 
-def judge(records: list[dict[str, Any]], windows: list[Window], slo_ms: float) -> Judgement:
+def judge(records: list[RunRecord], windows: list[Window], slo_ms: float) -> Judgement:
     """A step's verdict from its windows taken together (they are independent runs at one rate)."""
     for record in records:
         if reason := trouble(record):
@@ -350,16 +350,17 @@ class Prediction:
         return f"{'M' if self.arrivals == 'poisson' else 'D'}/D/{self.servers}"
 
 
-def predict(record: dict[str, Any], folder: Path, slo_ms: float, arrivals: Arrivals) -> Prediction | None:
+def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals) -> Prediction | None:
     """The capacity at the target from the step's server-side times (each request's handler start to end)."""
-    if record["status"] != "ok" or not record.get("timeline") or not record.get("model"):
+    timeline = record.measured.timeline if record.measured else None
+    if not record.ok or not timeline or not record.model:
         return None
-    requests = requests_timeline.read(folder / record["timeline"]["file"])
+    requests = requests_timeline.read(folder / timeline.file)
     times = [(r["end_us"] - r["start_us"]) / 1e6 for r in requests if r["end_us"] > r["start_us"]]
     if not times:
         return None
     service = fmean(times)  # the mean: what sets the utilisation of a queue with deterministic service
-    model = QueueModel(servers=int(record["model"]["in_flight"]), service_s=service)
+    model = QueueModel(servers=record.model.in_flight, service_s=service)
     return Prediction(model.servers, service, len(times), arrivals, model.capacity(slo_ms / 1000, 0.95, arrivals),
                       model.saturation)  # fmt: skip
 
@@ -375,21 +376,23 @@ class CpuModel:
     optimistic_rps: float | None  # the same at D_cpu's lower bound: the highest the data allow
 
 
-def with_d_cpu(record: dict[str, Any], d_cpu: float) -> float | None:
+def with_d_cpu(record: RunRecord, d_cpu: float) -> float | None:
     """The throughput model's saturation for this record's configuration, at this D_cpu."""
-    if d_cpu <= 0:
+    if d_cpu <= 0 or record.measured is None:
         return None
-    return saturation({**record, "server": {**record["server"], "cpu_seconds_per_request": d_cpu}})
+    server = replace(record.measured.server, cpu_seconds_per_request=d_cpu)
+    return saturation(replace(record, measured=replace(record.measured, server=server)))
 
 
-def cpu_model(records: list[dict[str, Any]]) -> CpuModel | None:
+def cpu_model(records: list[RunRecord]) -> CpuModel | None:
     """D_cpu from the slope across windows, not from one low window whose idle CPU would inflate it
     (per second on both axes: windows differ in length, and idle CPU accrues by the second)."""
-    ok = [r for r in records if r["status"] == "ok" and r.get("server") and r.get("locust")]
-    xs = [r["locust"]["rps"] for r in ok]
+    ok = [r for r in records if r.ok and r.measured and r.measured.server.utilisation is not None]
+    measured = [r.measured for r in ok if r.measured]
+    xs = [m.locust.rps for m in measured]
     if len(set(xs)) < 2:
         return None
-    line = slope_intercept(xs, [r["server"]["utilisation"] for r in ok])
+    line = slope_intercept(xs, [m.server.utilisation or 0.0 for m in measured])
     d_cpu = line.slope
     return CpuModel(d_cpu, line.intercept, len(ok), with_d_cpu(ok[0], d_cpu.estimate),
                     with_d_cpu(ok[0], d_cpu.low) if d_cpu.known else None)  # fmt: skip
@@ -421,29 +424,31 @@ class Search:
     where: Where
     state_hook: StateHook
     index: int  # the next record's number
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
 
 
-def keep_apart(search: Search, record: dict[str, Any], config: RunConfig, index: int) -> Path:
+def keep_apart(search: Search, record: RunRecord, config: RunConfig, index: int) -> tuple[RunRecord, Path]:
     """Windows at one rate share a run id, and so Locust's file names: each window's files get its own
-    number, and its record points at them. Returns the open-arrival file."""
+    number, and its record points at them. Returns the record, and its open-arrival file."""
     work, timeline, _ = locust_paths(search.folder, config)
     open_file = work / f"{config.id}.open.json"
     own = open_file.with_name(f"{index:03d}-{open_file.name}")
     if open_file.exists():
         open_file.replace(own)
-    if record.get("timeline") and timeline.exists():
+    m = record.measured
+    if m and m.timeline and timeline.exists():
         moved = timeline.with_name(f"{index:03d}-{timeline.name}")
         timeline.replace(moved)
-        record["timeline"]["file"] = str(moved.relative_to(search.folder))
-    return own
+        kept = replace(m.timeline, file=str(moved.relative_to(search.folder)))
+        record = replace(record, measured=replace(m, timeline=kept))
+    return record, own
 
 
 def run_step(search: Search, rate: float, first: bool) -> tuple[Judgement, float]:
     """One step: a window at this rate, and one more while its p95 straddles the target. Every window is
     recorded with the step's verdict so far. Returns the verdict and the rate its windows offered."""
-    backend, info = search.where(search.config)
-    records: list[dict[str, Any]] = []
+    backend, machine = search.where(search.config)
+    records: list[RunRecord] = []
     windows: list[Window] = []
     seconds = window_seconds(rate, FIRST_REQUESTS if first else WINDOW_REQUESTS)
     while True:
@@ -452,17 +457,17 @@ def run_step(search: Search, rate: float, first: bool) -> tuple[Judgement, float
         search.index += 1
         print(f"[{index}] {config.id}: {rate:g} arrivals/s for {seconds:g} s"
               + (f" (window {len(records) + 1} of this rate)" if records else ""), flush=True)  # fmt: skip
-        record = run_one(config, backend, search.folder, search.state_hook)
-        record.update(schema=SCHEMA, experiment=search.folder.name, index=index, total=None, config=config.as_dict(),
-                      backend=backend.name, machine=info)  # fmt: skip
-        own = keep_apart(search, record, config, index)
-        if record["status"] == "ok" and own.exists():
-            windows.append(read_window(own, record["locust"]["measured_seconds"]))
+        entry = Entry(search.folder.name, index, None)
+        record, own = keep_apart(
+            search, run_one(config, entry, backend, machine, search.folder, search.state_hook), config, index
+        )
+        if record.ok and record.measured and own.exists():
+            windows.append(read_window(own, record.measured.locust.measured_seconds))
         records.append(record)
         judgement = judge(records, windows, search.slo_ms)
         more = judgement.straddles and not first and len(records) < MAX_WINDOWS
         offered = (sum(w.offered for w in windows) / sum(w.seconds for w in windows)) if windows else rate
-        record["capacity_step"] = step_fields(search.slo_ms, rate, offered, windows, judgement, more)
+        record = replace(record, capacity_step=step_of(search.slo_ms, rate, offered, windows, judgement, more))
         write_record(search.folder, record)
         write_summary(search.folder)
         search.records.append(record)
@@ -480,24 +485,24 @@ def window_counts(windows: list[Window]) -> str:
     return f", {answered} answered, {sum(len(w.waiting_ms) for w in windows)} waiting at the end"
 
 
-def step_fields(slo_ms: float, rate: float, offered: float, windows: list[Window], judgement: Judgement,
-                more: bool) -> dict[str, Any]:  # fmt: skip
+def step_of(slo_ms: float, rate: float, offered: float, windows: list[Window], judgement: Judgement,
+            more: bool) -> CapacityStep:  # fmt: skip
     """What a window's record keeps of its step: the step so far, over its windows up to this one."""
     p95 = judgement.p95
-    return {
-        "slo_p95_ms": slo_ms, "nominal_rps": rate, "offered_rps": round(offered, 3),
-        "answered": sum(len(w.answered_ms) for w in windows), "waiting": sum(len(w.waiting_ms) for w in windows),
-        "windows": len(windows), "seconds": round(sum(w.seconds for w in windows), 3),
-        "p95_ms": round(p95.estimate, 1) if p95 else None,
-        "p95_low_ms": round(p95.low, 1) if p95 and math.isfinite(p95.low) else None,
-        "p95_high_ms": round(p95.high, 1) if p95 and math.isfinite(p95.high) else None,
-        "verdict": judgement.verdict, "held": judgement.verdict == "held", "extended": more,
-        "why": judgement.why + ("; one more window at this rate" if more else ""),
-    }  # fmt: skip
+    return CapacityStep(
+        slo_p95_ms=slo_ms, nominal_rps=rate, offered_rps=round(offered, 3),
+        answered=sum(len(w.answered_ms) for w in windows), waiting=sum(len(w.waiting_ms) for w in windows),
+        windows=len(windows), seconds=round(sum(w.seconds for w in windows), 3),
+        p95_ms=round(p95.estimate, 1) if p95 else None,
+        p95_low_ms=round(p95.low, 1) if p95 and math.isfinite(p95.low) else None,
+        p95_high_ms=round(p95.high, 1) if p95 and math.isfinite(p95.high) else None,
+        verdict=judgement.verdict, held=judgement.verdict == "held", extended=more,
+        why=judgement.why + ("; one more window at this rate" if more else ""),
+    )  # fmt: skip
 
 
 def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where: Where, state_hook: StateHook,
-           first_index: int) -> dict[str, Any]:  # fmt: skip
+           first_index: int) -> Found:  # fmt: skip
     """One configuration's capacity: its windows are recorded as runs numbered from `first_index`."""
     started = time.monotonic()
     state = Search(config, slo_ms, folder, where, state_hook, first_index, [])
@@ -533,8 +538,52 @@ def say_prediction(prediction: Prediction | None, slo_ms: float) -> None:
           f"{prediction.saturation_rps:.3g} req/s", flush=True)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DcpuMs:
+    """D_cpu in ms with its interval; None for a side the data cannot bound."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Found:
+    """capacity.json's entry for one configuration: its capacity range, beside the prediction and the model."""
+
+    id: str
+    label: str
+    workload: str
+    cpus: float
+    arrivals: str
+    slo_p95_ms: float
+    capacity: str  # the range in words
+    capacity_low_rps: float | None
+    capacity_high_rps: float | None
+    capacity_mid_rps: float | None
+    capacity_estimate_rps: float | None  # where p95 crosses the target along the steps
+    lower_bound_only: bool
+    crossed: bool
+    capacity_rps: float | None  # the highest rate held below one that broke; none for a lower bound
+    predicted_rps: float | None
+    predicted_queue: str | None
+    predicted_service_ms: float | None
+    predicted_saturation_rps: float | None
+    capacity_over_predicted: float | None
+    differs_from_prediction: bool
+    model_saturation_rps: float | None
+    d_cpu_ms: DcpuMs | None
+    idle_cpu: float | None
+    ratio: float | None
+    contradiction: str | None
+    suspect: str | None
+    steps: int
+    runs: int
+    seconds: float
+
+
 def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, estimate: float | None,
-              prediction: Prediction | None, steps: int, seconds: float) -> dict[str, Any]:  # fmt: skip
+              prediction: Prediction | None, steps: int, seconds: float) -> Found:  # fmt: skip
     """capacity.json's entry for one configuration."""
     cpu = cpu_model(state.records)
     wrong = contradiction(found, cpu)
@@ -543,34 +592,35 @@ def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, est
     over = measured / prediction.capacity_rps if measured and prediction and prediction.capacity_rps else None
     model = cpu.saturation_rps if cpu else None
     held = None if found.lower_bound_only else found.low
-    return {
-        "id": config.id, "label": config.names.label, "workload": config.knobs.workload, "cpus": config.knobs.cpus,
-        "arrivals": config.arrivals, "slo_p95_ms": slo_ms,
-        "capacity": str(found), "capacity_low_rps": _r(found.low), "capacity_high_rps": _r(found.high),
-        "capacity_mid_rps": _r(middle), "capacity_estimate_rps": _r(estimate),
-        "lower_bound_only": found.lower_bound_only, "crossed": found.crossed,
-        "capacity_rps": _r(held),  # the highest rate held below one that broke; none for a lower bound
-        "predicted_rps": _r(prediction.capacity_rps) if prediction else None,
-        "predicted_queue": prediction.name if prediction else None,
-        "predicted_service_ms": round(prediction.service_s * 1000, 2) if prediction else None,
-        "predicted_saturation_rps": _r(prediction.saturation_rps) if prediction else None,
-        "capacity_over_predicted": round(over, 3) if over else None,
-        "differs_from_prediction": over is not None and abs(over - 1) > DIFFERS,
-        "model_saturation_rps": _r(model),
-        "d_cpu_ms": _ms(cpu.d_cpu) if cpu else None, "idle_cpu": _r(cpu.idle.estimate) if cpu else None,
-        "ratio": round(held / model, 3) if held and model else None,
-        "contradiction": wrong[1] if wrong else None, "suspect": wrong[0] if wrong else None,
-        "steps": steps, "runs": len(state.records), "seconds": round(seconds, 1),
-    }  # fmt: skip
+    return Found(
+        id=config.id, label=config.names.label, workload=config.knobs.workload, cpus=config.knobs.cpus,
+        arrivals=config.arrivals, slo_p95_ms=slo_ms,
+        capacity=str(found), capacity_low_rps=_r(found.low), capacity_high_rps=_r(found.high),
+        capacity_mid_rps=_r(middle), capacity_estimate_rps=_r(estimate),
+        lower_bound_only=found.lower_bound_only, crossed=found.crossed, capacity_rps=_r(held),
+        predicted_rps=_r(prediction.capacity_rps) if prediction else None,
+        predicted_queue=prediction.name if prediction else None,
+        predicted_service_ms=round(prediction.service_s * 1000, 2) if prediction else None,
+        predicted_saturation_rps=_r(prediction.saturation_rps) if prediction else None,
+        capacity_over_predicted=round(over, 3) if over else None,
+        differs_from_prediction=over is not None and abs(over - 1) > DIFFERS,
+        model_saturation_rps=_r(model),
+        d_cpu_ms=_ms(cpu.d_cpu) if cpu else None, idle_cpu=_r(cpu.idle.estimate) if cpu else None,
+        ratio=round(held / model, 3) if held and model else None,
+        contradiction=wrong[1] if wrong else None, suspect=wrong[0] if wrong else None,
+        steps=steps, runs=len(state.records), seconds=round(seconds, 1),
+    )  # fmt: skip
 
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-def _ms(interval: Interval) -> dict[str, float | None]:
-    finite = [round(x * 1000, 3) if math.isfinite(x) else None for x in (interval.estimate, interval.low, interval.high)]
-    return dict(zip(("estimate", "low", "high"), finite, strict=True))
+def _ms(interval: Interval) -> DcpuMs:
+    estimate, low, high = (
+        round(x * 1000, 3) if math.isfinite(x) else None for x in (interval.estimate, interval.low, interval.high)
+    )
+    return DcpuMs(estimate, low, high)
 
 
 def budget(configs: list[RunConfig], max_steps: int) -> float:
@@ -588,35 +638,35 @@ def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capaci
           f"{duration(budget(configs, max_steps))}. Results in "
           f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}", flush=True)  # fmt: skip
     manifest = {"name": name, "kind": "capacity", "slo_p95_ms": slo_ms, "started_at": now(),
-                "runs": [c.as_dict() for c in configs]}  # fmt: skip
+                "runs": [write(Configuration.of(c)) for c in configs]}  # fmt: skip
     (folder / "experiment.json").write_text(json.dumps(manifest, indent=2))
-    found: list[dict[str, Any]] = []
+    found: list[Found] = []
     with opened(place, configs, backend_name, folder, f"make capacity ({name})") as (where, state_hook):
         for config in configs:
-            found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f["runs"] for f in found)))
-            (folder / "capacity.json").write_text(json.dumps(found, indent=2))
+            found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f.runs for f in found)))
+            (folder / "capacity.json").write_text(json.dumps(write(found), indent=2))
     print("capacity: the range of offered rates the target held at, beside the lab's prediction and the model's saturation:")
     for f in found:
-        print(f"  - {f['label']} · {f['workload']} · CPUS={f['cpus']:g} · {f['arrivals']}: {f['capacity']}; " + explained(f))
-        if f["contradiction"]:
-            print(f"    CONTRADICTION: {f['contradiction']}")
+        print(f"  - {f.label} · {f.workload} · CPUS={f.cpus:g} · {f.arrivals}: {f.capacity}; " + explained(f))
+        if f.contradiction:
+            print(f"    CONTRADICTION: {f.contradiction}")
     return folder
 
 
-def explained(f: dict[str, Any]) -> str:
+def explained(f: Found) -> str:
     """The estimate, the prediction and the model beside a capacity, in words."""
     parts = []
-    if f["capacity_estimate_rps"]:
-        parts.append(f"p95 crosses the target near {f['capacity_estimate_rps']:.3g} req/s")
-    if f["predicted_rps"]:
-        parts.append(f"predicted {f['predicted_rps']:.3g} ({f['predicted_queue']}, {f['predicted_service_ms']:.1f} ms)")
-        if f["capacity_over_predicted"]:
-            what = "the crossing" if f["capacity_estimate_rps"] else "the range's middle"
-            off = ", more than 10% off" if f["differs_from_prediction"] else ""
-            parts.append(f"{what} is {f['capacity_over_predicted']:.2f} of it{off}")
-    if f["model_saturation_rps"]:
-        parts.append(f"model saturation {f['model_saturation_rps']:.3g} req/s (D_cpu {f['d_cpu_ms']['estimate']:.2f} ms, slope)")
-    return "; ".join([*parts, f"{f['steps']} steps, {f['runs']} runs, {duration(f['seconds'])}"])
+    if f.capacity_estimate_rps:
+        parts.append(f"p95 crosses the target near {f.capacity_estimate_rps:.3g} req/s")
+    if f.predicted_rps:
+        parts.append(f"predicted {f.predicted_rps:.3g} ({f.predicted_queue}, {f.predicted_service_ms or 0:.1f} ms)")
+        if f.capacity_over_predicted:
+            what = "the crossing" if f.capacity_estimate_rps else "the range's middle"
+            off = ", more than 10% off" if f.differs_from_prediction else ""
+            parts.append(f"{what} is {f.capacity_over_predicted:.2f} of it{off}")
+    if f.model_saturation_rps and f.d_cpu_ms and f.d_cpu_ms.estimate is not None:
+        parts.append(f"model saturation {f.model_saturation_rps:.3g} req/s (D_cpu {f.d_cpu_ms.estimate:.2f} ms, slope)")
+    return "; ".join([*parts, f"{f.steps} steps, {f.runs} runs, {duration(f.seconds)}"])
 
 
 def configurations(experiment: Experiment | None, knobs: Any) -> tuple[list[RunConfig], float]:

@@ -9,8 +9,9 @@ import json
 import math
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from contract.endpoint import request_name
 from contract.knobs import REQUEST_WORKLOADS
@@ -19,99 +20,10 @@ from lab import timeline as requests_timeline
 from lab.backends import App, Backend
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
+from lab.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, ServerCpu
 
 if TYPE_CHECKING:
     from lab.stack_state import StateHook
-
-
-class EntryStats(TypedDict):
-    """Requests, failures and latency percentiles (ms) of some of Locust's entries."""
-
-    requests: int
-    failures: int
-    failure_ratio: float | None
-    avg_ms: float | None
-    p50_ms: float | None
-    p90_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    max_ms: float
-
-
-class KindStats(TypedDict):
-    """One kind of request (io, cpu) of a run, with the percentiles records.KIND_PERCENTILES names."""
-
-    requests: int
-    failures: int
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    rps: float
-
-
-class LocustError(TypedDict):
-    error: str
-    occurrences: int
-
-
-class OpenArrivals(TypedDict):
-    """An open-arrival run: what it offered and sent, and latency from each arrival's intended start (ms)."""
-
-    rate: float
-    poisson: bool
-    offered: int
-    sent: int
-    late: int
-    dropped: int
-    unanswered: int
-    offered_rps: float
-    sent_rps: float
-    failure_ratio: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    p50_first_half_ms: float | None
-    p50_second_half_ms: float | None
-    p95_first_half_ms: float | None
-    p95_second_half_ms: float | None
-
-
-class LocustStats(EntryStats):
-    by_workload: dict[str, KindStats]
-    rps: float
-    measured_seconds: float
-    open: NotRequired[OpenArrivals]  # open arrivals only
-    errors: NotRequired[list[LocustError]]  # the measured window's most frequent, once it is over
-
-
-class ServerCpu(TypedDict):
-    cpu_seconds: float
-    cpu_seconds_per_request: float | None
-    utilisation: float
-    nr_throttled: int | None
-    throttled_seconds: float | None
-
-
-class LoadGenerator(TypedDict):
-    cpu_seconds: float | None
-    window_cpu_seconds: float | None
-    processes: int
-    utilisation: float | None  # of a core, per load-generating process
-    locust_warned_cpu: bool
-
-
-class RecordedTimeline(requests_timeline.Summary):
-    file: str  # relative to the results folder
-
-
-class Measurement(TypedDict):
-    """What `measure` adds to a run's record."""
-
-    locust: LocustStats
-    server: ServerCpu
-    load_generator: LoadGenerator
-    machine_cpu: machine_cpu.Window
-    timeline: RecordedTimeline | None
 
 
 def percentile(histogram: dict[float, int], fraction: float) -> float | None:
@@ -129,8 +41,8 @@ def percentile(histogram: dict[float, int], fraction: float) -> float | None:
     return float(min(histogram))
 
 
-def _entry_stats(entries: list[dict[str, Any]]) -> EntryStats:
-    """Requests, failures and latency percentiles of Locust's entries taken together."""
+def _entry_stats(entries: list[dict[str, Any]], seconds: float) -> LocustStats:
+    """Requests, failures and latency percentiles of Locust's entries taken together, over `seconds`."""
     histogram: dict[float, int] = {}
     requests = failures = 0
     total_ms, max_ms = 0.0, 0.0
@@ -141,12 +53,13 @@ def _entry_stats(entries: list[dict[str, Any]]) -> EntryStats:
         max_ms = max(max_ms, entry["max_response_time"] or 0.0)
         for value, count in entry["response_times"].items():
             histogram[float(value)] = histogram.get(float(value), 0) + count
-    return {
-        "requests": requests, "failures": failures, "failure_ratio": round(failures / requests, 4) if requests else None,
-        "avg_ms": round(total_ms / requests, 2) if requests else None,
-        "p50_ms": percentile(histogram, 0.50), "p90_ms": percentile(histogram, 0.90),
-        "p95_ms": percentile(histogram, 0.95), "p99_ms": percentile(histogram, 0.99), "max_ms": round(max_ms, 2),
-    }  # fmt: skip
+    return LocustStats(
+        requests=requests, failures=failures, failure_ratio=round(failures / requests, 4) if requests else None,
+        avg_ms=round(total_ms / requests, 2) if requests else None,
+        p50_ms=percentile(histogram, 0.50), p90_ms=percentile(histogram, 0.90),
+        p95_ms=percentile(histogram, 0.95), p99_ms=percentile(histogram, 0.99), max_ms=round(max_ms, 2),
+        rps=round(requests / seconds, 3), measured_seconds=round(seconds, 3),
+    )  # fmt: skip
 
 
 def _locust_stats(json_file: Path, seconds: float) -> LocustStats:
@@ -157,13 +70,9 @@ def _locust_stats(json_file: Path, seconds: float) -> LocustStats:
     for kind in REQUEST_WORKLOADS:
         mine = [e for e in entries if e["name"] == request_name(kind)]
         if mine:
-            kept = _entry_stats(mine)
-            by_workload[kind] = {"requests": kept["requests"], "failures": kept["failures"], "p50_ms": kept["p50_ms"],
-                                 "p95_ms": kept["p95_ms"], "p99_ms": kept["p99_ms"],
-                                 "rps": round(kept["requests"] / seconds, 3)}  # fmt: skip
-    total = _entry_stats(entries)
-    return {**total, "by_workload": by_workload, "rps": round(total["requests"] / seconds, 3),
-            "measured_seconds": round(seconds, 3)}  # fmt: skip
+            kept = _entry_stats(mine, seconds)
+            by_workload[kind] = KindStats(kept.requests, kept.failures, kept.p50_ms, kept.p95_ms, kept.p99_ms, kept.rps)
+    return replace(_entry_stats(entries, seconds), by_workload=by_workload)
 
 
 def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
@@ -193,7 +102,7 @@ def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, objec
     return options
 
 
-def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, backend: Backend) -> Measurement:
+def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, backend: Backend) -> Measured:
     """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
     load generator's CPU are read from the kernel around it."""
     work, timeline, window_file = _paths(folder, config)
@@ -241,44 +150,40 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
         raise LabError(f"Locust recorded no measured window (warm-up longer than the run?); see {log}") from None
     if usage_from is None or seconds <= 0:
         raise LabError(f"the measured window was empty; see {log}")
-    stats = _locust_stats(prefix.with_name(prefix.name + ".json"), seconds)
-    if config.arrival_rate:
-        stats["open"] = open_arrivals(work / f"{config.id}.open.json", window["start"], seconds)
-    stats["errors"] = window.get("errors", [])
+    stats = replace(
+        _locust_stats(prefix.with_name(prefix.name + ".json"), seconds),
+        open=open_arrivals(work / f"{config.id}.open.json", window["start"], seconds) if config.arrival_rate else None,
+        errors=tuple(LocustError(e["error"], e["occurrences"]) for e in window.get("errors", [])),
+    )
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
-    server: ServerCpu = {
-        "cpu_seconds": round(cpu, 4),
-        "cpu_seconds_per_request": round(cpu / stats["requests"], 6) if stats["requests"] else None,
-        "utilisation": round(cpu / seconds, 4),
-        "nr_throttled": None if usage_to.nr_throttled is None else usage_to.nr_throttled - (usage_from.nr_throttled or 0),
-        "throttled_seconds": None
+    server = ServerCpu(
+        cpu_seconds=round(cpu, 4),
+        cpu_seconds_per_request=round(cpu / stats.requests, 6) if stats.requests else None,
+        utilisation=round(cpu / seconds, 4),
+        nr_throttled=None if usage_to.nr_throttled is None else usage_to.nr_throttled - (usage_from.nr_throttled or 0),
+        throttled_seconds=None
         if usage_to.throttled_seconds is None
         else round(usage_to.throttled_seconds - (usage_from.throttled_seconds or 0), 4),
-    }
+    )
     if backend.load_generator_is_child:  # exact: the kernel's account of our exited children
         loadgen_cpu = sum(getattr(children_after, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
     else:
         loadgen_cpu = loadgen_last  # its container's cgroup, last read just before it exited
     in_window = None if loadgen_cpu is None or loadgen_from is None else loadgen_cpu - loadgen_from
     processes = config.locust_processes
-    loadgen: LoadGenerator = {
-        "cpu_seconds": None if loadgen_cpu is None else round(loadgen_cpu, 3),
-        "window_cpu_seconds": None if in_window is None else round(in_window, 3),
-        "processes": processes,
-        "utilisation": None if in_window is None else round(in_window / seconds / processes, 3),
-        "locust_warned_cpu": "CPU usage" in log.read_text(errors="replace"),
-    }
+    loadgen = LoadGenerator(
+        cpu_seconds=None if loadgen_cpu is None else round(loadgen_cpu, 3),
+        window_cpu_seconds=None if in_window is None else round(in_window, 3),
+        processes=processes,
+        utilisation=None if in_window is None else round(in_window / seconds / processes, 3),
+        locust_warned_cpu="CPU usage" in log.read_text(errors="replace"),
+    )
     pg_cpu = None if pg_to is None or pg_from is None else pg_to - pg_from
     parts = {"server": cpu, "postgres": pg_cpu, "load_generator": in_window}
     _merge_timeline(timeline)
-    kept = requests_timeline.summary(timeline) if timeline.exists() else None
-    return {
-        "locust": stats,
-        "server": server,
-        "load_generator": loadgen,
-        "machine_cpu": machine_cpu.window(machine_from, machine_to, parts),
-        "timeline": {"file": str(timeline.relative_to(folder)), **kept} if kept and kept["rows"] else None,
-    }
+    kept = requests_timeline.summary(timeline, str(timeline.relative_to(folder))) if timeline.exists() else None
+    whole = machine_cpu.window(machine_from, machine_to, parts)
+    return Measured(stats, server, loadgen, kept if kept and kept.rows else None, whole)
 
 
 def _merge_timeline(path: Path) -> None:
@@ -311,18 +216,18 @@ def open_arrivals(path: Path, start: float, seconds: float) -> OpenArrivals:
     answered = [a for a in latencies if a[2] is not None]
     half = start + seconds / 2
     first, second = ([m for at, m, _ in answered if (at < half) == early] for early in (True, False))
-    return {
-        "rate": data["rate"], "poisson": data["poisson"],
+    return OpenArrivals(
+        rate=data["rate"], poisson=data["poisson"],
         # sent: answered, and those still unanswered at the end (sent all the same)
-        "offered": data["offered"], "sent": data["sent"] + data["unanswered"], "late": data["late"],
-        "dropped": data["dropped"], "unanswered": data["unanswered"],
-        "offered_rps": round(data["offered"] / seconds, 3),
-        "sent_rps": round((data["sent"] + data["unanswered"]) / seconds, 3),
-        "failure_ratio": round(failed / len(ms), 4) if ms else None,
-        "p50_ms": _quantile(ms, 0.50), "p95_ms": _quantile(ms, 0.95), "p99_ms": _quantile(ms, 0.99),
-        "p50_first_half_ms": _quantile(first, 0.50), "p50_second_half_ms": _quantile(second, 0.50),
-        "p95_first_half_ms": _quantile(first, 0.95), "p95_second_half_ms": _quantile(second, 0.95),
-    }  # fmt: skip
+        offered=data["offered"], sent=data["sent"] + data["unanswered"], late=data["late"],
+        dropped=data["dropped"], unanswered=data["unanswered"],
+        offered_rps=round(data["offered"] / seconds, 3),
+        sent_rps=round((data["sent"] + data["unanswered"]) / seconds, 3),
+        failure_ratio=round(failed / len(ms), 4) if ms else None,
+        p50_ms=_quantile(ms, 0.50), p95_ms=_quantile(ms, 0.95), p99_ms=_quantile(ms, 0.99),
+        p50_first_half_ms=_quantile(first, 0.50), p50_second_half_ms=_quantile(second, 0.50),
+        p95_first_half_ms=_quantile(first, 0.95), p95_second_half_ms=_quantile(second, 0.95),
+    )  # fmt: skip
 
 
 def _quantile(values: list[float], fraction: float) -> float | None:

@@ -17,8 +17,10 @@ from typing import Any, Protocol
 
 from contract.cgroup import CpuUsage
 from contract.endpoint import seeded_rates
-from contract.knobs import Knobs, Offload, int_setting
+from contract.knobs import Knobs, int_setting
 from lab import timeline as requests_timeline
+from lab.record import CpuReadings, ServerAfter, ServerReport, Verification, WorkerGone
+from lab.typedjson import JsonError, read
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
 
@@ -68,28 +70,14 @@ def differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
         expected["threads"] = knobs.threads
     if knobs.db_pool == "1":
         expected["db_pool_size"] = int_setting("DB_POOL_SIZE")
-    served = {**report, "cpu_offload": _offload(report.get("cpu_offload"))}
     found = [
-        f"{key} is {report.get(key)!r} in the server, {_plain(value)!r} in the run"
+        f"{key} is {report.get(key)!r} in the server, {value!r} in the run"
         for key, value in expected.items()
-        if served.get(key) != value
+        if report.get(key) != value
     ]
-    if knobs.cpu_offload is Offload.PROCESS and not report.get("offload_processes"):
+    if knobs.cpu_offload == "process" and not report.get("offload_processes"):
         found.append("the server has no process to offload the prime count to")
     return found
-
-
-def _offload(value: Any) -> Offload | None:
-    """The report's cpu_offload (JSON's string) as the enum; None for what no version of the lab wrote."""
-    try:
-        return Offload(value)
-    except ValueError:
-        return None
-
-
-def _plain(value: object) -> object:
-    """A value as JSON holds it, for a difference's words: 'process', not <Offload.PROCESS: 'process'>."""
-    return value.value if isinstance(value, Offload) else value
 
 
 def server_report(url: str, knobs: Knobs, wait: float = REPORT_WAIT) -> dict[str, Any]:
@@ -104,7 +92,15 @@ def server_report(url: str, knobs: Knobs, wait: float = REPORT_WAIT) -> dict[str
         time.sleep(0.2)
 
 
-def verify(app: Verifiable, knobs: Knobs) -> dict[str, Any]:
+def read_report(report: dict[str, Any]) -> ServerReport:
+    """The server's report as a record keeps it; VerificationError for one the lab cannot read."""
+    try:
+        return read(ServerReport, report, "its report of itself")
+    except JsonError as error:
+        raise VerificationError(f"the server's report cannot be read: {error}") from None
+
+
+def verify(app: Verifiable, knobs: Knobs) -> Verification:
     report = server_report(app.url, knobs)
     if found := differences(report, knobs):
         raise VerificationError("the server does not run the run's configuration: " + "; ".join(found))
@@ -123,31 +119,26 @@ def verify(app: Verifiable, knobs: Knobs) -> dict[str, Any]:
         raise VerificationError(f"the database answered in {min(waited):.3f}s, below IO_SECONDS={knobs.io_seconds:g}")
     if computed and cpu_used < 0.2 * min(1.0, knobs.cpus or 1.0) * sum(computed):
         raise VerificationError(f"the server used {cpu_used:.3f} CPU-s for {sum(computed):.3f}s of prime counting")
-    return {
-        "ok": True,
-        "pairs": len(waited) + len(computed),
-        "db_seconds": round(min(waited), 4) if waited else None,
-        "cpu_seconds_used": round(cpu_used, 4),
-        "server": report,
-    }
+    return Verification(ok=True, pairs=len(waited) + len(computed), db_seconds=round(min(waited), 4) if waited else None,
+                        cpu_seconds_used=round(cpu_used, 4), server=read_report(report))  # fmt: skip
 
 
-def after_run(app: Verifiable, knobs: Knobs, before: dict[str, Any], timeline: Path | None) -> dict[str, Any]:
+def after_run(app: Verifiable, knobs: Knobs, before: ServerReport | None, timeline: Path | None) -> ServerAfter:
     """The server's report once more, after the run: does it still run the run's configuration, and
     did worker processes die meanwhile (a multi-process server replaces them)? For each worker that
     is gone, the timeline says when it last answered, in seconds from the first measured request."""
     status, _, _ = get(f"{app.url}/healthz", timeout=10)
     if status != 200:
-        return {"differences": [f"its report of itself answered HTTP {status}"], "workers_gone": [], "workers_new": []}
-    report = server_report(app.url, knobs)  # a replaced worker may still be starting
-    had, has = set(before.get("worker_pids") or []), set(report.get("worker_pids") or [])
+        return ServerAfter((f"its report of itself answered HTTP {status}",), (), ())
+    raw = server_report(app.url, knobs)  # a replaced worker may still be starting
+    try:
+        report = read_report(raw)
+    except VerificationError as error:
+        return ServerAfter((str(error),), (), ())
+    had, has = set(before.worker_pids if before else ()), set(report.worker_pids)
     last = _last_answers(timeline, had - has) if timeline is not None and had - has else {}
-    return {
-        "differences": differences(report, knobs),
-        "workers_gone": [{"pid": pid, "last_answer_s": last.get(pid)} for pid in sorted(had - has)],
-        "workers_new": sorted(has - had),
-        "cpu": report.get("cpu"),
-    }
+    gone = tuple(WorkerGone(pid, last.get(pid)) for pid in sorted(had - has))
+    return ServerAfter(tuple(differences(raw, knobs)), gone, tuple(sorted(has - had)), report.cpu)
 
 
 def own_cpu_seconds(url: str) -> float | None:
@@ -158,11 +149,11 @@ def own_cpu_seconds(url: str) -> float | None:
     return float(seconds) if status == 200 and seconds is not None else None
 
 
-def cpu_agreement(cgroup_seconds: float, own_seconds: float | None) -> dict[str, float | None]:
+def cpu_agreement(cgroup_seconds: float, own_seconds: float | None) -> CpuReadings:
     """The server's CPU over the same stretch, read two ways: the cgroup the lab reads on this host, and
     the server's report of itself (its process tree, from any host). They must agree; by how much."""
     ratio = None if own_seconds is None or cgroup_seconds <= 0 else round(own_seconds / cgroup_seconds, 4)
-    return {"cgroup_seconds": round(cgroup_seconds, 4), "server_seconds": own_seconds, "server_to_cgroup": ratio}
+    return CpuReadings(round(cgroup_seconds, 4), own_seconds, ratio)
 
 
 def _last_answers(timeline: Path, pids: set[int]) -> dict[int, float]:

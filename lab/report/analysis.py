@@ -5,14 +5,15 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, TypedDict
 
-from contract.knobs import WORKLOADS
+from contract.knobs import WORKLOADS, Knobs
 from contract.modes import MODES
-from lab.experiments import knobs_of, run_names
+from lab.experiments import run_names
+from lab.quick_check import QuickCheck, Reply
+from lab.record import CapacityStep, Configuration, KindStats, LocustStats, Measured, OpenArrivals, RunRecord, knob_values
 from lab.records import CONFIG_COLUMNS
 from lab.report.model import CONCURRENCY, CPU, Prediction, explain, predict
-from lab.timeline import DELAYED_ACK_CAUSE, delayed_ack
+from lab.timeline import DELAYED_ACK_CAUSE, TimelineSummary, delayed_ack
 
 # The post's published quick-check totals (two concurrent requests), seconds.
 POST_QUICK_CHECK = {
@@ -28,9 +29,9 @@ SERIES_KNOBS = tuple(c for c in CONFIG_COLUMNS if c not in ("mode", "workload"))
 LEVEL = 0.05  # throughputs within 5% are level: closer than runs on shared cores can tell apart
 
 
-@dataclass
+@dataclass(frozen=True)
 class Row:
-    record: dict[str, Any]
+    record: RunRecord
     label: str
     prediction: Prediction | None
     ratio: float | None
@@ -38,99 +39,114 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        return self.record["status"] == "ok"
+        return self.record.ok
 
     @property
-    def config(self) -> dict[str, Any]:
-        return self.record["config"]
+    def config(self) -> Configuration:
+        return self.record.config
+
+    @property
+    def knobs(self) -> Knobs:
+        return self.record.config.knobs
+
+    @property
+    def measured(self) -> Measured:
+        """What the run measured: every ok run has it (the record's reading makes sure)."""
+        if self.record.measured is None:
+            raise ValueError(f"{self.config.id} measured nothing")
+        return self.record.measured
+
+    @property
+    def locust(self) -> LocustStats:
+        return self.measured.locust
 
     @property
     def rps(self) -> float:
-        return self.record["locust"]["rps"] if self.ok else 0.0
+        return self.locust.rps if self.ok else 0.0
+
+    @property
+    def p95_ms(self) -> float:
+        return self.locust.p95_ms or 0.0
 
     @property
     def mode(self) -> str:
-        return self.config["mode"]
+        return self.knobs.mode
 
     @property
     def variant(self) -> bool:
         """A variant of its mode: prime counts offloaded, no connection pool, or a backend named."""
-        c = self.config
-        return c.get("cpu_offload", "none") != "none" or str(c.get("db_pool", "1")) == "0" or bool(c.get("backend"))
+        return self.knobs.cpu_offload != "none" or self.knobs.db_pool == "0" or bool(self.config.backend)
 
     @property
     def bounded_by(self) -> str | None:
         """What bounded the run instead of the server; its throughput is not the server's."""
-        if self.record.get("bounded_by_machine"):
+        if self.record.bounded_by_machine:
             return "the machine"
-        return "the load generator" if self.record["bounded_by_load_generator"] else None
+        return "the load generator" if self.record.bounded_by_load_generator else None
 
     @property
-    def kinds(self) -> dict[str, dict[str, Any]]:
-        """io and cpu requests apart: measured statistics, and the model's share of the throughput."""
-        by_kind = (self.record.get("locust") or {}).get("by_workload") or {}
-        total = sum(k["requests"] for k in by_kind.values())
-        return {
-            kind: {**stats, "predicted_rps": self.prediction.throughput * stats["requests"] / total if self.prediction else None}
-            for kind, stats in by_kind.items()
-            if total
-        }
+    def timeline(self) -> TimelineSummary | None:
+        return self.record.measured.timeline if self.record.measured else None
+
+    @property
+    def kinds(self) -> dict[str, KindStats]:
+        """io and cpu requests apart."""
+        return self.record.measured.locust.by_workload if self.record.measured else {}
 
 
-def label(config: dict[str, Any]) -> str:
-    return config.get("label") or run_names(knobs_of(config)).label
+def label(config: Configuration) -> str:
+    return config.label or run_names(config.knobs).label
 
 
-def delayed_ack_floor(record: dict[str, Any]) -> float | None:
-    return delayed_ack(record.get("timeline"))
+def delayed_ack_floor(record: RunRecord) -> float | None:
+    return delayed_ack(record.measured.timeline if record.measured else None)
 
 
-def analyse(record: dict[str, Any]) -> Row:
-    config = record["config"]
-    if record["status"] != "ok":
-        return Row(record, label(config), None, None, f"failed: {record['reason']}")
-    d_cpu = record["server"]["cpu_seconds_per_request"]
-    model = record["model"]
+def analyse(record: RunRecord) -> Row:
+    config, knobs, m, model = record.config, record.config.knobs, record.measured, record.model
+    if not record.ok or m is None:
+        return Row(record, label(config), None, None, f"failed: {record.reason}")
+    d_cpu = m.server.cpu_seconds_per_request
     if not d_cpu or not model:
         return Row(record, label(config), None, None, "no CPU accounting for this run: no prediction")
-    d_io = config["io_seconds"] * io_share(record)
+    d_io = knobs.io_seconds * io_share(record)
     prediction = predict(
-        users=config["users"],
-        in_flight=model["in_flight"],
-        processes=model["processes"],
-        cpus=config["cpus"],
-        cores=record["machine"]["cores_available"] or 1,
+        users=knobs.users,
+        in_flight=model.in_flight,
+        processes=model.processes,
+        cpus=knobs.cpus,
+        cores=record.machine.cores_available or 1,
         d_io=d_io,
         d_cpu=d_cpu,
     )
-    measured = record["locust"]["rps"]
-    note = explain(prediction, measured, load_generator_bound=record["bounded_by_load_generator"],
-                   throttled_seconds=record["server"]["throttled_seconds"], failures=record["locust"]["failures"],
-                   median_ms=record["locust"]["p50_ms"], work_ms=(d_io + d_cpu) * 1000,
-                   delayed_ack_ms=delayed_ack_floor(record), capacity=model["in_flight"], processes=model["processes"],
-                   processes_seen=(record.get("timeline") or {}).get("processes_seen"))  # fmt: skip
+    measured = m.locust.rps
+    note = explain(prediction, measured, load_generator_bound=record.bounded_by_load_generator,
+                   throttled_seconds=m.server.throttled_seconds, failures=m.locust.failures,
+                   median_ms=m.locust.p50_ms, work_ms=(d_io + d_cpu) * 1000,
+                   delayed_ack_ms=delayed_ack_floor(record), capacity=model.in_flight, processes=model.processes,
+                   processes_seen=m.timeline.processes_seen if m.timeline else None)  # fmt: skip
     return Row(record, label(config), prediction, measured / prediction.throughput, note)
 
 
-def io_share(record: dict[str, Any]) -> float:
+def io_share(record: RunRecord) -> float:
     """The share of a run's requests that waited in the database: measured for a mix, else 1 or 0."""
-    workload = record["config"]["workload"]
-    by_kind = (record.get("locust") or {}).get("by_workload") or {}
-    if workload != "mix" or not by_kind:
-        return 1.0 if workload == "io" else 0.0 if workload == "cpu" else 1 - record["config"].get("mix_cpu_share", 0.1)
-    total = sum(k["requests"] for k in by_kind.values())
-    return by_kind.get("io", {}).get("requests", 0) / total if total else 0.0
+    knobs = record.config.knobs
+    by_kind = record.measured.locust.by_workload if record.measured else {}
+    if knobs.workload != "mix" or not by_kind:
+        return 1.0 if knobs.workload == "io" else 0.0 if knobs.workload == "cpu" else 1 - knobs.mix_cpu_share
+    total = sum(k.requests for k in by_kind.values())
+    return by_kind["io"].requests / total if total and "io" in by_kind else 0.0
 
 
 def baseline(rows: list[Row]) -> tuple[float, int]:
     """The (CPUS, users) most runs share: the setting at which modes are compared side by side."""
-    counts = Counter((r.config["cpus"], r.config["users"]) for r in rows)
+    counts = Counter((r.knobs.cpus, r.knobs.users) for r in rows)
     return counts.most_common(1)[0][0]
 
 
 def compared(rows: list[Row]) -> list[Row]:
     cpus, users = baseline(rows)
-    return [r for r in rows if r.config["cpus"] == cpus and r.config["users"] == users]
+    return [r for r in rows if r.knobs.cpus == cpus and r.knobs.users == users]
 
 
 def _fmt(x: float) -> str:
@@ -147,7 +163,7 @@ def conclusions(rows: list[Row]) -> list[str]:
         return [f"No run succeeded, so there is nothing to compare: {_reasons(failed)}."]
     cpus, users = baseline(ok)
     for workload in WORKLOADS:
-        group = sorted((r for r in compared(ok) if r.config["workload"] == workload and not r.bounded_by), key=lambda r: -r.rps)
+        group = sorted((r for r in compared(ok) if r.knobs.workload == workload and not r.bounded_by), key=lambda r: -r.rps)
         if len(group) < 2:
             continue
         best, worst = group[0], group[-1]
@@ -172,7 +188,7 @@ def conclusions(rows: list[Row]) -> list[str]:
         if bounded:
             sentences.append(
                 f"{len(bounded)} run(s) were bounded by {what}, not the server, and are left out of every comparison "
-                "and pick: " + ", ".join(r.config["id"] for r in bounded) + "."
+                "and pick: " + ", ".join(r.config.id for r in bounded) + "."
             )
         else:
             sentences.append(f"No run was bounded by {what}.")
@@ -180,7 +196,7 @@ def conclusions(rows: list[Row]) -> list[str]:
     held: dict[str, list[float]] = defaultdict(list)
     for row in ok:
         if floor := delayed_ack_floor(row.record):
-            held[f"{row.label} · {row.config['workload']}"].append(floor)
+            held[f"{row.label} · {row.knobs.workload}"].append(floor)
     if held:
         floors = [round(f) for fs in held.values() for f in fs]
         span = f"{min(floors)}" if min(floors) == max(floors) else f"{min(floors)}–{max(floors)}"
@@ -205,12 +221,12 @@ def advice(rows: list[Row]) -> list[str]:
     cpus, users = baseline(ok)
     here = [r for r in compared(ok) if not r.bounded_by]  # a bounded run's throughput is not the server's
     served = [r for r in here if not _development(r)]
-    others = sorted({r.config["cpus"] for r in _served_at(ok, users)} - {cpus})
+    others = sorted({r.knobs.cpus for r in _served_at(ok, users)} - {cpus})
     picks: dict[str, Row] = {}
     sentences = []
     for workload in ("io", "cpu"):
-        group = [r for r in served if r.config["workload"] == workload]
-        bounded = [r for r in compared(ok) if r.config["workload"] == workload and r.bounded_by]
+        group = [r for r in served if r.knobs.workload == workload]
+        bounded = [r for r in compared(ok) if r.knobs.workload == workload and r.bounded_by]
         if not group and bounded:
             sentences.append(
                 f"No {workload} pick: every {workload} run at this setting was bounded by {bounded[0].bounded_by}, "
@@ -221,9 +237,9 @@ def advice(rows: list[Row]) -> list[str]:
         pick = picks[workload] = _pick(group)
         text = (
             f"For {workload}-bound load ({users} users, {_limit(cpus)}), pick {pick.label}: {_fmt(pick.rps)} req/s, "
-            f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_tie(pick, group)}{_why(pick, group)}"
+            f"p95 {pick.p95_ms:.0f} ms{_tie(pick, group)}{_why(pick, group)}"
         )
-        dev = max((r for r in here if r.config["workload"] == workload and _development(r)), key=lambda r: r.rps, default=None)
+        dev = max((r for r in here if r.knobs.workload == workload and _development(r)), key=lambda r: r.rps, default=None)
         if cpus and not others and pick.prediction is not None and pick.prediction.binding == CPU:
             text += (
                 f" (only CPUS={cpus:g} was measured: with more CPUs, modes with more processes can pull ahead; "
@@ -235,20 +251,20 @@ def advice(rows: list[Row]) -> list[str]:
         sentences.append(text)
     for other in others:
         for workload, usual in picks.items():
-            group = [r for r in _served_at(ok, users) if r.config["cpus"] == other and r.config["workload"] == workload]
+            group = [r for r in _served_at(ok, users) if r.knobs.cpus == other and r.knobs.workload == workload]
             group = [r for r in group if not r.bounded_by]
             if group and usual.label not in {r.label for r in _level(group)}:  # a pick level with the usual one is noise
                 pick = _pick(group)
                 sentences.append(
                     f"With CPUS={other:g}, the {workload} pick changes to {pick.label}: {_fmt(pick.rps)} req/s, "
-                    f"p95 {pick.record['locust']['p95_ms']:.0f} ms{_tie(pick, group)}{_why(pick, group)}."
+                    f"p95 {pick.p95_ms:.0f} ms{_tie(pick, group)}{_why(pick, group)}."
                 )
     sentences += _mix([r for r in _served_at(ok, users) if not r.bounded_by], users)
     return sentences
 
 
 def _served_at(rows: list[Row], users: int) -> list[Row]:
-    return [r for r in rows if r.config["users"] == users and not _development(r)]
+    return [r for r in rows if r.knobs.users == users and not _development(r)]
 
 
 def _limit(cpus: float) -> str:
@@ -256,25 +272,25 @@ def _limit(cpus: float) -> str:
 
 
 def _io_p95(row: Row) -> float:
-    return row.kinds.get("io", {}).get("p95_ms") or row.record["locust"]["p95_ms"]
+    io = row.kinds.get("io")
+    return (io.p95_ms if io else None) or row.p95_ms
 
 
 def _mix(served: list[Row], users: int) -> list[str]:
     """For a mix of io and cpu, only from measured mix runs: the most throughput, and among runs level
     with it the lowest io p95 (the many io requests are the ones a prime count holds up)."""
-    mixes = [r for r in served if r.config["workload"] == "mix"]
+    mixes = [r for r in served if r.knobs.workload == "mix"]
     if not mixes:
         return ["A mix of io and cpu requests was not measured, so there is no pick for one: run WORKLOAD=mix "
                 "(the quick experiment has mix runs)."]  # fmt: skip
     sentences = []
-    for (cpus, share), group in sorted(_groups(mixes, ("cpus", "mix_cpu_share")).items()):
+    for (cpus, share), group in sorted(_mix_groups(mixes).items()):
         level = _level(group)
         pick = min(level, key=_io_p95)
         worst = max(group, key=_io_p95)
-        io, cpu = pick.kinds.get("io", {}), pick.kinds.get("cpu", {})
         text = (
             f"For a mix ({share:.0%} cpu requests, {users} users, {_limit(cpus)}), pick {pick.label}: {_fmt(pick.rps)} req/s, "
-            f"io p95 {io.get('p95_ms', 0):.0f} ms, cpu p95 {cpu.get('p95_ms', 0):.0f} ms"
+            f"io p95 {_kind_p95(pick, 'io'):.0f} ms, cpu p95 {_kind_p95(pick, 'cpu'):.0f} ms"
         )
         others = [r.label for r in level if r is not pick]
         if others:
@@ -285,10 +301,16 @@ def _mix(served: list[Row], users: int) -> list[str]:
     return sentences
 
 
-def _groups(rows: list[Row], keys: tuple[str, ...]) -> dict[tuple[Any, ...], list[Row]]:
-    grouped: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+def _kind_p95(row: Row, kind: str) -> float:
+    stats = row.kinds.get(kind)
+    return (stats.p95_ms if stats else None) or 0.0
+
+
+def _mix_groups(rows: list[Row]) -> dict[tuple[float, float], list[Row]]:
+    """Mix runs by CPU limit and share of cpu requests."""
+    grouped: dict[tuple[float, float], list[Row]] = defaultdict(list)
     for row in rows:
-        grouped[tuple(row.config.get(k) for k in keys)].append(row)
+        grouped[(row.knobs.cpus, row.knobs.mix_cpu_share)].append(row)
     return grouped
 
 
@@ -296,7 +318,7 @@ def _held_by(row: Row) -> str:
     """Why io requests took longer than their wait: no free worker (the model's C), or, where every
     request had one, the CPU the prime counts held (one event loop, or one GIL)."""
     x = row.prediction
-    if x is not None and x.in_flight < row.config["users"]:
+    if x is not None and x.in_flight < row.knobs.users:
         return f"waiting for one of its {x.in_flight} workers"
     return "held up behind the prime counts"
 
@@ -306,25 +328,24 @@ def _mix_stalls(rows: list[Row]) -> list[str]:
     sentences = []
     for row in rows:
         io = row.kinds.get("io")
-        if row.config["workload"] != "mix" or not io or not io.get("p50_ms") or _held_by(row).startswith("waiting"):
+        if row.knobs.workload != "mix" or not io or not io.p50_ms or _held_by(row).startswith("waiting"):
             continue
-        wait_ms = row.config["io_seconds"] * 1000
-        if io["p95_ms"] > 2 * wait_ms + 50:
+        wait_ms = row.knobs.io_seconds * 1000
+        if io.p95_ms is not None and io.p95_ms > 2 * wait_ms + 50:
             sentences.append(
-                f"In the mix, {row.label}'s io requests took p95 {io['p95_ms']:.0f} ms for a {wait_ms:.0f} ms database "
-                f"wait: they waited behind cpu requests (p95 {row.kinds.get('cpu', {}).get('p95_ms', 0):.0f} ms)."
+                f"In the mix, {row.label}'s io requests took p95 {io.p95_ms:.0f} ms for a {wait_ms:.0f} ms database "
+                f"wait: they waited behind cpu requests (p95 {_kind_p95(row, 'cpu'):.0f} ms)."
             )
     return sentences
 
 
 def _development(row: Row) -> bool:
-    mode = MODES.get(row.config["mode"])
-    return mode is not None and mode.development
+    return row.knobs.server.development
 
 
 def _pick(group: list[Row]) -> Row:
     """The most throughput; among runs level with it, the lowest p95 latency."""
-    return min(_level(group), key=lambda r: r.record["locust"]["p95_ms"])
+    return min(_level(group), key=lambda r: r.p95_ms)
 
 
 def _level(group: list[Row]) -> list[Row]:
@@ -343,21 +364,22 @@ def _why(pick: Row, group: list[Row]) -> str:
     x = pick.prediction
     if x is None:
         return ""
-    users = pick.config["users"]
+    users = pick.knobs.users
     if x.binding == CONCURRENCY:
         waiting = "none waits for a free worker" if x.in_flight >= users else f"{users - x.in_flight} wait for a free one"
         return f", because it holds {x.in_flight} of the {users} users' requests in flight at once ({waiting})"
-    per_request = pick.record["server"]["cpu_seconds_per_request"]
-    lowest = min(r.record["server"]["cpu_seconds_per_request"] or per_request for r in group)
+    per_request = pick.measured.server.cpu_seconds_per_request or 0.0
+    lowest = min(r.measured.server.cpu_seconds_per_request or per_request for r in group)
     least = ", the least of the modes here" if per_request <= lowest * (1 + LEVEL) else ""
     return f": {cpu_cap(pick)} binds, so what counts is CPU per request, {per_request * 1000:.1f} ms{least}"
 
 
 def cpu_cap(row: Row) -> str:
     """What sets P, the CPUs of Python at once, in words: never a CPU limit that was not set."""
-    x, cpus, processes = row.prediction, row.config["cpus"], row.record["model"]["processes"]
-    cores = row.record["machine"]["cores_available"] or 1
-    assert x is not None
+    x, cpus, model = row.prediction, row.knobs.cpus, row.record.model
+    cores = row.record.machine.cores_available or 1
+    assert x is not None and model is not None
+    processes = model.processes
     if cpus and cpus <= min(processes, cores):
         return f"the CPU limit (CPUS={cpus:g}, {x.parallelism:g} CPU of Python at once)"
     if processes <= cores:
@@ -366,23 +388,24 @@ def cpu_cap(row: Row) -> str:
 
 
 def _reasons(failed: list[Row]) -> str:
-    return "; ".join(f"{r.config['id']} ({r.record['reason']})" for r in failed)
+    return "; ".join(f"{r.config.id} ({r.record.reason})" for r in failed)
 
 
 def _saturation(rows: list[Row], key: str, noun: str) -> list[str]:
     """Where adding `key` stopped helping, one sentence per workload, when an experiment varied it.
     A series is one configuration with only `key` changing; it needs three points to tell."""
     others = [k for k in SERIES_KNOBS if k != key]
-    series: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    series: dict[tuple[str, str, tuple[object, ...]], list[Row]] = defaultdict(list)
     for row in rows:
-        series[(row.label, row.config["workload"], *(row.config.get(k) for k in others))].append(row)
+        values = knob_values(row.knobs)
+        series[(row.label, row.knobs.workload, tuple(values[k] for k in others))].append(row)
     outcomes: dict[str, dict[tuple[str, float], list[str]]] = defaultdict(lambda: defaultdict(list))
-    for (name, workload, *_), group in series.items():
-        group.sort(key=lambda r: r.config[key])
+    for (name, workload, _), group in series.items():
+        group.sort(key=lambda r: knob(r, key))
         if len(group) < 3:
             continue
         stalled = [a for a, b in itertools.pairwise(group) if a.rps and b.rps < a.rps * (1 + STALL)]
-        outcome = ("stopped helping at", stalled[0].config[key]) if stalled else ("still helped up to", group[-1].config[key])
+        outcome = ("stopped helping at", knob(stalled[0], key)) if stalled else ("still helped up to", knob(group[-1], key))
         if name not in outcomes[workload][outcome]:
             outcomes[workload][outcome].append(name)
     sentences = []
@@ -395,52 +418,53 @@ def _saturation(rows: list[Row], key: str, noun: str) -> list[str]:
     return sentences
 
 
-def _check_order(item: tuple[tuple[str, str], Any]) -> tuple[str, int]:
+def knob(row: Row, key: str) -> float:
+    """A numeric knob of a row, by its name in a record (users, cpus, workers)."""
+    value = getattr(row.knobs, key)
+    assert isinstance(value, int | float)
+    return float(value)
+
+
+def _check_order(item: tuple[tuple[str, str], QuickCheck]) -> tuple[str, int]:
     (mode, workload), _ = item
     return workload, list(MODES).index(mode) if mode in MODES else len(MODES)
 
 
-class QuickCheckRow(TypedDict):
+@dataclass(frozen=True)
+class QuickCheckRow:
     """The quick check of one (mode, workload), beside the post's; totals in seconds."""
 
     mode: str
     workload: str
-    replies: list[dict[str, Any]]  # as the record keeps them (lab.quick_check.Reply)
+    replies: list[Reply]
     total: float
     ratio: float | None  # to nothreading's
     post_total: float | None
     post_ratio: float | None
 
 
-def quick_checks(records: list[dict[str, Any]], demos: list[dict[str, Any]]) -> list[QuickCheckRow]:
+def quick_checks(records: list[RunRecord], demos: list[QuickCheck]) -> list[QuickCheckRow]:
     """The quick check per (mode, workload): the lab's two-request total beside the post's, as ratios
     to nothreading (absolute times depend on IO_SECONDS and the machine)."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for check in [r["quick_check"] for r in records if r.get("quick_check")] + demos:
-        latest[(check["mode"], check["workload"])] = check
+    latest: dict[tuple[str, str], QuickCheck] = {}
+    for check in [r.quick_check for r in records if r.quick_check] + demos:
+        latest[(check.mode, check.workload)] = check
     rows: list[QuickCheckRow] = []
     for (mode, workload), check in sorted(latest.items(), key=_check_order):
         base = latest.get(("nothreading", workload))
         post = POST_QUICK_CHECK.get((mode, workload))
         post_base = POST_QUICK_CHECK.get(("nothreading", workload))
-        rows.append(
-            {
-                "mode": mode,
-                "workload": workload,
-                "replies": check["replies"],
-                "total": check["total_seconds"],
-                "ratio": check["total_seconds"] / base["total_seconds"] if base else None,
-                "post_total": post,
-                "post_ratio": post / post_base if post and post_base else None,
-            }
-        )
+        ratio = check.total_seconds / base.total_seconds if base else None
+        rows.append(QuickCheckRow(mode, workload, check.replies, check.total_seconds, ratio, post,
+                                  post / post_base if post and post_base else None))  # fmt: skip
     return rows
 
 
 PARITY_GAP = 0.15  # a compose/native ratio further than this from 1 is named, with its cause
 
 
-class ParityPair(TypedDict):
+@dataclass(frozen=True)
+class ParityPair:
     """One configuration on both backends: compose/native of throughput and p95, and the cause of a gap."""
 
     run: str
@@ -456,22 +480,19 @@ def parity(rows: list[Row]) -> list[ParityPair]:
     and p95, and where they differ by more than PARITY_GAP, what the records say differed."""
     pairs: dict[str, dict[str, Row]] = defaultdict(dict)
     for row in rows:
-        if row.ok and row.config.get("backend"):
-            c = row.config
-            name = f"{run_names(knobs_of(c)).label} · {c['workload']} · {c['users']} users, {_limit(c['cpus'])}"
-            pairs[name][c["backend"]] = row
+        if row.ok and row.config.backend:
+            k = row.knobs
+            name = f"{run_names(k).label} · {k.workload} · {k.users} users, {_limit(k.cpus)}"
+            pairs[name][row.config.backend] = row
     found: list[ParityPair] = []
     for name, both in pairs.items():
         if set(both) != {"native", "compose"}:
             continue
         native, compose = both["native"], both["compose"]
         rps = compose.rps / native.rps if native.rps else None
-        p95 = (
-            compose.record["locust"]["p95_ms"] / native.record["locust"]["p95_ms"] if native.record["locust"]["p95_ms"] else None
-        )
+        p95 = compose.p95_ms / native.p95_ms if native.p95_ms else None
         gap = any(r is not None and abs(r - 1) > PARITY_GAP for r in (rps, p95))
-        found.append({"run": name, "native": native, "compose": compose, "rps_ratio": rps, "p95_ratio": p95,
-                      "cause": _parity_cause(native, compose) if gap else ""})  # fmt: skip
+        found.append(ParityPair(name, native, compose, rps, p95, _parity_cause(native, compose) if gap else ""))
     return found
 
 
@@ -481,17 +502,17 @@ def _parity_cause(native: Row, compose: Row) -> str:
     causes = []
     for row in (native, compose):
         if row.bounded_by:
-            causes.append(f"the {row.config['backend']} run was bounded by {row.bounded_by}")
-    per = [r.record["server"]["cpu_seconds_per_request"] or 0 for r in (native, compose)]
+            causes.append(f"the {row.config.backend} run was bounded by {row.bounded_by}")
+    per = [r.measured.server.cpu_seconds_per_request or 0 for r in (native, compose)]
     if per[0] and abs(per[1] / per[0] - 1) > PARITY_GAP:
         causes.append(f"the server's CPU per request was {per[0] * 1000:.1f} ms native, {per[1] * 1000:.1f} ms in its container")
-    other = [((r.record.get("machine_cpu") or {}).get("parts_cpu_seconds") or {}).get("other") or 0 for r in (native, compose)]
-    seconds = compose.record["locust"]["measured_seconds"] or 1
+    other = [_other_cpu(r) for r in (native, compose)]
+    seconds = compose.locust.measured_seconds or 1
     if other[1] - other[0] > 0.1 * seconds:
         causes.append(
             f"the engine itself (port proxy, runtime) used {(other[1] - other[0]) / seconds:.2f} CPU more, on shared cores"
         )
-    throttled = [r.record["server"].get("throttled_seconds") or 0 for r in (native, compose)]
+    throttled = [r.measured.server.throttled_seconds or 0 for r in (native, compose)]
     if abs(throttled[1] - throttled[0]) > 0.1 * seconds:
         causes.append(f"the CPU quota throttled the server {throttled[0]:.1f} s native, {throttled[1]:.1f} s in its container")
     delayed = [delayed_ack_floor(r.record) for r in (native, compose)]
@@ -500,20 +521,42 @@ def _parity_cause(native: Row, compose: Row) -> str:
     return "; ".join(causes) or "nothing the records show: noise of shared cores, or overhead outside the parts the lab measures"
 
 
-def saturation(record: dict[str, Any]) -> float | None:
+def _other_cpu(row: Row) -> float:
+    """The machine's CPU beside the lab's parts over the run's window (an engine's own, in compose)."""
+    whole = row.measured.machine_cpu
+    return (whole.parts_cpu_seconds.get("other") if whole else None) or 0.0
+
+
+def saturation(record: RunRecord) -> float | None:
     """The model's saturation rate for open arrivals (no user limit): min(C / (D_io + D_cpu), P / D_cpu),
     with D_cpu from the server's own accounting."""
-    d_cpu = (record.get("server") or {}).get("cpu_seconds_per_request")
-    if record["status"] != "ok" or not d_cpu or not record.get("model"):
+    m, model, knobs = record.measured, record.model, record.config.knobs
+    d_cpu = m.server.cpu_seconds_per_request if m else None
+    if not record.ok or not d_cpu or not model:
         return None
-    config = record["config"]
-    x = predict(users=10**9, in_flight=record["model"]["in_flight"], processes=record["model"]["processes"],
-                cpus=config["cpus"], cores=record["machine"]["cores_available"] or 1,
-                d_io=config["io_seconds"] * io_share(record), d_cpu=d_cpu)  # fmt: skip
+    x = predict(users=10**9, in_flight=model.in_flight, processes=model.processes, cpus=knobs.cpus,
+                cores=record.machine.cores_available or 1, d_io=knobs.io_seconds * io_share(record), d_cpu=d_cpu)  # fmt: skip
     return x.throughput
 
 
-@dataclass
+@dataclass(frozen=True)
+class Step:
+    """One step of a capacity search, from its record: the rate asked for, its verdict and open arrivals."""
+
+    rate: float
+    step: CapacityStep
+    arrivals: OpenArrivals | None
+
+    @property
+    def held(self) -> bool:
+        return self.step.held
+
+    @property
+    def broke(self) -> bool:
+        return self.step.broke
+
+
+@dataclass(frozen=True)
 class Capacity:
     """One configuration's capacity search, from its step records alone."""
 
@@ -522,7 +565,7 @@ class Capacity:
     workload: str
     cpus: float
     slo_ms: float
-    steps: list[dict[str, Any]]  # rate, offered/sent rps, p95 from intended start, held, p95 per half
+    steps: list[Step]  # by rate
     capacity: float | None
     model: float | None
 
@@ -531,29 +574,23 @@ class Capacity:
         return self.capacity / self.model if self.capacity and self.model else None
 
 
-def capacities(records: list[dict[str, Any]]) -> list[Capacity]:
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+def capacities(records: list[RunRecord]) -> list[Capacity]:
+    groups: dict[tuple[str, str, float, float], list[tuple[RunRecord, CapacityStep]]] = defaultdict(list)
     for record in records:
-        if record.get("capacity_step"):
-            c = record["config"]
-            groups[(label(c), c["workload"], c["cpus"], record["capacity_step"]["slo_p95_ms"])].append(record)
+        if record.capacity_step:
+            k = record.config.knobs
+            step = record.capacity_step
+            groups[(label(record.config), k.workload, k.cpus, step.slo_p95_ms)].append((record, step))
     found = []
     for (name, workload, cpus, slo), steps in groups.items():
-        rows = sorted(({"rate": r["config"]["arrival_rate"], "held": r["capacity_step"]["held"],
-                        "broke": _broke(r["capacity_step"]), "why": r["capacity_step"]["why"],
-                        **((r.get("locust") or {}).get("open") or {})} for r in steps),
-                      key=lambda step: step["rate"])  # fmt: skip
-        held = [step["rate"] for step in rows if step["held"]]
-        model = next((m for m in map(saturation, steps) if m), None)
+        rows = sorted((Step(r.config.arrival_rate, step, r.measured.locust.open if r.measured else None) for r, step in steps),
+                      key=lambda step: step.rate)  # fmt: skip
+        held = [step.rate for step in rows if step.held]
+        model = next((m for m in (saturation(r) for r, _ in steps) if m), None)
         # nothing broke: the highest rate held is a lower bound, never a capacity to rank
-        capacity = max(held) if held and any(step["broke"] for step in rows) else None
-        found.append(Capacity(name, steps[0]["config"]["mode"], workload, cpus, slo, rows, capacity, model))
+        capacity = max(held) if held and any(step.broke for step in rows) else None
+        found.append(Capacity(name, steps[0][0].config.knobs.mode, workload, cpus, slo, rows, capacity, model))
     return found
-
-
-def _broke(step: dict[str, Any]) -> bool:
-    """A step that broke the target (records before verdicts: every step that did not hold)."""
-    return bool(step.get("verdict", "held" if step["held"] else "broke") == "broke")
 
 
 def capacity_advice(found: list[Capacity]) -> list[str]:
@@ -588,12 +625,13 @@ def overload(found: list[Capacity]) -> list[str]:
     """Past capacity, with arrivals that do not wait for replies, the queue grows: latency rises over the run."""
     sentences = []
     for c in found:
-        broke = [s for s in c.steps if s["broke"] and s.get("p50_first_half_ms") and s.get("p50_second_half_ms")]
+        broke = [s for s in c.steps if s.broke and s.arrivals and s.arrivals.p50_first_half_ms and s.arrivals.p50_second_half_ms]
         if c.capacity and broke:
-            s = min(broke, key=lambda step: step["rate"])
+            s = min(broke, key=lambda step: step.rate)
+            assert s.arrivals and s.arrivals.p50_first_half_ms and s.arrivals.p50_second_half_ms
             sentences.append(
-                f"{c.label} · {c.workload}: at {s['rate']:g} arrivals/s, past its capacity of {_fmt(c.capacity)}, the median "
-                f"request took {s['p50_first_half_ms']:.0f} ms in the first half of the run and {s['p50_second_half_ms']:.0f} ms "
-                "in the second: the queue grew."
+                f"{c.label} · {c.workload}: at {s.rate:g} arrivals/s, past its capacity of {_fmt(c.capacity)}, the median "
+                f"request took {s.arrivals.p50_first_half_ms:.0f} ms in the first half of the run and "
+                f"{s.arrivals.p50_second_half_ms:.0f} ms in the second: the queue grew."
             )
     return sentences

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from contract.modes import MODES
-from lab.records import RecordError, load_records
+from lab.quick_check import QuickCheck
+from lab.record import KindStats, RunRecord
+from lab.records import RecordError, read_records
 from lab.report import charts
 from lab.report.analysis import (
     Capacity,
@@ -27,6 +29,7 @@ from lab.report.analysis import (
     parity,
     quick_checks,
 )
+from lab.typedjson import read
 
 TABLE_COLUMNS = (
     "run",
@@ -52,13 +55,14 @@ TABLE_COLUMNS = (
 )
 
 
-def _demos(folder: Path) -> list[dict[str, Any]]:
+def _demos(folder: Path) -> list[QuickCheck]:
+    """The quick checks `make demo` recorded, beside the results folder or in it."""
     demos = []
     for place in (folder / "demos", folder.parent / "demos"):
         for path in sorted(place.glob("*.json")):
             try:
-                demos.append(json.loads(path.read_text()))
-            except ValueError as error:
+                demos.append(read(QuickCheck, json.loads(path.read_text())))
+            except ValueError as error:  # JsonError too
                 raise RecordError(f"{path}: not a readable demo record ({error})") from None
     return demos
 
@@ -74,27 +78,27 @@ def _n(value: object, digits: int = 1) -> str:
 def run_table(rows: list[Row]) -> list[list[str]]:
     table = []
     for r in rows:
-        rec, c = r.record, r.config
-        locust, server, loadgen = rec.get("locust") or {}, rec.get("server") or {}, rec.get("load_generator") or {}
-        per_request = server.get("cpu_seconds_per_request")
+        k, m = r.knobs, r.record.measured
+        locust, server, loadgen = (m.locust, m.server, m.load_generator) if m else (None, None, None)
+        per_request = server.cpu_seconds_per_request if server else None
         p = r.prediction
         flag = f" ⚠ bounded by {r.bounded_by}" if r.bounded_by else ""
-        idle = (rec.get("machine_cpu") or {}).get("idle_share")
+        idle = m.machine_cpu.idle_share if m and m.machine_cpu else None
         table.append(
             [
-                f"{r.label} · {c['workload']}",
-                rec["status"],
-                str(c["users"]),
-                f"{c['cpus']:g}",
-                _n(locust.get("rps")),
-                _n(locust.get("p50_ms"), 0),
-                _n(locust.get("p95_ms"), 0),
-                _n(locust.get("p99_ms"), 0),
-                _n(locust.get("failures")),
-                _n(server.get("utilisation"), 2),
+                f"{r.label} · {k.workload}",
+                r.record.status,
+                str(k.users),
+                f"{k.cpus:g}",
+                _n(locust.rps if locust else None),
+                _n(locust.p50_ms if locust else None, 0),
+                _n(locust.p95_ms if locust else None, 0),
+                _n(locust.p99_ms if locust else None, 0),
+                _n(locust.failures if locust else None),
+                _n(server.utilisation if server else None, 2),
                 _n(None if per_request is None else per_request * 1000, 2),
-                _n(server.get("throttled_seconds"), 2),
-                _n(loadgen.get("utilisation"), 2) + flag,
+                _n(server.throttled_seconds if server else None, 2),
+                _n(loadgen.utilisation if loadgen else None, 2) + flag,
                 "–" if idle is None else f"{idle:.0%}",
                 *(_kind(r.kinds.get(kind)) for kind in ("io", "cpu")),
                 _n(p.throughput if p else None),
@@ -106,22 +110,22 @@ def run_table(rows: list[Row]) -> list[list[str]]:
     return table
 
 
-def _kind(stats: dict[str, Any] | None) -> str:
+def _kind(stats: KindStats | None) -> str:
     if not stats:
         return "–"
-    return "/".join(_n(stats.get(f"p{p}_ms"), 0) for p in (50, 95, 99)) + f" ({_n(stats.get('rps'))} req/s)"
+    return "/".join(_n(p, 0) for p in (stats.p50_ms, stats.p95_ms, stats.p99_ms)) + f" ({_n(stats.rps)} req/s)"
 
 
 def quick_table(checks: list[QuickCheckRow]) -> list[list[str]]:
     return [
         [
-            c["mode"],
-            c["workload"],
-            " / ".join(f"{q['seconds']:.3f}s" for q in c["replies"]),
-            f"{c['total']:.3f}s",
-            _n(c["ratio"], 2),
-            _n(c["post_total"], 2) + ("s" if c["post_total"] else ""),
-            _n(c["post_ratio"], 2),
+            c.mode,
+            c.workload,
+            " / ".join(f"{q.seconds:.3f}s" for q in c.replies),
+            f"{c.total:.3f}s",
+            _n(c.ratio, 2),
+            _n(c.post_total, 2) + ("s" if c.post_total else ""),
+            _n(c.post_ratio, 2),
         ]
         for c in checks
     ]
@@ -134,14 +138,14 @@ PARITY_COLUMNS = ("run", "native req/s", "compose req/s", "compose/native", "nat
 def parity_table(pairs: list[ParityPair]) -> list[list[str]]:
     return [
         [
-            p["run"],
-            _n(p["native"].rps),
-            _n(p["compose"].rps),
-            _n(p["rps_ratio"], 2),
-            _n(p["native"].record["locust"]["p95_ms"], 0),
-            _n(p["compose"].record["locust"]["p95_ms"], 0),
-            _n(p["p95_ratio"], 2),
-            p["cause"] or "–",
+            p.run,
+            _n(p.native.rps),
+            _n(p.compose.rps),
+            _n(p.rps_ratio, 2),
+            _n(p.native.locust.p95_ms, 0),
+            _n(p.compose.locust.p95_ms, 0),
+            _n(p.p95_ratio, 2),
+            p.cause or "–",
         ]
         for p in pairs
     ]
@@ -213,7 +217,7 @@ def capacity_sections(folder: Path, found: list[Capacity]) -> list[Section]:
             _n(c.capacity),
             _n(c.model),
             _n(c.ratio, 2),
-            ", ".join(f"{s['rate']:g}→{_n(s.get('p95_ms'), 0)}{'' if s['held'] else ' ✗'}" for s in c.steps),
+            ", ".join(f"{s.rate:g}→{_n(s.arrivals.p95_ms if s.arrivals else None, 0)}{'' if s.held else ' ✗'}" for s in c.steps),
         ]
         for c in found
     ]
@@ -225,11 +229,11 @@ def capacity_sections(folder: Path, found: list[Capacity]) -> list[Section]:
     ]  # fmt: skip
 
 
-def sections_of(folder: Path, records: list[dict[str, Any]], manifest: dict[str, Any]) -> Report:
+def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]) -> Report:
     """Everything the report says, built once from the records; `markdown` and `page` only render it."""
-    name = manifest.get("name") or records[0]["experiment"]
+    name = manifest.get("name") or records[0].experiment
     found = capacities(records)
-    closed = [r for r in records if not r.get("capacity_step")]
+    closed = [r for r in records if not r.capacity_step]
     if not closed:  # a capacity search alone
         return Report(f"Concurrency lab report: {name}", manifest.get("description", ""), capacity_sections(folder, found))
     rows = [analyse(r) for r in closed]
@@ -245,14 +249,13 @@ def sections_of(folder: Path, records: list[dict[str, Any]], manifest: dict[str,
         ("Timeline, mix (io requests held up behind cpu requests)",
          charts.timeline(rows, folder, "mix", folder / "chart-timeline-mix.png")),
     )  # fmt: skip
-    info = records[0]["machine"]
+    info = records[0].machine
     machine_line = (
-        f"{info['cores']} cores ({info['cpu_model']}), {info['os']}, Python {info['python']}, PostgreSQL "
-        f"{info.get('postgres')}, "
-        + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v)
-        + f"; git {str((info.get('git') or {}).get('revision'))[:12]}"
+        f"{info.cores} cores ({info.cpu_model}), {info.os}, Python {info.python}, PostgreSQL {info.postgres}, "
+        + ", ".join(f"{k} {v}" for k, v in info.packages.items() if v)
+        + f"; git {str(info.git.revision if info.git else None)[:12]}"
     )
-    limit_methods = sorted({(r.get("cpu_limit") or {}).get("method") or "–" for r in records})
+    limit_methods = sorted({(r.cpu_limit.method if r.cpu_limit else None) or "–" for r in records})
     warnings = []
     for what in ("the load generator", "the machine"):
         bounded = [r for r in rows if r.ok and r.bounded_by == what]
@@ -332,7 +335,7 @@ def build(folder: Path) -> Path:
     folder = folder.resolve()
     if not folder.is_dir():
         raise RecordError(f"{folder} is not a results folder: run `make bench` first, or pass RESULTS=<folder>")
-    records = load_records(folder)
+    records = read_records(folder)
     if not records:
         raise RecordError(f"{folder} has no run records yet: run `make bench` first")
     manifest_path = folder / "experiment.json"

@@ -15,7 +15,7 @@ from matplotlib.ticker import ScalarFormatter
 
 from contract.modes import MODES
 from lab import timeline as requests_timeline
-from lab.report.analysis import Capacity, Row, baseline, compared
+from lab.report.analysis import Capacity, Row, baseline, compared, knob
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
 WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452", "mix": "#55A868"}
@@ -46,6 +46,17 @@ def _style(row: Row) -> dict[str, object]:
     return {"color": colour, "linestyle": "--" if row.variant else "-", "marker": "s" if row.variant else "o"}
 
 
+def _percentile(row: Row, pct: str) -> float:
+    """p50, p95 or p99 of a run, in ms (0 where there were no requests)."""
+    locust = row.locust
+    return {"p50": locust.p50_ms, "p95": locust.p95_ms, "p99": locust.p99_ms}[pct] or 0.0
+
+
+def _kind_percentile(row: Row, kind: str, pct: str) -> float:
+    stats = row.kinds.get(kind)
+    return ({"p50": stats.p50_ms, "p95": stats.p95_ms}[pct] if stats else None) or 0.0
+
+
 def throughput(rows: list[Row], path: Path) -> Path | None:
     group = [r for r in compared(rows) if r.ok]
     if not group:
@@ -53,10 +64,10 @@ def throughput(rows: list[Row], path: Path) -> Path | None:
     cpus, users = baseline(rows)
     labels = _order(group)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) + 2), 4))
-    workloads = [w for w in WORKLOAD_COLOURS if any(r.config["workload"] == w for r in group)]
+    workloads = [w for w in WORKLOAD_COLOURS if any(r.knobs.workload == w for r in group)]
     width = 0.8 / len(workloads)
     for i, workload in enumerate(workloads):
-        values = {r.label: r.rps for r in group if r.config["workload"] == workload}
+        values = {r.label: r.rps for r in group if r.knobs.workload == workload}
         xs = [j + (i - (len(workloads) - 1) / 2) * width for j in range(len(labels))]
         heights = [values.get(lab, 0.0) for lab in labels]
         bars = ax.bar(xs, heights, width, label=workload, color=WORKLOAD_COLOURS[workload])
@@ -75,14 +86,12 @@ def latency(rows: list[Row], path: Path) -> Path | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=False)
     for ax, workload in zip(axes, ("io", "cpu"), strict=True):
-        runs = [r for r in group if r.config["workload"] == workload]
+        runs = [r for r in group if r.knobs.workload == workload]
         labels = _order(runs)
         by_label = {r.label: r for r in runs}
         for k, (pct, shade) in enumerate((("p50", 0.45), ("p95", 0.7), ("p99", 0.95))):
             xs = [j + (k - 1) * 0.27 for j in range(len(labels))]
-            ax.bar(
-                xs, [by_label[lab].record["locust"][f"{pct}_ms"] for lab in labels], 0.27, label=pct, color=plt.cm.Greys(shade)
-            )
+            ax.bar(xs, [_percentile(by_label[lab], pct) for lab in labels], 0.27, label=pct, color=plt.cm.Greys(shade))
         ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"Latency percentiles, {workload} workload")
@@ -92,7 +101,7 @@ def latency(rows: list[Row], path: Path) -> Path | None:
 
 def mix_latency(rows: list[Row], path: Path) -> Path | None:
     """In a mix, io and cpu requests apart: where a prime count holds up the io requests behind it."""
-    group = [r for r in compared(rows) if r.ok and r.config["workload"] == "mix" and r.kinds]
+    group = [r for r in compared(rows) if r.ok and r.knobs.workload == "mix" and r.kinds]
     if not group:
         return None
     labels = _order(group)
@@ -102,11 +111,11 @@ def mix_latency(rows: list[Row], path: Path) -> Path | None:
     width = 0.8 / len(bars)
     for k, (kind, pct) in enumerate(bars):
         xs = [j + (k - (len(bars) - 1) / 2) * width for j in range(len(labels))]
-        values = [(by_label[lab].kinds.get(kind) or {}).get(f"{pct}_ms") or 0 for lab in labels]
+        values = [_kind_percentile(by_label[lab], kind, pct) for lab in labels]
         ax.bar(xs, values, width, label=f"{kind} {pct}", color=WORKLOAD_COLOURS[kind], alpha=0.55 if pct == "p50" else 1.0)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel("latency (ms)")
-    share = group[0].config.get("mix_cpu_share", 0.1)
+    share = group[0].knobs.mix_cpu_share
     ax.set_title(f"Latency in a mix ({share:.0%} cpu requests): io and cpu requests apart")
     ax.legend()
     return _save(fig, path)
@@ -115,31 +124,31 @@ def mix_latency(rows: list[Row], path: Path) -> Path | None:
 def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
     """Throughput against `key`, one line per mode, when the experiment varied it."""
     ok = [r for r in rows if r.ok]
-    if len({r.config[key] for r in ok}) < 2:
+    if len({knob(r, key) for r in ok}) < 2:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     others = [k for k in ("users", "cpus") if k != key]
     for ax, workload in zip(axes, ("io", "cpu"), strict=True):
         lines: dict[str, list[Row]] = defaultdict(list)
-        runs = [r for r in ok if r.config["workload"] == workload]
+        runs = [r for r in ok if r.knobs.workload == workload]
         if not runs:
             continue
         # hold the other axis at its most common value
-        common = max({r.config[others[0]] for r in runs}, key=lambda v: sum(r.config[others[0]] == v for r in runs))
+        common = max({knob(r, others[0]) for r in runs}, key=lambda v: sum(knob(r, others[0]) == v for r in runs))
         for r in runs:
-            if r.config[others[0]] == common:
+            if knob(r, others[0]) == common:
                 lines[r.label].append(r)
         for lab in _order([rs[0] for rs in lines.values()]):
-            series = sorted(lines[lab], key=lambda r: r.config[key])
+            series = sorted(lines[lab], key=lambda r: knob(r, key))
             if len(series) > 1:
-                ax.plot([r.config[key] for r in series], [r.rps for r in series], label=lab, **_style(series[0]))
+                ax.plot([knob(r, key) for r in series], [r.rps for r in series], label=lab, **_style(series[0]))
         if key == "users":
             ax.set_xscale("log", base=2)
             shown = [r.rps for rs in lines.values() for r in rs if r.rps > 0]
             if shown and max(shown) > 10 * min(shown):  # throughput spans orders of magnitude as users grow
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(ScalarFormatter())
-        values = sorted({r.config[key] for r in runs})
+        values = sorted({knob(r, key) for r in runs})
         ax.set_xticks(values, [f"{v:g}" for v in values])  # the values run, not powers of two
         ax.set_xlabel(unit)
         ax.set_ylabel("throughput (requests/s)")
@@ -171,18 +180,15 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
     the post's figures 1-4, drawn from what really happened."""
     picks = []
     for mode in POST_MODES:
-        candidates = [
-            r
-            for r in compared(rows)
-            if r.ok and r.config["mode"] == mode and r.config["workload"] == workload and r.record.get("timeline")
-        ]
+        candidates = [r for r in compared(rows) if r.ok and r.mode == mode and r.knobs.workload == workload and r.timeline]
         if candidates:
             picks.append(candidates[0])
     if not picks:
         return None
     fig, axes = plt.subplots(len(picks), 1, figsize=(11, 1.6 + 1.5 * len(picks)), squeeze=False)
     for ax, row in zip(axes[:, 0], picks, strict=True):
-        requests = sorted(requests_timeline.read(folder / row.record["timeline"]["file"]), key=lambda q: q["start_us"])
+        assert row.timeline is not None
+        requests = sorted(requests_timeline.read(folder / row.timeline.file), key=lambda q: q["start_us"])
         if not requests:
             continue
         # a short window: the first requests of the measured part, enough to see the pattern
@@ -214,7 +220,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
         ax.set_xlabel("server time since the first request in the window (ms)")
         ax.set_title(
             f"{row.label}: {len(shown)} requests, {len(lanes)} lane(s), "
-            f"{len(pids)} process(es) ({row.config['users']} users, {workload})",
+            f"{len(pids)} process(es) ({row.knobs.users} users, {workload})",
             fontsize=9,
         )
         if by_kind:
@@ -233,14 +239,15 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
     modes = list(MODES)
     fig, ax = plt.subplots(figsize=(10, 5))
     for c in sorted(found, key=lambda c: (modes.index(c.mode) if c.mode in modes else 99, c.label)):
-        steps = [s for s in c.steps if s.get("p95_ms") is not None]
+        # (rate asked for, offered rate, p95 ms) of each step with a p95
+        steps = [(s.rate, s.arrivals.offered_rps, s.arrivals.p95_ms) for s in c.steps if s.arrivals and s.arrivals.p95_ms]
         colour = plt.cm.tab10((modes.index(c.mode) if c.mode in modes else 9) % 10)
         name = f"{c.label} · {c.workload} · CPUS={c.cpus:g}"
-        ax.plot([s["offered_rps"] for s in steps], [s["p95_ms"] for s in steps], marker="o", color=colour, label=name)
+        ax.plot([offered for _, offered, _ in steps], [p95 for *_, p95 in steps], marker="o", color=colour, label=name)
         if c.capacity:
-            held = next(s for s in steps if s["rate"] == c.capacity)
-            ax.plot([held["offered_rps"]], [held["p95_ms"]], marker="*", markersize=16, color=colour, linestyle="none")
-            ax.axvline(held["offered_rps"], color=colour, linestyle=":", linewidth=1)
+            _, offered, p95 = next(step for step in steps if step[0] == c.capacity)
+            ax.plot([offered], [p95], marker="*", markersize=16, color=colour, linestyle="none")
+            ax.axvline(offered, color=colour, linestyle=":", linewidth=1)
     for slo in sorted({c.slo_ms for c in found}):
         ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"target p95 {slo:g} ms")
     ax.set_yscale("log")
