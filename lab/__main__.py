@@ -100,14 +100,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.detach:
         return detach(args, f"bench-{experiment.name}")
     try:
-        run_experiment(experiment, resume=args.resume, backend_name=args.backend, calibrate=args.calibrate)
+        folder = run_experiment(experiment, resume=args.resume, backend_name=args.backend, calibrate=args.calibrate)
     except (KeyboardInterrupt, Interrupted):
         print(
             f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment} RESUME=1",
             file=sys.stderr,
         )
         return 130
+    _say_picks(folder)
     return 0
+
+
+def _say_picks(folder: Path) -> None:
+    """Which to pick, in the report's own words, once every run is recorded: the bench measures, the report judges."""
+    from lab.records import read_records
+    from lab.report.analysis import advice, analyse
+
+    if picks := advice([analyse(r) for r in read_records(folder)]):
+        print("bench: which to pick (`make report` draws the charts and gives the reasons):")
+        print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:

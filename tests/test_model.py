@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from contract.modes import MODES
-from lab.report.model import CONCURRENCY, CPU, explain, parallelism, predict
+from lab.model.bounds import CONCURRENCY, CPU, parallelism, predict
+from lab.report.notes import explain
 
 
 def mode_counts(mode: str, workers: int = 1, threads: int = 1, pool: int = 100) -> tuple[int, int]:

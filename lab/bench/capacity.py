@@ -43,10 +43,10 @@ from lab.bench.measure import _paths as locust_paths
 from lab.bench.run import Entry, Where, duration, link_latest, now, opened, results_folder, run_one
 from lab.experiments import Experiment, RunConfig
 from lab.model import Arrivals, QueueModel
+from lab.model.runs import saturation
 from lab.place import Place
 from lab.record import CapacityStep, Configuration, RunRecord, Verdict
 from lab.records import write_record, write_summary
-from lab.report.analysis import saturation
 from lab.stack_state import StateHook
 from lab.stats import (
     Interval,
@@ -376,14 +376,6 @@ class CpuModel:
     optimistic_rps: float | None  # the same at D_cpu's lower bound: the highest the data allow
 
 
-def with_d_cpu(record: RunRecord, d_cpu: float) -> float | None:
-    """The throughput model's saturation for this record's configuration, at this D_cpu."""
-    if d_cpu <= 0 or record.measured is None:
-        return None
-    server = replace(record.measured.server, cpu_seconds_per_request=d_cpu)
-    return saturation(replace(record, measured=replace(record.measured, server=server)))
-
-
 def cpu_model(records: list[RunRecord]) -> CpuModel | None:
     """D_cpu from the slope across windows, not from one low window whose idle CPU would inflate it
     (per second on both axes: windows differ in length, and idle CPU accrues by the second)."""
@@ -394,8 +386,8 @@ def cpu_model(records: list[RunRecord]) -> CpuModel | None:
         return None
     line = slope_intercept(xs, [m.server.utilisation or 0.0 for m in measured])
     d_cpu = line.slope
-    return CpuModel(d_cpu, line.intercept, len(ok), with_d_cpu(ok[0], d_cpu.estimate),
-                    with_d_cpu(ok[0], d_cpu.low) if d_cpu.known else None)  # fmt: skip
+    return CpuModel(d_cpu, line.intercept, len(ok), saturation(ok[0], d_cpu.estimate),
+                    saturation(ok[0], d_cpu.low) if d_cpu.known else None)  # fmt: skip
 
 
 def contradiction(found: Range, cpu: CpuModel | None) -> tuple[str, str] | None:

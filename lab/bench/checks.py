@@ -8,6 +8,7 @@ import os
 
 from lab import timeline as requests_timeline
 from lab.experiments import RunConfig
+from lab.model.bounds import parallelism
 from lab.record import (
     DelayedAck,
     Finding,
@@ -18,7 +19,6 @@ from lab.record import (
     ServerWaitedOnLoadGenerator,
     WorkersReplaced,
 )
-from lab.report.model import parallelism
 
 SATURATED = 0.85  # a load-generating process above this share of a core bounds the measurement
 MAX_FAILURE_RATIO = 0.05

@@ -43,8 +43,7 @@ from lab.record import (
     Verification,
     WorkersReplaced,
 )
-from lab.records import RecordError, read_records, recorded_ids, write_atomic, write_record, write_summary
-from lab.report.analysis import advice, analyse
+from lab.records import RecordError, recorded_ids, write_atomic, write_record, write_summary
 from lab.stack_state import StateHook
 from lab.typedjson import write
 
@@ -282,10 +281,6 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
         if gone is not None:
             raise LabError(f"{gone}; every finished run is kept. Once it answers, continue with: {resume}")
     print(f"bench: done in {duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
-    picks = advice([analyse(r) for r in read_records(folder)])
-    if picks:
-        print("bench: which to pick (`make report` draws the charts and gives the reasons):")
-        print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
 
 
 def keep(folder: Path, record: RunRecord, resume: str) -> None:

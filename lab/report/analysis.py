@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from contract.knobs import WORKLOADS, Knobs
 from contract.modes import MODES
 from lab.experiments import run_names
+from lab.model.bounds import CONCURRENCY, CPU, Prediction
+from lab.model.runs import inputs, saturation
 from lab.quick_check import QuickCheck, Reply
 from lab.record import CapacityStep, Configuration, KindStats, LocustStats, Measured, OpenArrivals, RunRecord, knob_values
 from lab.records import CONFIG_COLUMNS
-from lab.report.model import CONCURRENCY, CPU, Prediction, explain, predict
+from lab.report.notes import explain
 from lab.timeline import DELAYED_ACK_CAUSE, TimelineSummary, delayed_ack
 
 # The post's published quick-check totals (two concurrent requests), seconds.
@@ -103,39 +105,20 @@ def delayed_ack_floor(record: RunRecord) -> float | None:
 
 
 def analyse(record: RunRecord) -> Row:
-    config, knobs, m, model = record.config, record.config.knobs, record.measured, record.model
+    m, model = record.measured, record.model
     if not record.ok or m is None:
-        return Row(record, label(config), None, None, f"failed: {record.reason}")
-    d_cpu = m.server.cpu_seconds_per_request
-    if not d_cpu or not model:
-        return Row(record, label(config), None, None, "no CPU accounting for this run: no prediction")
-    d_io = knobs.io_seconds * io_share(record)
-    prediction = predict(
-        users=knobs.users,
-        in_flight=model.in_flight,
-        processes=model.processes,
-        cpus=knobs.cpus,
-        cores=record.machine.cores_available or 1,
-        d_io=d_io,
-        d_cpu=d_cpu,
-    )
+        return Row(record, label(record.config), None, None, f"failed: {record.reason}")
+    given = inputs(record)
+    if given is None or model is None:
+        return Row(record, label(record.config), None, None, "no CPU accounting for this run: no prediction")
+    prediction = given.predict(record.config.knobs.users)
     measured = m.locust.rps
     note = explain(prediction, measured, load_generator_bound=record.bounded_by_load_generator,
                    throttled_seconds=m.server.throttled_seconds, failures=m.locust.failures,
-                   median_ms=m.locust.p50_ms, work_ms=(d_io + d_cpu) * 1000,
+                   median_ms=m.locust.p50_ms, work_ms=(given.d_io + given.d_cpu) * 1000,
                    delayed_ack_ms=delayed_ack_floor(record), capacity=model.in_flight, processes=model.processes,
                    processes_seen=m.timeline.processes_seen if m.timeline else None)  # fmt: skip
-    return Row(record, label(config), prediction, measured / prediction.throughput, note)
-
-
-def io_share(record: RunRecord) -> float:
-    """The share of a run's requests that waited in the database: measured for a mix, else 1 or 0."""
-    knobs = record.config.knobs
-    by_kind = record.measured.locust.by_workload if record.measured else {}
-    if knobs.workload != "mix" or not by_kind:
-        return 1.0 if knobs.workload == "io" else 0.0 if knobs.workload == "cpu" else 1 - knobs.mix_cpu_share
-    total = sum(k.requests for k in by_kind.values())
-    return by_kind["io"].requests / total if total and "io" in by_kind else 0.0
+    return Row(record, label(record.config), prediction, measured / prediction.throughput, note)
 
 
 def baseline(rows: list[Row]) -> tuple[float, int]:
@@ -525,18 +508,6 @@ def _other_cpu(row: Row) -> float:
     """The machine's CPU beside the lab's parts over the run's window (an engine's own, in compose)."""
     whole = row.measured.machine_cpu
     return (whole.parts_cpu_seconds.get("other") if whole else None) or 0.0
-
-
-def saturation(record: RunRecord) -> float | None:
-    """The model's saturation rate for open arrivals (no user limit): min(C / (D_io + D_cpu), P / D_cpu),
-    with D_cpu from the server's own accounting."""
-    m, model, knobs = record.measured, record.model, record.config.knobs
-    d_cpu = m.server.cpu_seconds_per_request if m else None
-    if not record.ok or not d_cpu or not model:
-        return None
-    x = predict(users=10**9, in_flight=model.in_flight, processes=model.processes, cpus=knobs.cpus,
-                cores=record.machine.cores_available or 1, d_io=knobs.io_seconds * io_share(record), d_cpu=d_cpu)  # fmt: skip
-    return x.throughput
 
 
 @dataclass(frozen=True)
