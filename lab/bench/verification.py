@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from contract.cgroup import CpuUsage
 from contract.endpoint import seeded_rates
-from contract.knobs import Knobs, int_setting
+from contract.knobs import Knobs, Offload, int_setting
 from lab import timeline as requests_timeline
 from lab.record import CpuReadings, ServerAfter, ServerReport, Verification, WorkerGone
 from lab.typedjson import JsonError, read
@@ -70,14 +70,28 @@ def differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
         expected["threads"] = knobs.threads
     if knobs.db_pool == "1":
         expected["db_pool_size"] = int_setting("DB_POOL_SIZE")
+    served = {**report, "cpu_offload": _offload(report.get("cpu_offload"))}
     found = [
-        f"{key} is {report.get(key)!r} in the server, {value!r} in the run"
+        f"{key} is {report.get(key)!r} in the server, {_plain(value)!r} in the run"
         for key, value in expected.items()
-        if report.get(key) != value
+        if served.get(key) != value
     ]
-    if knobs.cpu_offload == "process" and not report.get("offload_processes"):
+    if knobs.cpu_offload is Offload.PROCESS and not report.get("offload_processes"):
         found.append("the server has no process to offload the prime count to")
     return found
+
+
+def _offload(value: Any) -> Offload | None:
+    """The report's cpu_offload (JSON's string) as the enum; None for what no version of the lab wrote."""
+    try:
+        return Offload(value)
+    except ValueError:
+        return None
+
+
+def _plain(value: object) -> object:
+    """A value as JSON holds it, for a difference's words: 'process', not <Offload.PROCESS: 'process'>."""
+    return value.value if isinstance(value, Offload) else value
 
 
 def server_report(url: str, knobs: Knobs, wait: float = REPORT_WAIT) -> dict[str, Any]:
