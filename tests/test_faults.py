@@ -62,9 +62,15 @@ def recorded(results: Path) -> list[Path]:
     return sorted((results / "latest" / "runs").glob("*.json")) if (results / "latest").exists() else []
 
 
-def wait_for_records(results: Path, count: int, proc: subprocess.Popen[str] | None = None, timeout: float = 120) -> None:
+def wait_for_records(results: Path, count: int, proc: subprocess.Popen[str] | None = None, timeout: float = 180) -> None:
     ok = wait_until(lambda: len(recorded(results)) >= count or (proc is not None and proc.poll() is not None), timeout)
-    assert ok and len(recorded(results)) >= count, f"{len(recorded(results))} records after {timeout} s"
+    if not (ok and len(recorded(results)) >= count):
+        said = ""
+        if proc is not None:  # what the bench said, to know why
+            proc.kill()
+            out, err = proc.communicate(timeout=30)
+            said = f"\nthe bench said:\n{out}\n{err}"
+        pytest.fail(f"{len(recorded(results))} records after {timeout} s{said}")
 
 
 def stack(place: Place) -> dict[str, object]:
