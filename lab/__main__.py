@@ -42,8 +42,11 @@ def _show_interpreter(url: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from lab import live
+
     knobs = from_environ()
     backend = backends.get(args.backend)
+    live.check_free()
     print(f"lab: starting PostgreSQL, the {knobs.mode} server and the Locust web UI ({backend.name} backend)...", flush=True)
     ready = False
     try:
@@ -53,10 +56,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             _show_interpreter(stack.url)
             print(f"lab: app     {stack.url}/currency/convert?from=usd&to=gbp")
             print(f"lab: Locust  {stack.locust_url}  (users {knobs.users}, spawn rate {knobs.spawn_rate:g}/s)")
-            print(f"lab: logs: {stack.logs}; Ctrl-C or `make down` stops everything", flush=True)
-            ready = True
-            while True:
-                signal.pause()
+            with live.running(backend.name, stack, knobs) as page:
+                print(f"lab: Lab     {page}  (and the Lab tab at {stack.locust_url}): switch modes, keep runs")
+                print(f"lab: logs: {stack.logs}; Ctrl-C or `make down` stops everything", flush=True)
+                ready = True
+                while True:
+                    signal.pause()
     except KeyboardInterrupt:
         if not ready:  # interrupted while starting: everything is stopped, but it never ran
             raise

@@ -14,6 +14,7 @@ nothing is kept and no worker sends anything.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -107,6 +108,24 @@ def in_flight(rows: list[Row], now: float) -> tuple[float, float] | None:
     return busy / 5.0, lag
 
 
+def throughput(rows: list[Row], least: float = 10.0, most: float = 60.0) -> tuple[float, float] | None:
+    """Requests per second, counted over a whole number of mean response times (at least `least` seconds)
+    ending at the last completion: users started together complete in waves, and a stretch of whole waves
+    counts them right where a fixed stretch would count one wave more or less. Returns (rate, seconds)."""
+    if len(rows) < 2:
+        return None
+    latency = sum(float(r[5]) for r in rows) / len(rows) / 1000
+    first, last = min(int(r[2]) for r in rows) / 1e6, max(int(r[3]) for r in rows) / 1e6
+    if latency <= 0:
+        return None
+    waves = min(math.ceil(least / latency), math.floor(min(most, last - first) / latency))  # never before the first request
+    if waves < 1:
+        return None
+    span = waves * latency
+    done = sum(1 for r in rows if last - span < int(r[3]) / 1e6 <= last)
+    return done / span, span
+
+
 def lanes(rows: list[Row], now: float, seconds: float = 10.0) -> tuple[int, int]:
     """Threads and processes that served requests in the last `seconds`."""
     recent = [r for r in rows if int(r[3]) / 1e6 > now - seconds]
@@ -162,6 +181,7 @@ def live_figures(environment: Environment) -> dict[str, Any]:
         "processes": max(1, workers),
         "cpu_warned": runner.cpu_warning_emitted or runner.worker_cpu_warning_emitted,
         "plugin_cpu_ms": round(store.cpu_ms, 3),
+        "throughput": throughput([r for r in recent_rows(time.time(), 70.0) if int(r[2]) >= (store.window_start or 0) * 1e6]),
     }
 
 
