@@ -119,7 +119,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _say_picks(folder: Path) -> None:
     """Which to pick, in the report's own words, once every run is recorded: the bench measures, the report judges."""
     from lab.records import read_records
-    from lab.report.analysis import advice, analyse
+    from lab.report.rows import analyse
+    from lab.report.words import advice
 
     if picks := advice([analyse(r) for r in read_records(folder)]):
         print("bench: which to pick (`make report` draws the charts and gives the reasons):")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from contract.modes import MODES
 from lab.record import read_record
-from lab.report.analysis import advice, analyse
+from lab.report.rows import analyse
+from lab.report.words import advice
 
 from .records import merged, whole
 

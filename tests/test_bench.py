@@ -16,7 +16,7 @@ from lab import ROOT
 from lab.experiments import load
 from lab.record import read_record, record_json
 from lab.records import load_records, read_records, summary_row
-from lab.report.analysis import delayed_ack_floor
+from lab.report.rows import delayed_ack_floor
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 from .records import merged, run_record
@@ -247,11 +247,13 @@ def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_coul
 def test_the_servers_own_report_of_its_cpu_agrees_with_the_cgroup(smoke_results):
     """The same stretch read two ways: the cgroup the lab reads here, and the server's process tree as the
     server itself reports it (what the lab has where it cannot read the server's cgroup). /proc counts
-    in ticks of 10 ms per process: the two agree within 5%, or within a few ticks on tiny figures."""
+    each process's user and system time in ticks of 10 ms, each reading truncated: over two readings
+    the tree's figure is short by up to 2 x 2 ticks per process. Beyond that the two agree within 5%."""
     for record in load_records(smoke_results):
         readings = record["server_cpu_readings"]
+        processes = record["verification"]["server"]["workers"] + 1  # the workers and their master
         gap = abs(readings["server_seconds"] - readings["cgroup_seconds"])
-        assert gap <= max(0.05, 0.05 * readings["cgroup_seconds"]), (record["config"]["id"], readings)
+        assert gap <= 0.05 * readings["cgroup_seconds"] + 0.04 * processes, (record["config"]["id"], readings)
 
 
 def test_the_interpreter_is_part_of_every_run_and_its_speed_is_taken_at_both_ends(smoke_results):

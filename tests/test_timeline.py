@@ -8,7 +8,7 @@ import pytest
 
 from contract.endpoint import TIMELINE_COLUMNS
 from lab import timeline
-from lab.report.analysis import delayed_ack_floor
+from lab.report.rows import delayed_ack_floor
 
 from .records import run_record
 

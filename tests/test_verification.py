@@ -10,7 +10,10 @@ from contract.knobs import Offload, parse
 from contract.serve import server_plan
 from lab.bench.verification import differences
 from lab.experiments import knobs_of
-from lab.report.analysis import analyse, parity
+from lab.record import read_record
+from lab.report.parity import parity
+from lab.report.rows import analyse
+from lab.report.words import parity_causes
 
 from .test_advice import record
 
@@ -75,8 +78,8 @@ def test_parity_pairs_the_same_configuration_and_names_a_gap_with_its_cause():
         rec["locust"]["measured_seconds"] = 6.0
         return rec
 
-    (pair,) = parity([analyse(on("native", 80, 20)), analyse(on("compose", 60, 27))])
-    assert pair["rps_ratio"] == 0.75 and pair["p95_ratio"] == 1.0
-    assert "CPU per request was 20.0 ms native, 27.0 ms in its container" in pair["cause"]
-    (level,) = parity([analyse(on("native", 80, 20)), analyse(on("compose", 78, 20))])
-    assert level["cause"] == ""
+    (pair,) = parity([analyse(read_record(on("native", 80, 20))), analyse(read_record(on("compose", 60, 27)))])
+    assert pair.rps_ratio == 0.75 and pair.p95_ratio == 1.0
+    assert "CPU per request was 20.0 ms native, 27.0 ms in its container" in parity_causes(pair)
+    (level,) = parity([analyse(read_record(on("native", 80, 20))), analyse(read_record(on("compose", 78, 20)))])
+    assert parity_causes(level) == ""

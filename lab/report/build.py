@@ -14,21 +14,11 @@ from contract.modes import MODES
 from lab.quick_check import QuickCheck
 from lab.record import KindStats, RunRecord
 from lab.records import RecordError, read_records
-from lab.report import charts
-from lab.report.analysis import (
-    Capacity,
-    ParityPair,
-    QuickCheckRow,
-    Row,
-    advice,
-    analyse,
-    capacities,
-    capacity_advice,
-    conclusions,
-    overload,
-    parity,
-    quick_checks,
-)
+from lab.report import charts, words
+from lab.report.capacity import Capacity, capacities
+from lab.report.parity import ParityPair, parity
+from lab.report.published import QuickCheckRow, quick_checks
+from lab.report.rows import Row, analyse
 from lab.typedjson import read
 
 TABLE_COLUMNS = (
@@ -104,7 +94,7 @@ def run_table(rows: list[Row]) -> list[list[str]]:
                 _n(p.throughput if p else None),
                 p.binding if p else "–",
                 _n(r.ratio, 2),
-                r.note,
+                words.row_note(r),
             ]
         )
     return table
@@ -138,14 +128,14 @@ PARITY_COLUMNS = ("run", "native req/s", "compose req/s", "compose/native", "nat
 def parity_table(pairs: list[ParityPair]) -> list[list[str]]:
     return [
         [
-            p.run,
+            words.parity_run(p),
             _n(p.native.rps),
             _n(p.compose.rps),
             _n(p.rps_ratio, 2),
             _n(p.native.locust.p95_ms, 0),
             _n(p.compose.locust.p95_ms, 0),
             _n(p.p95_ratio, 2),
-            p.cause or "–",
+            words.parity_causes(p) or "–",
         ]
         for p in pairs
     ]
@@ -223,8 +213,8 @@ def capacity_sections(folder: Path, found: list[Capacity]) -> list[Section]:
     ]
     chart = charts.capacity(found, folder / "chart-capacity.png")
     return [
-        Section("Which to pick, by capacity", bullets=capacity_advice(found)),
-        Section("Capacity at a latency target", paragraphs=[CAPACITY_TEXT], bullets=overload(found),
+        Section("Which to pick, by capacity", bullets=words.capacity_advice(found)),
+        Section("Capacity at a latency target", paragraphs=[CAPACITY_TEXT], bullets=words.overload(found),
                 table=Table(CAPACITY_COLUMNS, rows), images=[("Latency against offered load", chart)] if chart else []),
     ]  # fmt: skip
 
@@ -266,8 +256,8 @@ def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]
     failed = [r for r in rows if not r.ok]
     if failed:
         warnings.append(f"{len(failed)} run(s) failed; their reasons are in the table.")
-    sections = [Section("Conclusions", bullets=conclusions(rows), warnings=warnings)]
-    if picks := advice(rows):
+    sections = [Section("Conclusions", bullets=words.conclusions(rows), warnings=warnings)]
+    if picks := words.advice(rows):
         sections.append(Section("Which to pick", bullets=picks))
     modes = [f"`{m}`: {MODES[m].summary}" for m in MODES if any(r.mode == m for r in rows)]
     sections.append(Section("Modes compared", bullets=modes))

@@ -15,7 +15,8 @@ from matplotlib.ticker import ScalarFormatter
 
 from contract.modes import MODES
 from lab import timeline as requests_timeline
-from lab.report.analysis import Capacity, Row, baseline, compared, knob
+from lab.report.capacity import Capacity
+from lab.report.rows import Row, baseline, compared, knob
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
 WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452", "mix": "#55A868"}

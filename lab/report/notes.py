@@ -1,13 +1,76 @@
-"""A run's note in the runs table: which bound the model expected to bind, and, where the run fell
-short of it, what else its record says may have bound it."""
+"""A run's note in the runs table, decided: which bound the model expected to bind, and, where the run
+fell short of it, what else its record says may have bound it. lab.report.words says it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lab.model.bounds import CONCURRENCY, Prediction
-from lab.timeline import DELAYED_ACK_CAUSE
+from lab.report.rows import Row, delayed_ack_floor
+
+NEAR = (0.8, 1.2)  # measured / predicted within this: as predicted
 
 
-def explain(
+@dataclass(frozen=True)
+class LoadGeneratorSaturated:
+    pass
+
+
+@dataclass(frozen=True)
+class RequestsFailed:
+    count: int
+
+
+@dataclass(frozen=True)
+class Throttled:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DelayedAcks:
+    ms: float
+
+
+@dataclass(frozen=True)
+class IdleWorkers:
+    """Kept-alive connections landed on fewer workers than there are."""
+
+    seen: int
+    processes: int
+
+
+@dataclass(frozen=True)
+class TimeOutside:
+    """A median request took much longer than its work: time outside the handler."""
+
+    median_ms: float
+    work_ms: float
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Nothing the record shows: per-request overhead outside D_io and D_cpu."""
+
+
+Suspect = LoadGeneratorSaturated | RequestsFailed | Throttled | DelayedAcks | IdleWorkers | TimeOutside | Overhead
+
+
+@dataclass(frozen=True)
+class Note:
+    prediction: Prediction
+    ratio: float  # measured / predicted
+    suspects: tuple[Suspect, ...]  # what else likely bound a run below the model
+
+    @property
+    def as_predicted(self) -> bool:
+        return NEAR[0] <= self.ratio <= NEAR[1]
+
+    @property
+    def below(self) -> bool:
+        return self.ratio < NEAR[0]
+
+
+def judge(
     prediction: Prediction,
     measured: float,
     *,
@@ -20,40 +83,26 @@ def explain(
     capacity: int | None = None,
     processes: int | None = None,
     processes_seen: int | None = None,
-) -> str:
-    """One sentence: which bound was expected to bind, and what else may have bound if far off."""
+) -> Note:
+    """The note of a run measured at `measured` req/s against its prediction."""
     ratio = measured / prediction.throughput if prediction.throughput else 0.0
-    if prediction.binding == CONCURRENCY:
-        expected = f"{prediction.in_flight} request(s) in flight bound it"
-    else:
-        expected = f"{prediction.parallelism:g} CPU(s) of Python bound it"
-    if 0.8 <= ratio <= 1.2:
-        return f"as predicted: {expected}"
-    others = []
+    if ratio >= NEAR[0]:
+        return Note(prediction, ratio, ())
+    suspects: list[Suspect] = []
     if load_generator_bound:
-        others.append("the load generator was saturated")
+        suspects.append(LoadGeneratorSaturated())
     if failures:
-        others.append(f"{failures} requests failed (database connections?)")
+        suspects.append(RequestsFailed(failures))
     if throttled_seconds and prediction.binding == CONCURRENCY:
-        others.append(f"the CPU quota throttled the server for {throttled_seconds:.1f}s")
-    if ratio < 0.8:
-        found = []
-        if delayed_ack_ms:
-            found.append(f"every reply reached the client a steady {delayed_ack_ms:.0f} ms or more after its handler ended: "
-                         f"{DELAYED_ACK_CAUSE}")  # fmt: skip
-        if processes_seen and processes and _idle_workers_bind(prediction, capacity, processes, processes_seen):
-            found.append(
-                f"only {processes_seen} of {processes} worker processes served requests: the kept-alive connections "
-                "landed on fewer workers than there are (each stays with the worker that accepted it)"
-            )
-        if not found and median_ms and work_ms and median_ms > 1.2 * work_ms:
-            found.append(
-                f"a median request took {median_ms:.0f} ms for {work_ms:.0f} ms of work: time spent outside "
-                "the handler (connection handling, response writes, scheduling on shared cores)"
-            )
-        others += found or ["per-request overhead outside D_io and D_cpu (connection handling, scheduling on shared cores)"]
-        return f"below the model ({expected} in theory); likely also binding: " + "; ".join(others)
-    return f"above the model ({expected} in theory): D_cpu from the cgroup includes work the requests overlap"
+        suspects.append(Throttled(throttled_seconds))
+    found: list[Suspect] = []
+    if delayed_ack_ms:
+        found.append(DelayedAcks(delayed_ack_ms))
+    if processes_seen and processes and _idle_workers_bind(prediction, capacity, processes, processes_seen):
+        found.append(IdleWorkers(processes_seen, processes))
+    if not found and median_ms and work_ms and median_ms > 1.2 * work_ms:
+        found.append(TimeOutside(median_ms, work_ms))
+    return Note(prediction, ratio, (*suspects, *(found or [Overhead()])))
 
 
 def _idle_workers_bind(prediction: Prediction, capacity: int | None, processes: int, seen: int) -> bool:
@@ -64,3 +113,15 @@ def _idle_workers_bind(prediction: Prediction, capacity: int | None, processes: 
     if prediction.binding == CONCURRENCY:
         return capacity is not None and capacity * seen / processes < prediction.in_flight
     return seen < prediction.parallelism
+
+
+def of_row(row: Row) -> Note | None:
+    """A row's note, from its record; None for a failed run or one without a prediction."""
+    m, model, given, x = row.record.measured, row.record.model, row.inputs, row.prediction
+    if not row.ok or m is None or model is None or given is None or x is None:
+        return None
+    return judge(x, m.locust.rps, load_generator_bound=row.record.bounded_by_load_generator,
+                 throttled_seconds=m.server.throttled_seconds, failures=m.locust.failures, median_ms=m.locust.p50_ms,
+                 work_ms=(given.d_io + given.d_cpu) * 1000, delayed_ack_ms=delayed_ack_floor(row.record),
+                 capacity=model.in_flight, processes=model.processes,
+                 processes_seen=m.timeline.processes_seen if m.timeline else None)  # fmt: skip

@@ -1,0 +1,102 @@
+"""The same configuration on both backends, decided from the rows: compose/native of throughput and p95,
+and where they differ by more than PARITY_GAP, what the two records say differed. lab.report.words
+says the causes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from lab.experiments import run_names
+from lab.report.rows import Row, delayed_ack_floor
+
+PARITY_GAP = 0.15  # a compose/native ratio further than this from 1 is named, with its cause
+SHARED = 0.1  # of the window's seconds: CPU or throttling that differs by more is a cause
+
+
+@dataclass(frozen=True)
+class BoundedOn:
+    backend: str
+    by: str
+
+
+@dataclass(frozen=True)
+class CpuPerRequest:
+    native_s: float
+    compose_s: float
+
+
+@dataclass(frozen=True)
+class EngineCpu:
+    """The engine itself (its port proxy and runtime, counted as the machine's 'other') used more CPU."""
+
+    cpus: float  # more CPU, on average over the window
+
+
+@dataclass(frozen=True)
+class ThrottledApart:
+    native_s: float
+    compose_s: float
+
+
+@dataclass(frozen=True)
+class DelayedAcksOnOne:
+    """Only one backend's replies waited for delayed ACKs."""
+
+
+Cause = BoundedOn | CpuPerRequest | EngineCpu | ThrottledApart | DelayedAcksOnOne
+
+
+@dataclass(frozen=True)
+class ParityPair:
+    """One configuration on both backends."""
+
+    native: Row
+    compose: Row
+    rps_ratio: float | None  # compose / native
+    p95_ratio: float | None
+    gap: bool  # a ratio further than PARITY_GAP from 1
+    causes: list[Cause]  # what the records say differed, where there is a gap (none: nothing they show)
+
+
+def parity(rows: list[Row]) -> list[ParityPair]:
+    pairs: dict[tuple[object, ...], dict[str, Row]] = defaultdict(dict)
+    for row in rows:
+        if row.ok and row.config.backend:
+            k = row.knobs
+            pairs[(run_names(k).label, k.workload, k.users, k.cpus)][row.config.backend] = row
+    found: list[ParityPair] = []
+    for both in pairs.values():
+        if set(both) != {"native", "compose"}:
+            continue
+        native, compose = both["native"], both["compose"]
+        rps = compose.rps / native.rps if native.rps else None
+        p95 = compose.p95_ms / native.p95_ms if native.p95_ms else None
+        gap = any(r is not None and abs(r - 1) > PARITY_GAP for r in (rps, p95))
+        found.append(ParityPair(native, compose, rps, p95, gap, causes(native, compose) if gap else []))
+    return found
+
+
+def causes(native: Row, compose: Row) -> list[Cause]:
+    """What the two records say differed: a bound, the server's CPU per request, the engine's own CPU,
+    throttling, delayed ACKs."""
+    found: list[Cause] = [BoundedOn(r.config.backend or "", r.bounded_by) for r in (native, compose) if r.bounded_by]
+    per = [r.measured.server.cpu_seconds_per_request or 0 for r in (native, compose)]
+    if per[0] and abs(per[1] / per[0] - 1) > PARITY_GAP:
+        found.append(CpuPerRequest(per[0], per[1]))
+    other = [_other_cpu(r) for r in (native, compose)]
+    seconds = compose.locust.measured_seconds or 1
+    if other[1] - other[0] > SHARED * seconds:
+        found.append(EngineCpu((other[1] - other[0]) / seconds))
+    throttled = [r.measured.server.throttled_seconds or 0 for r in (native, compose)]
+    if abs(throttled[1] - throttled[0]) > SHARED * seconds:
+        found.append(ThrottledApart(throttled[0], throttled[1]))
+    if bool(delayed_ack_floor(native.record)) != bool(delayed_ack_floor(compose.record)):
+        found.append(DelayedAcksOnOne())
+    return found
+
+
+def _other_cpu(row: Row) -> float:
+    """The machine's CPU beside the lab's parts over the run's window (an engine's own, in compose)."""
+    whole = row.measured.machine_cpu
+    return (whole.parts_cpu_seconds.get("other") if whole else None) or 0.0

@@ -1,0 +1,273 @@
+"""Every sentence the report says, from what its parts decided: a sentence changes here without
+touching a decision (lab.report.conclusions, picks, parity, capacity and notes decide)."""
+
+from __future__ import annotations
+
+from lab.experiments import run_names
+from lab.model.bounds import CONCURRENCY
+from lab.report import conclusions as found
+from lab.report import notes
+from lab.report.capacity import Capacity, CapacityPick, Overload, capacity_picks, overloads
+from lab.report.parity import (
+    BoundedOn,
+    Cause,
+    CpuPerRequest,
+    DelayedAcksOnOne,
+    EngineCpu,
+    ParityPair,
+    ThrottledApart,
+)
+from lab.report.picks import CpuBinds, InFlight, MixPick, NoMix, NoPick, Pick, Why, picks
+from lab.report.rows import LEVEL, Row
+from lab.timeline import DELAYED_ACK_CAUSE
+
+NOUNS = {"users": "users", "cpus": "CPUs", "workers": "workers"}  # a swept knob, as a sentence names it
+
+
+def fmt(x: float) -> str:
+    """Throughput with the digits that matter: 0.42, 9.6, 95, 1234."""
+    return f"{x:.2f}" if x < 1 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def limit(cpus: float) -> str:
+    return f"CPUS={cpus:g}" if cpus else "no CPU limit"
+
+
+def reasons(failed: list[Row]) -> str:
+    return "; ".join(f"{r.config.id} ({r.record.reason})" for r in failed)
+
+
+# ---------------------------------------------------------------- a run's note
+
+
+def note(n: notes.Note) -> str:
+    """One sentence: which bound was expected to bind, and what else may have bound if far off."""
+    x = n.prediction
+    expected = (f"{x.in_flight} request(s) in flight bound it" if x.binding == CONCURRENCY
+                else f"{x.parallelism:g} CPU(s) of Python bound it")  # fmt: skip
+    if n.as_predicted:
+        return f"as predicted: {expected}"
+    if n.below:
+        return f"below the model ({expected} in theory); likely also binding: " + "; ".join(map(suspect, n.suspects))
+    return f"above the model ({expected} in theory): D_cpu from the cgroup includes work the requests overlap"
+
+
+def suspect(s: notes.Suspect) -> str:
+    match s:
+        case notes.LoadGeneratorSaturated():
+            return "the load generator was saturated"
+        case notes.RequestsFailed(count=count):
+            return f"{count} requests failed (database connections?)"
+        case notes.Throttled(seconds=seconds):
+            return f"the CPU quota throttled the server for {seconds:.1f}s"
+        case notes.DelayedAcks(ms=ms):
+            return f"every reply reached the client a steady {ms:.0f} ms or more after its handler ended: {DELAYED_ACK_CAUSE}"
+        case notes.IdleWorkers(seen=seen, processes=processes):
+            return (f"only {seen} of {processes} worker processes served requests: the kept-alive connections landed on "
+                    "fewer workers than there are (each stays with the worker that accepted it)")  # fmt: skip
+        case notes.TimeOutside(median_ms=median, work_ms=work):
+            return (f"a median request took {median:.0f} ms for {work:.0f} ms of work: time spent outside the handler "
+                    "(connection handling, response writes, scheduling on shared cores)")  # fmt: skip
+        case notes.Overhead():
+            return "per-request overhead outside D_io and D_cpu (connection handling, scheduling on shared cores)"
+
+
+def row_note(row: Row) -> str:
+    if not row.ok:
+        return f"failed: {row.record.reason}"
+    judged = notes.of_row(row)
+    return note(judged) if judged else "no CPU accounting for this run: no prediction"
+
+
+# ---------------------------------------------------------------- conclusions
+
+
+def conclusions(rows: list[Row]) -> list[str]:
+    """Plain sentences computed from the data; a different result gives different sentences."""
+    return [conclusion(c) for c in found.conclusions(rows)]
+
+
+def conclusion(c: found.Conclusion) -> str:
+    match c:
+        case found.NothingSucceeded(failed=failed):
+            return f"No run succeeded, so there is nothing to compare: {reasons(failed)}."
+        case found.Leader():
+            return leader(c)
+        case found.Sweep(key=key, workload=workload, outcomes=outcomes):
+            said = [f"{'stopped helping at' if stopped else 'still helped up to'} {at:g} for {', '.join(names)}"
+                    for stopped, at, names in outcomes]  # fmt: skip
+            return f"More {NOUNS[key]} ({workload}): " + "; ".join(said) + "."
+        case found.Bounded(what=what, rows=[]):
+            return f"No run was bounded by {what}."
+        case found.Bounded(what=what, rows=bounded):
+            return (f"{len(bounded)} run(s) were bounded by {what}, not the server, and are left out of every comparison "
+                    "and pick: " + ", ".join(r.config.id for r in bounded) + ".")  # fmt: skip
+        case found.MixStall(row=row, io_p95_ms=io_p95, wait_ms=wait_ms):
+            return (f"In the mix, {row.label}'s io requests took p95 {io_p95:.0f} ms for a {wait_ms:.0f} ms database "
+                    f"wait: they waited behind cpu requests (p95 {row.kind_p95('cpu'):.0f} ms).")  # fmt: skip
+        case found.DelayedAcks(names=names, floors=floors):
+            span = f"{min(floors)}" if min(floors) == max(floors) else f"{min(floors)}–{max(floors)}"
+            return (f"Replies from {', '.join(names)} reached their clients a steady {span} ms after the handler ended: "
+                    f"the signature of {DELAYED_ACK_CAUSE}, a cost every request on a kept-alive connection pays.")  # fmt: skip
+        case found.ModelFit(explained=explained, runs=runs):
+            return f"The model explains {explained} of {runs} runs within 20%."
+        case found.Failed(rows=failed):
+            return f"{len(failed)} run(s) failed: {reasons(failed)}."
+
+
+def leader(c: found.Leader) -> str:
+    best = c.best
+    text = f"For the {c.workload} workload ({c.users} users, CPUS={c.cpus:g}), "
+    if c.level:
+        names = ", ".join(r.label for r in c.level)
+        text += f"{best.label} served the most ({fmt(best.rps)} req/s), level with {names} (within {LEVEL:.0%})"
+    else:
+        text += f"{best.label} served the most: {fmt(best.rps)} req/s"
+    if c.runner_up is not None:
+        text += f", {best.rps / c.runner_up.rps:.2f}× the next ({c.runner_up.label}, {fmt(c.runner_up.rps)} req/s)"
+    if c.slowest is not None:
+        text += f" and {best.rps / c.slowest.rps:.1f}× the slowest ({c.slowest.label}, {fmt(c.slowest.rps)} req/s)"
+    return text + "."
+
+
+# ---------------------------------------------------------------- which to pick
+
+
+def advice(rows: list[Row]) -> list[str]:
+    """Which configuration to pick for each workload and for a mix, and why."""
+    said = []
+    for a in picks(rows):
+        match a:
+            case NoPick(workload=workload, bounded_by=by):
+                said.append(f"No {workload} pick: every {workload} run at this setting was bounded by {by}, so none "
+                            "measured a server's throughput.")  # fmt: skip
+            case Pick():
+                said.append(pick(a))
+            case NoMix():
+                said.append("A mix of io and cpu requests was not measured, so there is no pick for one: run WORKLOAD=mix "
+                            "(the quick experiment has mix runs).")  # fmt: skip
+            case MixPick():
+                said.append(mix_pick(a))
+    return said
+
+
+def pick(p: Pick) -> str:
+    row = p.row
+    head = (f"With CPUS={p.cpus:g}, the {p.workload} pick changes to {row.label}" if p.changed
+            else f"For {p.workload}-bound load ({p.users} users, {limit(p.cpus)}), pick {row.label}")  # fmt: skip
+    text = f"{head}: {fmt(row.rps)} req/s, p95 {row.p95_ms:.0f} ms{tie(p.tied, 'p95')}{why(p.why)}"
+    if p.one_limit:
+        text += (f" (only CPUS={p.cpus:g} was measured: with more CPUs, modes with more processes can pull ahead; "
+                 "the scaling experiment measures it)")  # fmt: skip
+    text += "."
+    if p.faster_development is not None:
+        dev = p.faster_development
+        text += f" {dev.label} served more ({fmt(dev.rps)} req/s), but it is Django's development server."
+    return text
+
+
+def tie(tied: list[str], what: str) -> str:
+    """Says so when the pick won on latency among throughputs too close to tell apart."""
+    return f" (level in throughput with {', '.join(tied)}: the lowest {what} of them)" if tied else ""
+
+
+def why(reason: Why | None) -> str:
+    """The model's reason a pick leads: its requests in flight, or its CPU per request when the CPU binds."""
+    match reason:
+        case InFlight(in_flight=in_flight, users=users):
+            waiting = "none waits for a free worker" if in_flight >= users else f"{users - in_flight} wait for a free one"
+            return f", because it holds {in_flight} of the {users} users' requests in flight at once ({waiting})"
+        case CpuBinds():
+            least = ", the least of the modes here" if reason.least else ""
+            return f": {cpu_cap(reason)} binds, so what counts is CPU per request, {reason.per_request_s * 1000:.1f} ms{least}"
+    return ""
+
+
+def cpu_cap(c: CpuBinds) -> str:
+    """What sets P, the CPUs of Python at once, in words: never a CPU limit that was not set."""
+    if c.cap == "limit":
+        return f"the CPU limit (CPUS={c.cpus:g}, {c.parallelism:g} CPU of Python at once)"
+    if c.cap == "processes":
+        return f"its process count ({c.processes}: {c.parallelism:g} CPU of Python at once, one per process under the GIL)"
+    return f"the machine's {c.cores} cores ({c.parallelism:g} CPU of Python at once)"
+
+
+def mix_pick(p: MixPick) -> str:
+    row = p.row
+    text = (f"For a mix ({p.share:.0%} cpu requests, {p.users} users, {limit(p.cpus)}), pick {row.label}: "
+            f"{fmt(row.rps)} req/s, io p95 {row.kind_p95('io'):.0f} ms, cpu p95 {row.kind_p95('cpu'):.0f} ms"
+            f"{tie(p.tied, 'io p95')}")  # fmt: skip
+    if p.worst is not None:
+        text += f"; in {p.worst.label} io requests reached p95 {p.worst.io_p95:.0f} ms, {held_by(p.worst)}"
+    return text + "."
+
+
+def held_by(row: Row) -> str:
+    """Why io requests took longer than their wait: no free worker (the model's C), or, where every
+    request had one, the CPU the prime counts held (one event loop, or one GIL)."""
+    workers = row.waiting_for_workers
+    return f"waiting for one of its {workers} workers" if workers is not None else "held up behind the prime counts"
+
+
+# ---------------------------------------------------------------- the same runs on both backends
+
+
+def parity_run(p: ParityPair) -> str:
+    k = p.native.knobs
+    return f"{run_names(k).label} · {k.workload} · {k.users} users, {limit(k.cpus)}"
+
+
+def parity_causes(p: ParityPair) -> str:
+    """What the two records say differed, where they differ by more than the gap; empty within it."""
+    if not p.gap:
+        return ""
+    said = [cause(c) for c in p.causes]
+    return "; ".join(said) or "nothing the records show: noise of shared cores, or overhead outside the parts the lab measures"
+
+
+def cause(c: Cause) -> str:
+    match c:
+        case BoundedOn(backend=backend, by=by):
+            return f"the {backend} run was bounded by {by}"
+        case CpuPerRequest(native_s=native, compose_s=compose):
+            return f"the server's CPU per request was {native * 1000:.1f} ms native, {compose * 1000:.1f} ms in its container"
+        case EngineCpu(cpus=cpus):
+            return f"the engine itself (port proxy, runtime) used {cpus:.2f} CPU more, on shared cores"
+        case ThrottledApart(native_s=native, compose_s=compose):
+            return f"the CPU quota throttled the server {native:.1f} s native, {compose:.1f} s in its container"
+        case DelayedAcksOnOne():
+            return "only one backend's replies waited for delayed ACKs"
+
+
+# ---------------------------------------------------------------- capacity
+
+
+def capacity_advice(capacities: list[Capacity]) -> list[str]:
+    """Which configuration holds the most load at the target, per workload and CPU limit."""
+    return [capacity_pick(p) for p in capacity_picks(capacities)]
+
+
+def capacity_pick(p: CapacityPick) -> str:
+    head = f"For {p.workload} at p95 ≤ {p.slo_ms:g} ms ({limit(p.cpus)}), "
+    if p.best is None:
+        return head + "no production configuration has a capacity: none held the target below a rate that broke it."
+    text = head + f"by capacity pick {p.best.label}: it holds {fmt(p.best.capacity or 0)} req/s{of_model(p.best)}"
+    if p.others:
+        text += "; then " + ", ".join(f"{c.label} {fmt(c.capacity or 0)} req/s{of_model(c)}" for c in p.others)
+    return text + "."
+
+
+def of_model(c: Capacity) -> str:
+    return f" ({c.ratio:.2f} of its model's {fmt(c.model or 0)})" if c.ratio else ""
+
+
+def overload(capacities: list[Capacity]) -> list[str]:
+    """Past capacity, with arrivals that do not wait for replies, the queue grows: latency rises over the run."""
+    return [grew(o) for o in overloads(capacities)]
+
+
+def grew(o: Overload) -> str:
+    c = o.capacity
+    return (f"{c.label} · {c.workload}: at {o.rate:g} arrivals/s, past its capacity of {fmt(c.capacity or 0)}, the median "
+            f"request took {o.p50_first_half_ms:.0f} ms in the first half of the run and {o.p50_second_half_ms:.0f} ms in "
+            "the second: the queue grew.")  # fmt: skip
