@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+from contract import cgroup
 
 TICK = os.sysconf("SC_CLK_TCK")
 SATURATED_IDLE = 0.10  # a machine with less idle CPU than this over a window was saturated
@@ -32,21 +32,7 @@ def machine() -> MachineCpu:
 def tree(pid: int | None) -> float:
     """CPU-seconds of a process and its descendants, including children that have exited and been
     reaped (PostgreSQL's backends come and go)."""
-    if pid is None:
-        return 0.0
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-            total += t.user + t.system + (t.children_user + t.children_system if proc is root else 0.0)
-        except psutil.NoSuchProcess:
-            pass
-    return total
+    return 0.0 if pid is None else cgroup.tree_cpu_seconds(pid)
 
 
 @dataclass(frozen=True)

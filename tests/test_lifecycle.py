@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -134,3 +135,11 @@ def test_taken_port_is_named(lab_place):
     assert result.returncode == 2
     assert f"port {lab_place.app_port} on 127.0.0.1 is already taken" in result.stderr
     assert_nothing_left(lab_place)
+
+
+def test_make_help_needs_no_virtual_environment():
+    """`make help` is the first thing a new user runs, before `make setup`: the standard library must do."""
+    result = subprocess.run(["make", "help", f"PYTHON={sys.executable} -S"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Modes (MODE=...):" in result.stdout and "MIX_CPU_SHARE" in result.stdout
