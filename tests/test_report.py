@@ -26,6 +26,10 @@ SECTIONS = (
     "## Machine",
 )
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's chromium as the tests drive it: no sandbox (a root session cannot have one), nothing fetched
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
+WINDOW = 1300  # px: the report reads in a window this wide
 
 
 @pytest.fixture
@@ -45,7 +49,8 @@ def records_of(folder):
 def table_of(md: str, section: str) -> list[dict[str, str]]:
     """The rows of the table in the report's section whose title starts with `section`, by column."""
     text = md.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
-    lines = [line.strip().strip("|") for line in text.splitlines() if line.startswith("|")]
+    first = text[text.index("\n|") :].split("\n\n", 1)[0]  # the section's first table
+    lines = [line.strip().strip("|") for line in first.splitlines() if line.startswith("|")]
     columns = [cell.strip() for cell in lines[0].split("|")]
     return [dict(zip(columns, (cell.strip() for cell in line.split("|")), strict=True)) for line in lines[2:]]
 
@@ -147,6 +152,40 @@ def test_report_opens_offline_in_a_real_browser(copied, tmp_path):
     lo, hi = image.getextrema()
     assert hi - lo > 100  # not blank: text and charts
     assert len(image.resize((64, 64)).getcolors(maxcolors=4096) or []) > 20
+
+
+def test_the_runs_table_keeps_the_columns_a_reader_compares_and_its_notes_below_it(copied):
+    build(copied)
+    runs = table_of((copied / "report.md").read_text(), "Runs: measured and predicted")
+    assert len(runs[0]) <= 13 and {"run", "req/s", "p95 ms", "predicted req/s", "note"} <= set(runs[0])
+    notes = (copied / "report.md").read_text().split("\n## Runs", 1)[1].split("\n**", 1)[0]
+    for i, row in enumerate(runs, 1):  # each row's note is keyed by its number, in the list under the table
+        assert row["note"] == str(i) and f"\n{i}. {row['run']}: " in notes
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_report_fits_a_1300_px_window_and_no_note_makes_a_row_tall(copied):
+    from playwright.sync_api import sync_playwright
+
+    page = build(copied)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": WINDOW, "height": 900})
+            tab.goto(page.as_uri())
+            assert tab.evaluate("document.documentElement.scrollWidth") <= WINDOW
+            rights = tab.evaluate("[...document.querySelectorAll('table')].map(t => t.getBoundingClientRect().right)")
+            assert rights and max(rights) <= WINDOW, rights
+            runs = tab.evaluate("""() => {
+                const table = document.querySelector('table');  // the runs table: the first of the page
+                const heights = [...table.querySelectorAll('tbody tr')].map(r => r.getBoundingClientRect().height);
+                const notes = table.nextElementSibling;
+                return {heights, notes: notes.tagName + '.' + notes.className, items: notes.children.length};
+            }""")
+        finally:
+            browser.close()
+    assert runs["notes"] == "OL.notes" and runs["items"] == len(runs["heights"])
+    assert max(runs["heights"]) <= 1.5 * min(runs["heights"]), runs["heights"]  # one line each: the notes are below
 
 
 def test_sweeps_draw_lines_and_find_where_more_stopped_helping(copied):

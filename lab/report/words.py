@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lab.experiments import run_names
 from lab.model.bounds import CONCURRENCY
+from lab.record import RunRecord
 from lab.report import conclusions as found
 from lab.report import notes
 from lab.report.capacity import Capacity, CapacityPick, Overload, capacity_picks, overloads
@@ -271,3 +272,45 @@ def grew(o: Overload) -> str:
     return (f"{c.label} · {c.workload}: at {o.rate:g} arrivals/s, past its capacity of {fmt(c.capacity or 0)}, the median "
             f"request took {o.p50_first_half_ms:.0f} ms in the first half of the run and {o.p50_second_half_ms:.0f} ms in "
             "the second: the queue grew.")  # fmt: skip
+
+
+# ---------------------------------------------------------------- the report's own paragraphs
+
+THEORY = (
+    "In a closed loop of U users with no think time, throughput X = U / R. A mode holds at most C requests in flight "
+    "(1 for nothreading, the pool or thread count, WORKERS × THREADS) and runs Python in at most P processes at once "
+    "(P = min(processes, CPUS) under the GIL). With D_io the database wait and D_cpu the CPU time of one request "
+    "(measured from the server's cgroup), X ≤ min(U, C) / (D_io + D_cpu) and X ≤ P / D_cpu. In a mix, D_io and "
+    "D_cpu are the means per request (the io share times the wait), and each kind's throughput is its share of X. "
+    "'binds' says which bound is lower; measured/predicted near 1 means the model explains the run."
+)
+PARITY = (
+    "Each configuration measured natively and in containers (compose): the ratio compose/native of throughput "
+    "and of p95 latency. A gap over 15% is named with what the two records say differed."
+)
+QUICK = "Absolute times depend on IO_SECONDS, PRIMES_LIMIT and the machine; compare the ratios."
+CAPACITY = (
+    "Requests arrived at a set rate whatever the replies (open arrivals), and latency counts from each arrival's "
+    "intended start. Each configuration's capacity is the highest rate whose p95 stayed at or under the target with "
+    "under 1% failures, found by a bounded search of short steps; the model's saturation rate is min(C / (D_io + "
+    "D_cpu), P / D_cpu), with D_cpu from the server's own accounting."
+)
+SHARED = "The load generator, the server and PostgreSQL share this machine's cores."
+
+
+def bounded_warning(what: str, runs: int) -> str:
+    return f"Warning: {runs} run(s) were bounded by {what}, not the server: their throughput is not the server's."
+
+
+def failed_warning(runs: int) -> str:
+    return f"{runs} run(s) failed; their reasons are in the notes under the runs table."
+
+
+def machine(records: list[RunRecord]) -> list[str]:
+    """What the runs happened on: the first run's machine, and every way the CPU limit was set."""
+    info = records[0].machine
+    line = (f"{info.cores} cores ({info.cpu_model}), {info.os}, Python {info.python}, PostgreSQL {info.postgres}, "
+            + ", ".join(f"{k} {v}" for k, v in info.packages.items() if v)
+            + f"; git {str(info.git.revision if info.git else None)[:12]}")  # fmt: skip
+    methods = sorted({(r.cpu_limit.method if r.cpu_limit else None) or "–" for r in records})
+    return [line, "CPU limit: " + "; ".join(methods), SHARED]
