@@ -19,22 +19,30 @@ PY := $(VENV)/bin/python
 KNOB_ERROR := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs check 2>&1)
 $(if $(KNOB_ERROR),$(error $(KNOB_ERROR)))
 
+# TARGET=http://host:port: a server the lab did not start (make serve on its host), measured from here
+ifneq ($(TARGET),)
+ifeq ($(filter $(BACKEND),auto remote),)
+$(error TARGET=$(TARGET) is a server the lab did not start: it takes BACKEND=remote (or none), not BACKEND=$(BACKEND))
+endif
+override BACKEND := remote
+endif
 ifeq ($(BACKEND),auto)
 # compose when a Docker engine answers, native otherwise
 override BACKEND := $(shell timeout 5 docker info >/dev/null 2>&1 && echo compose || echo native)
 endif
-ifeq ($(filter $(BACKEND),native compose),)
-$(error BACKEND=$(BACKEND) is not valid: BACKEND takes auto, native or compose)
+ifeq ($(filter $(BACKEND),native compose remote),)
+$(error BACKEND=$(BACKEND) is not valid: BACKEND takes auto, native, compose or remote (with TARGET))
 endif
 # The compose app service's image follows MODE: the mode table says which service serves it.
 export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs service)
 COMPOSE = SERVICE=$(SERVICE) docker compose
 
-.PHONY: help setup up down demo bench capacity report modes knobs logs ps engine engine-stop images k8s test lint clean
+.PHONY: help setup up down demo bench capacity serve report modes knobs logs ps engine engine-stop images k8s test lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
 	@echo "Usage: make <target> [MODE=...] [WORKLOAD=io|cpu] [CPUS=1] [BACKEND=auto|native|compose] ..."
+	@echo "Past one machine: make serve BIND=0.0.0.0 on the server's host; make bench|capacity TARGET=http://host:port"
 	@echo
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo
@@ -110,6 +118,9 @@ bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 
 capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (open arrivals); EXPERIMENT=capacity for many
 	$(PY) -m lab capacity --backend $(BACKEND) $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT)) \
 		$(if $(filter 1 yes true,$(DETACH)),--detach)
+
+serve: setup ## PostgreSQL and the app of MODE alone, for a lab on another host (TARGET); BIND=0.0.0.0 beyond loopback
+	$(PY) -m lab serve
 
 report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
 	$(PY) -m lab report $(RESULTS)

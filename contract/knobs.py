@@ -131,8 +131,12 @@ SETTINGS = {
     "BUILD": "1",
     "SLO_P95_MS": "500",
     "ARRIVALS": "poisson",
+    # Past one machine (lab/backends/remote.py): what `make serve` listens on, and the server a bench measures.
+    "BIND": "127.0.0.1",
+    "TARGET": "",
 }
-NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT"}
+REMOTE_SETTINGS = ("BIND", "TARGET")  # none of compose's
+NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT", *REMOTE_SETTINGS}
 DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE"}
 
 

@@ -17,6 +17,7 @@ from contract.knobs import SETTINGS, KnobError, Knobs, from_environ, setting
 SERVICES_DIR = Path("services")  # where the services are, from the folder it runs in (the images' /lab)
 # What a server reads beside the knobs; the lab passes them, so a server never falls back on a default of its own.
 SERVER_SETTINGS = ("DB_POOL_SIZE", "DJANGO_SECRET_KEY")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ def server_plan(
     env.update(knobs.as_env())
     env.update(mode.env)
     env.setdefault("DJANGO_SETTINGS_MODULE", "banksite.settings")
+    if host not in LOOPBACK:  # reached from other hosts, by names the lab cannot know (unless DJANGO_ALLOWED_HOSTS says)
+        env.setdefault("DJANGO_ALLOWED_HOSTS", "*")
     argv = mode.command(host=host, port=port, workers=knobs.workers, threads=knobs.threads)
     return ServerPlan(services / mode.service, argv, env)
 

@@ -186,6 +186,32 @@ def cmd_knobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`make serve`: PostgreSQL and the server alone on this host, for a lab on another host to measure (TARGET)."""
+    from lab.backends.native import NativeBackend
+    from lab.backends.remote import address, measured_with
+
+    knobs = from_environ()
+    bind = address("BIND")
+    print(f"lab: starting PostgreSQL and the {knobs.mode} server alone, listening on {bind}...", flush=True)
+    with NativeBackend().serving(knobs, f"make serve MODE={knobs.mode}", bind=bind) as stack:
+        _show_plan(knobs, stack.limit)
+        _show_interpreter(stack.url)
+        port = stack.url.rsplit(":", 1)[1]
+        host = "<this host>" if bind == "0.0.0.0" else bind
+        reach = "from this host only: BIND=0.0.0.0 serves other hosts" if bind == "127.0.0.1" else "from other hosts"
+        print(f"lab: serving on {bind}:{port} ({reach}); PostgreSQL listens on this host's loopback only")
+        print(f"lab: measure it with: make bench|capacity TARGET=http://{host}:{port} {measured_with(knobs)}")
+        print(f"lab: logs: {stack.logs}; Ctrl-C or `make down` stops it", flush=True)
+        try:
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:  # the way to stop it once it serves: not an error
+            pass
+    print("\nlab: stopped the server and PostgreSQL", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     report.set_defaults(run=cmd_report)
     sub.add_parser("modes", help="list the server modes").set_defaults(run=cmd_modes)
     sub.add_parser("knobs", help="list the knobs and their defaults").set_defaults(run=cmd_knobs)
+    serve = sub.add_parser("serve", help="PostgreSQL and the server of MODE alone, on BIND, for a lab on another host")
+    serve.set_defaults(run=cmd_serve)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -5,6 +5,8 @@
   cgroup quota the lab sets itself.
 - compose (backends/compose.py): the same services as containers of compose.yaml, the CPU limit
   Docker's --cpus.
+- remote (backends/remote.py): a server the lab did not start, at TARGET (`make serve` on another host),
+  its CPU and CPU limit read from its own report; Locust runs here.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:  # stdlib only at import: `make help` runs before any virtual 
     from lab.place import Place
     from lab.stack_state import StackState, StateHook
 
-BACKENDS = ("native", "compose")
+BACKENDS = ("native", "compose", "remote")
 
 
 class Limit(Protocol):
@@ -32,9 +34,13 @@ class Limit(Protocol):
 
 
 class RunFacts(TypedDict, total=False):
-    """What a run's record keeps of where it ran: the compose backend's images, by id."""
+    """What a run's record keeps of where it ran: the compose backend's images, by id; the remote backend's
+    target, which the lab did not start, and where its CPU was read."""
 
     images: list[ImageFacts]
+    target: str
+    started_by_lab: bool
+    server_cpu_from: str
 
 
 class App(Protocol):
@@ -123,7 +129,11 @@ def get(name: str, place: Place | None = None) -> Backend:
         from lab.backends.native import NativeBackend
 
         return NativeBackend(place)
-    raise ValueError(f"BACKEND={name!r} is not valid: BACKEND takes auto, {' or '.join(BACKENDS)}")
+    if name == "remote":
+        from lab.backends.remote import RemoteBackend
+
+        return RemoteBackend(place)
+    raise ValueError(f"BACKEND={name!r} is not valid: BACKEND takes auto, {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}")
 
 
 def started(state: StackState) -> list[str]:

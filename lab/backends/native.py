@@ -28,11 +28,19 @@ BIN = Path(sys.executable).parent
 LOCUSTFILE = ROOT / "locust" / "locustfile.py"
 
 
-class AppServer:
-    """The server under test, in MODE, under its CPU limit."""
+def reachable(bind: str) -> str:
+    """Where this host reaches a server listening on `bind` (every address: through loopback)."""
+    return "127.0.0.1" if bind == "0.0.0.0" else bind
 
-    def __init__(self, knobs: Knobs, place: Place, database_url: str, record: StateHook | None = None) -> None:
+
+class AppServer:
+    """The server under test, in MODE, under its CPU limit, listening on `bind` (loopback unless asked)."""
+
+    def __init__(
+        self, knobs: Knobs, place: Place, database_url: str, record: StateHook | None = None, *, bind: str = "127.0.0.1"
+    ) -> None:
         self.knobs = knobs
+        self.bind = bind
         self.record = record
         self.place = place
         self.database_url = database_url
@@ -42,13 +50,13 @@ class AppServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.place.app_port}"
+        return f"http://{reachable(self.bind)}:{self.place.app_port}"
 
     def start(self, timeout: float = 60.0) -> None:
-        check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
+        check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)", host=self.bind)
         env = dict(os.environ)
         env.update(DATABASE_URL=self.database_url, DB_POOL_SIZE=setting("DB_POOL_SIZE"))
-        plan = server_plan(self.knobs, host="127.0.0.1", port=self.place.app_port, base_env=env, services=ROOT / "services")
+        plan = server_plan(self.knobs, host=self.bind, port=self.place.app_port, base_env=env, services=ROOT / "services")
         self.limit = make_limit(self.knobs.cpus, self.place.cgroup_name)
         argv = self.limit.wrap(resolve(plan.argv, BIN))
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -92,20 +100,22 @@ class Stack:
     from another shell, or the next lab command, can stop it even if this process died.
     """
 
-    def __init__(self, knobs: Knobs, place: Place, record: StateHook, *, locust_ui: bool = False) -> None:
+    def __init__(
+        self, knobs: Knobs, place: Place, record: StateHook, *, locust_ui: bool = False, bind: str = "127.0.0.1"
+    ) -> None:
         self.knobs = knobs
         self.place = place
         self.record = record
         self.locust_ui = locust_ui
         self.pg = self.place.postgres()
-        self.app = AppServer(knobs, self.place, self.pg.url, record)
+        self.app = AppServer(knobs, self.place, self.pg.url, record, bind=bind)  # PostgreSQL stays on loopback
         self.locust: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         try:
             if self.locust_ui:
                 check_port_free(self.place.locust_port, "the Locust web UI (LOCUST_PORT)")
-            check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)")
+            check_port_free(self.place.app_port, f"the {self.knobs.mode} server (APP_PORT)", host=self.app.bind)
             self.pg.start()
             self.app.start()
             if self.locust_ui:
@@ -229,10 +239,13 @@ class NativeBackend:
         self.pg.stop()
 
     @contextmanager
-    def serving(self, knobs: Knobs, command: str, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[Stack]:
-        """PostgreSQL, the app and (for `make up`) one local Locust with its web UI, under the stack file."""
+    def serving(
+        self, knobs: Knobs, command: str, *, locust_ui: bool = False, locust_workers: int = 1, bind: str = "127.0.0.1"
+    ) -> Iterator[Stack]:
+        """PostgreSQL, the app and (for `make up`) one local Locust with its web UI, under the stack file; the app
+        listens on `bind` (`make serve` for a lab on another host)."""
         with stack_state.claimed(self.place, [self.name], command, partial(stop_leftovers, self.place)) as record:
-            stack = Stack(knobs, self.place, record, locust_ui=locust_ui)
+            stack = Stack(knobs, self.place, record, locust_ui=locust_ui, bind=bind)
             try:
                 stack.start()
                 yield stack
