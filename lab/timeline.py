@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
+from lab.stats import quantile
+
 # Linux delays an ACK by at least 40 ms (TCP_DELACK_MIN). A reply held back by Nagle's algorithm until
 # that ACK arrives pays it every time: a steady floor of time outside the handler, seen here at 41-47 ms.
 # The window is narrow on purpose: a steady queue (one worker, a few users) can also sit near 60 ms.
@@ -70,12 +72,10 @@ def summary(path: Path, file: str) -> TimelineSummary:
     without data), and how many server processes served requests."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    gaps = sorted(
-        float(row["client_ms"]) - (int(row["end_us"]) - int(row["start_us"])) / 1000 for row in rows if row.get("client_ms")
-    )
+    gaps = [float(row["client_ms"]) - (int(row["end_us"]) - int(row["start_us"])) / 1000 for row in rows if row.get("client_ms")]
 
     def at(p: int) -> float:
-        return round(gaps[round(p / 100 * (len(gaps) - 1))], 2)
+        return round(quantile(gaps, p / 100) or 0.0, 2)
 
     outside = OutsideHandler(p10=at(10), p50=at(50), p90=at(90)) if gaps else None
     return TimelineSummary(file, len(rows), outside, len({row["pid"] for row in rows}))

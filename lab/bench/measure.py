@@ -21,6 +21,7 @@ from lab.backends import App, Backend
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
 from lab.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, ServerCpu
+from lab.stats import quantile
 
 if TYPE_CHECKING:
     from lab.stack_state import StateHook
@@ -28,7 +29,11 @@ if TYPE_CHECKING:
 
 def percentile(histogram: dict[float, int], fraction: float) -> float | None:
     """The response time below which `fraction` of requests fell, from Locust's histogram
-    (response time, rounded as Locust rounds it -> count), computed as Locust computes it."""
+    (response time, rounded as Locust rounds it -> count), computed as Locust computes it.
+
+    The lab's one percentile of a histogram: Locust keeps only these rounded buckets, and its own
+    algorithm gives the figures its web UI and CSV show. Latencies the lab holds one by one go
+    through lab.stats.quantile."""
     total = sum(histogram.values())
     if not total:
         return None
@@ -224,12 +229,13 @@ def open_arrivals(path: Path, start: float, seconds: float) -> OpenArrivals:
         offered_rps=round(data["offered"] / seconds, 3),
         sent_rps=round((data["sent"] + data["unanswered"]) / seconds, 3),
         failure_ratio=round(failed / len(ms), 4) if ms else None,
-        p50_ms=_quantile(ms, 0.50), p95_ms=_quantile(ms, 0.95), p99_ms=_quantile(ms, 0.99),
-        p50_first_half_ms=_quantile(first, 0.50), p50_second_half_ms=_quantile(second, 0.50),
-        p95_first_half_ms=_quantile(first, 0.95), p95_second_half_ms=_quantile(second, 0.95),
+        p50_ms=_ms(ms, 0.50), p95_ms=_ms(ms, 0.95), p99_ms=_ms(ms, 0.99),
+        p50_first_half_ms=_ms(first, 0.50), p50_second_half_ms=_ms(second, 0.50),
+        p95_first_half_ms=_ms(first, 0.95), p95_second_half_ms=_ms(second, 0.95),
     )  # fmt: skip
 
 
-def _quantile(values: list[float], fraction: float) -> float | None:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1) if ordered else None
+def _ms(values: list[float], q: float) -> float | None:
+    """The q-quantile of latencies in ms, to a tenth (lab.stats.quantile); None without any."""
+    found = quantile(values, q)
+    return None if found is None else round(found, 1)

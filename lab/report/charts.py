@@ -13,10 +13,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import ScalarFormatter
 
-from contract.modes import MODES
 from lab import timeline as requests_timeline
 from lab.report.capacity import Capacity
-from lab.report.rows import Row, baseline, compared, knob
+from lab.report.rows import Row, baseline, compared, knob, mode_rank
+from lab.stats import quantile
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
 WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452", "mix": "#55A868"}
@@ -32,8 +32,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _rank(row: Row) -> tuple[int, str]:
-    modes = list(MODES)
-    return (modes.index(row.mode) if row.mode in modes else len(modes), row.label)
+    return mode_rank(row.mode), row.label
 
 
 def _order(rows: list[Row]) -> list[str]:
@@ -47,13 +46,13 @@ def _style(row: Row) -> dict[str, object]:
     return {"color": colour, "linestyle": "--" if row.variant else "-", "marker": "s" if row.variant else "o"}
 
 
-def _percentile(row: Row, pct: str) -> float:
+def _latency(row: Row, pct: str) -> float:
     """p50, p95 or p99 of a run, in ms (0 where there were no requests)."""
     locust = row.locust
     return {"p50": locust.p50_ms, "p95": locust.p95_ms, "p99": locust.p99_ms}[pct] or 0.0
 
 
-def _kind_percentile(row: Row, kind: str, pct: str) -> float:
+def _kind_latency(row: Row, kind: str, pct: str) -> float:
     stats = row.kinds.get(kind)
     return ({"p50": stats.p50_ms, "p95": stats.p95_ms}[pct] if stats else None) or 0.0
 
@@ -92,7 +91,7 @@ def latency(rows: list[Row], path: Path) -> Path | None:
         by_label = {r.label: r for r in runs}
         for k, (pct, shade) in enumerate((("p50", 0.45), ("p95", 0.7), ("p99", 0.95))):
             xs = [j + (k - 1) * 0.27 for j in range(len(labels))]
-            ax.bar(xs, [_percentile(by_label[lab], pct) for lab in labels], 0.27, label=pct, color=plt.cm.Greys(shade))
+            ax.bar(xs, [_latency(by_label[lab], pct) for lab in labels], 0.27, label=pct, color=plt.cm.Greys(shade))
         ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"Latency percentiles, {workload} workload")
@@ -112,7 +111,7 @@ def mix_latency(rows: list[Row], path: Path) -> Path | None:
     width = 0.8 / len(bars)
     for k, (kind, pct) in enumerate(bars):
         xs = [j + (k - (len(bars) - 1) / 2) * width for j in range(len(labels))]
-        values = [_kind_percentile(by_label[lab], kind, pct) for lab in labels]
+        values = [_kind_latency(by_label[lab], kind, pct) for lab in labels]
         ax.bar(xs, values, width, label=f"{kind} {pct}", color=WORKLOAD_COLOURS[kind], alpha=0.55 if pct == "p50" else 1.0)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylabel("latency (ms)")
@@ -193,8 +192,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
         if not requests:
             continue
         # a short window: the first requests of the measured part, enough to see the pattern
-        durations = sorted(q["end_us"] - q["start_us"] for q in requests)
-        typical = durations[len(durations) // 2] or 1
+        typical = quantile([q["end_us"] - q["start_us"] for q in requests], 0.5) or 1
         origin = requests[0]["start_us"]
         window = typical * LANE_REQUESTS  # a few requests per lane, as in the post's figures
         shown = [q for q in requests if q["start_us"] - origin <= window]
@@ -237,12 +235,11 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
     with the target and each configuration's capacity marked: the curve rises as it nears saturation."""
     if not found:
         return None
-    modes = list(MODES)
     fig, ax = plt.subplots(figsize=(10, 5))
-    for c in sorted(found, key=lambda c: (modes.index(c.mode) if c.mode in modes else 99, c.label)):
+    for c in sorted(found, key=lambda c: (mode_rank(c.mode), c.label)):
         # (rate asked for, offered rate, p95 ms) of each step with a p95
         steps = [(s.rate, s.arrivals.offered_rps, s.arrivals.p95_ms) for s in c.steps if s.arrivals and s.arrivals.p95_ms]
-        colour = plt.cm.tab10((modes.index(c.mode) if c.mode in modes else 9) % 10)
+        colour = plt.cm.tab10(mode_rank(c.mode) % 10)
         name = f"{c.label} · {c.workload} · CPUS={c.cpus:g}"
         ax.plot([offered for _, offered, _ in steps], [p95 for *_, p95 in steps], marker="o", color=colour, label=name)
         if c.capacity:
