@@ -37,12 +37,13 @@ endif
 export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs service)
 COMPOSE = SERVICE=$(SERVICE) docker compose
 
-.PHONY: help setup up down demo bench capacity serve report modes knobs logs ps engine engine-stop images k8s test lint clean
+.PHONY: help setup up down demo bench capacity serve worker report modes knobs logs ps engine engine-stop images k8s test lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
 	@echo "Usage: make <target> [MODE=...] [WORKLOAD=io|cpu] [CPUS=1] [BACKEND=auto|native|compose] ..."
-	@echo "Past one machine: make serve BIND=0.0.0.0 on the server's host; make bench|capacity TARGET=http://host:port"
+	@echo "Past one machine: make serve BIND=0.0.0.0 on the server's host; make bench|capacity TARGET=http://host:port;"
+	@echo "  LOCUST_REMOTE_WORKERS=N LOCUST_BIND=0.0.0.0 on a bench for make worker MASTER=host on other hosts"
 	@echo
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo
@@ -121,6 +122,10 @@ capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (ope
 
 serve: setup ## PostgreSQL and the app of MODE alone, for a lab on another host (TARGET); BIND=0.0.0.0 beyond loopback
 	$(PY) -m lab serve
+
+worker: setup ## join the Locust of a bench on MASTER=host as LOCUST_WORKERS=N Locust workers, run after run (Ctrl-C stops)
+	$(if $(MASTER),,$(error make worker takes MASTER=host: the host whose bench runs with LOCUST_REMOTE_WORKERS=N))
+	$(PY) -m lab worker --master $(MASTER) --processes $(LOCUST_WORKERS)
 
 report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
 	$(PY) -m lab report $(RESULTS)

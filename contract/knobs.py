@@ -131,11 +131,15 @@ SETTINGS = {
     "BUILD": "1",
     "SLO_P95_MS": "500",
     "ARRIVALS": "poisson",
-    # Past one machine (lab/backends/remote.py): what `make serve` listens on, and the server a bench measures.
+    # Past one machine (lab/backends/remote.py): what `make serve` listens on, the server a bench measures
+    # (TARGET), and Locust workers on other hosts joining the bench's Locust at LOCUST_BIND:LOCUST_MASTER_PORT.
     "BIND": "127.0.0.1",
     "TARGET": "",
+    "LOCUST_REMOTE_WORKERS": "0",
+    "LOCUST_BIND": "127.0.0.1",
+    "LOCUST_MASTER_PORT": "5557",
 }
-REMOTE_SETTINGS = ("BIND", "TARGET")  # none of compose's
+REMOTE_SETTINGS = ("BIND", "TARGET", "LOCUST_REMOTE_WORKERS", "LOCUST_BIND", "LOCUST_MASTER_PORT")  # none of compose's
 NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT", *REMOTE_SETTINGS}
 DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE"}
 
@@ -148,7 +152,8 @@ def setting(name: str) -> str:
 
 # The numeric settings and the values they take; validated with the knobs.
 SETTING_RANGES = {"APP_PORT": (1, 65535), "LOCUST_PORT": (1, 65535), "PG_PORT": (1, 65535), "DB_POOL_SIZE": (1, 250),
-                  "SLO_P95_MS": (1, 600_000), "LAB_CONTROL_PORT": (1, 65535)}  # fmt: skip
+                  "SLO_P95_MS": (1, 600_000), "LAB_CONTROL_PORT": (1, 65535),
+                  "LOCUST_REMOTE_WORKERS": (0, 256), "LOCUST_MASTER_PORT": (1, 65535)}  # fmt: skip
 
 
 # The settings that take one of a few words: compose's image source, and whether it builds images.

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from contract.knobs import KNOBS, KnobError, Knobs, from_environ
+from contract.knobs import KNOBS, KnobError, Knobs, from_environ, int_setting
 from contract.modes import MODES
 from lab import ROOT, backends
 from lab.backends import Limit
@@ -212,6 +212,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """`make worker`: Locust worker(s) for the bench's master on another host, run after run, until Ctrl-C."""
+    from lab.backends.remote_workers import join
+
+    try:
+        join(args.master, args.master_port or int_setting("LOCUST_MASTER_PORT"), args.processes, args.wait)
+    except KeyboardInterrupt:
+        print("\nlab: the worker stopped", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -245,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("knobs", help="list the knobs and their defaults").set_defaults(run=cmd_knobs)
     serve = sub.add_parser("serve", help="PostgreSQL and the server of MODE alone, on BIND, for a lab on another host")
     serve.set_defaults(run=cmd_serve)
+    worker = sub.add_parser("worker", help="join the Locust master of a bench on another host as a Locust worker")
+    worker.add_argument("--master", required=True, help="the host whose bench runs with LOCUST_REMOTE_WORKERS=N")
+    worker.add_argument("--master-port", type=int, help="its port for workers (default LOCUST_MASTER_PORT, 5557)")
+    worker.add_argument("--processes", type=int, default=1, help="Locust worker processes on this host")
+    worker.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the master before the first run")
+    worker.set_defaults(run=cmd_worker)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -1,5 +1,5 @@
-"""A server the lab did not start (TARGET), served by `make serve`, on loopback: what is refused before anything
-starts, and what a record says. tests/test_hosts.py
+"""A server the lab did not start (TARGET) and Locust workers joining a bench (`make worker`), on loopback:
+what is refused before anything starts, what a record says, and how busy each worker was. tests/test_hosts.py
 runs the same across three network hosts."""
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ import pytest
 from contract.knobs import parse
 from lab import ROOT
 from lab.backends.remote import cpu_of, limit_difference, measured_with, target_url
+from lab.backends.remote_workers import PLUGIN, bounding, master_argv, workers_of_run
+from lab.experiments import RunConfig
 from lab.place import Place
 from lab.procs import LabError
 
-from .conftest import PYTHON, lab_env, make_place, processes_of
+from .conftest import PYTHON, TEST_PORTS, lab_env, make_place, processes_of
 
+MASTER_PORT = TEST_PORTS["LOCUST_PORT"] + 60
 SERVED = {"MODE": "async", "WORKLOAD": "io", "IO_SECONDS": "0.05", "PRIMES_LIMIT": "20000", "CPUS": "0", "USERS": "4"}
 EXPERIMENT = """
 description = "the served configuration, very short"
@@ -164,3 +167,84 @@ def test_make_serve_and_a_bench_of_its_target(tmp_path: Path) -> None:
     assert record["verification"]["ok"] and record["server"]["cpu_seconds"] > 0 and "locust_workers" not in record["where"]
     assert record["machine"]["postgres"].startswith("the target's own")
     assert not (served.state / "stack.json").exists()
+
+
+# ---------------------------------------------------------------- Locust workers on other hosts
+
+
+def test_a_bench_is_the_master_of_its_remote_workers_only_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    argv = ["locust", "-f", "locust/locustfile.py", "--headless", "--host", "http://x:1"]
+    config = RunConfig(parse({}), 1, 2)
+    monkeypatch.delenv("LOCUST_REMOTE_WORKERS", raising=False)
+    assert master_argv(argv, config, "native", tmp_path) == argv
+    monkeypatch.setenv("LOCUST_REMOTE_WORKERS", "2")
+    monkeypatch.setenv("LOCUST_MASTER_PORT", str(MASTER_PORT))
+    master = master_argv(argv, config, "remote", tmp_path)
+    assert master[2] == f"locust/locustfile.py,{PLUGIN}"  # each worker's CPU, kept by the master
+    assert master[master.index("--expect-workers") + 1] == "2" and master[master.index("--master-bind-host") + 1] == "127.0.0.1"
+    with pytest.raises(LabError, match="open arrivals"):
+        master_argv(argv, RunConfig(parse({}), 1, 2, arrival_rate=5), "native", tmp_path)
+    with pytest.raises(LabError, match="BACKEND=native or remote"):
+        master_argv(argv, config, "compose", tmp_path)
+    monkeypatch.setenv("LOCUST_BIND", "everywhere")
+    with pytest.raises(LabError, match="LOCUST_BIND='everywhere' is not valid"):
+        master_argv(argv, config, "native", tmp_path)
+
+
+def test_each_workers_cpu_is_taken_over_the_measured_window(tmp_path: Path) -> None:
+    (tmp_path / "run.window.json").write_text(json.dumps({"start": 100.0, "end": 110.0}))
+    reports = {
+        # reports every 3 s; the window lies within the ones at 99 and 111: 10.8 CPU-s over 12 s
+        "host-a_1f": {"index": 1, "locust_cpu_percent": 92.0, "reports": [[96, 0.2], [99, 2.6], [102, 5.3], [111, 13.4]]},
+        "host-b_2e": {"index": 0, "locust_cpu_percent": 10.0, "reports": [[98, 1.0], [101, 1.3], [112, 2.4]]},
+    }
+    (tmp_path / "run.workers.json").write_text(json.dumps({"expected": 2, "workers": reports}))
+    workers = workers_of_run(tmp_path, "run")
+    assert workers is not None and workers["connected"] == 2 and workers["expected"] == 2
+    assert workers["hosts"] == {"host-a": 1, "host-b": 1}
+    assert [w["id"] for w in workers["workers"]] == ["host-b_2e", "host-a_1f"]  # in the order they joined
+    idle, busy = workers["workers"]
+    assert (busy["cpu_seconds"], busy["over_seconds"], busy["utilisation"]) == (10.8, 12, 0.9)
+    assert idle["utilisation"] == 0.1 and idle["locust_cpu_percent"] == 10.0
+    assert workers["bounded"] and bounding(workers) == 0.9  # one busy worker bounds the run
+    reports["host-a_1f"]["reports"] = [[99, 2.6], [111, 4.0]]
+    (tmp_path / "run.workers.json").write_text(json.dumps({"expected": 2, "workers": reports}))
+    calm = workers_of_run(tmp_path, "run")
+    assert calm is not None and not calm["bounded"] and bounding(calm) is None
+    assert workers_of_run(tmp_path, "another run") is None  # a run without remote workers
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_reach_its_master_says_so(tmp_path: Path) -> None:
+    place = make_place(tmp_path / "state", 51)
+    nobody = lab(place, "worker", "--master", "127.0.0.1", "--master-port", str(MASTER_PORT), "--wait", "1", timeout=60)
+    assert nobody.returncode == 2, nobody.stdout + nobody.stderr
+    assert f"no Locust master answered at 127.0.0.1:{MASTER_PORT} within 1 s" in nobody.stderr
+    assert "LOCUST_BIND=0.0.0.0" in nobody.stderr
+    unknown = lab(place, "worker", "--master", "no-such-host.invalid", "--wait", "1", timeout=60)
+    assert unknown.returncode == 2 and "cannot reach the Locust master at no-such-host.invalid" in unknown.stderr
+    assert not (place.state / "worker" / "stack.json").exists()
+
+
+@pytest.mark.slow
+def test_a_bench_of_a_target_is_the_master_of_a_worker_that_joins_it(tmp_path: Path) -> None:
+    """`lab serve`, one `lab worker` and `lab bench --backend remote` as their master, on loopback: the record says
+    which worker joined and how busy it was; the worker keeps its own state folder."""
+    served, master, worker = (make_place(tmp_path / name, offset) for name, offset in (("served", 55), ("master", 56),
+                                                                                        ("worker", 57)))  # fmt: skip
+    target, port = f"http://127.0.0.1:{served.app_port}", str(MASTER_PORT)
+    results = tmp_path / "results"
+    experiment = tmp_path / "served.toml"
+    experiment.write_text(EXPERIMENT.format(cpus=0))
+    with (
+        started(served, "serve", ready="`make down` stops it", **SERVED),
+        started(worker, "worker", "--master", "127.0.0.1", "--master-port", port, ready="waiting for a Locust master"),
+    ):
+        bench = lab(master, "bench", str(experiment), "--backend", "remote", TARGET=target, LAB_RESULTS=str(results),
+                    LOCUST_REMOTE_WORKERS="1", LOCUST_MASTER_PORT=port)  # fmt: skip
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    (record,) = (json.loads(p.read_text()) for p in results.glob("served-*/runs/*.json"))
+    assert record["status"] == "ok", record["reason"]
+    workers = record["where"]["locust_workers"]
+    assert workers["expected"] == workers["connected"] == 1 and workers["workers"][0]["utilisation"] is not None
+    assert (worker.state / "worker" / "logs" / "locust-worker.log").exists()  # its own state folder

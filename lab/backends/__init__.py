@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 if TYPE_CHECKING:  # stdlib only at import: `make help` runs before any virtual environment exists
     from contract.cgroup import CpuUsage
     from contract.knobs import Knobs
+    from lab.backends.remote_workers import WorkersFacts
     from lab.images import ImageFacts
     from lab.place import Place
     from lab.stack_state import StackState, StateHook
@@ -35,12 +36,13 @@ class Limit(Protocol):
 
 class RunFacts(TypedDict, total=False):
     """What a run's record keeps of where it ran: the compose backend's images, by id; the remote backend's
-    target, which the lab did not start, and where its CPU was read."""
+    target, which the lab did not start, and where its CPU was read; Locust's workers on other hosts."""
 
     images: list[ImageFacts]
     target: str
     started_by_lab: bool
     server_cpu_from: str
+    locust_workers: WorkersFacts
 
 
 class App(Protocol):

@@ -18,6 +18,7 @@ from contract.knobs import REQUEST_WORKLOADS
 from lab import ROOT, machine_cpu
 from lab import timeline as requests_timeline
 from lab.backends import App, Backend
+from lab.backends.remote_workers import master_argv
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
 from lab.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, ServerCpu
@@ -118,6 +119,7 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     total = config.warmup + config.run_time
     options = locust_options(config, app.url, folder)
     argv = backend.locust_argv(options, folder)
+    argv = master_argv(argv, config, backend.name, work)  # LOCUST_REMOTE_WORKERS: the master of workers on other hosts
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     log = work / f"{config.id}.log"

@@ -23,8 +23,10 @@ from contract import interpreter
 from contract.knobs import Knobs, int_setting
 from lab import ROOT, backends, intervals, stack_state
 from lab.backends import App, Backend
+from lab.backends.remote_workers import bounding, workers_of_run
 from lab.bench import calibration, verification
 from lab.bench.checks import bounded_by_load_generator, failure, findings, word
+from lab.bench.measure import _paths as locust_paths
 from lab.bench.measure import measure
 from lab.bench.verification import VerificationError, verify
 from lab.experiments import Experiment, RunConfig
@@ -37,6 +39,7 @@ from lab.record import (
     SCHEMA,
     Configuration,
     LimitApplied,
+    LoadGeneratorBusy,
     MachineSaturated,
     ModelCounts,
     RunRecord,
@@ -158,6 +161,10 @@ def _measure_one(record: RunRecord, app: App, config: RunConfig, backend: Backen
     if calibrate:  # the same server, the same connections, driven by wrk
         record = replace(record, calibration=calibration.calibrate(app.url, config, measured.locust.rps))
     found = findings(config, measured, record.model.processes if record.model else 1)
+    if workers := workers_of_run(locust_paths(folder, config)[0], config.id):  # Locust workers on other hosts
+        record = replace(record, where={**(record.where or {}), "locust_workers": workers})
+        if (busiest := bounding(workers)) is not None:
+            found.append(LoadGeneratorBusy(busiest))
     if after.workers_gone:
         found.append(WorkersReplaced(after.workers_gone, after.workers_new))
     reason = failure(measured)
