@@ -118,11 +118,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _say_picks(folder: Path) -> None:
     """Which to pick, in the report's own words, once every run is recorded: the bench measures, the report judges."""
+    from lab.intervals import machine_spread
     from lab.records import read_records
-    from lab.report.rows import analyse
+    from lab.report.rows import rows_of
     from lab.report.words import advice
 
-    if picks := advice([analyse(r) for r in read_records(folder)]):
+    if picks := advice(rows_of(read_records(folder), machine_spread(folder))):
         print("bench: which to pick (`make report` draws the charts and gives the reasons):")
         print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
 

@@ -10,6 +10,7 @@ overlap (`lab.stats.level`), never whether two figures are within a fixed percen
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -83,3 +84,21 @@ def spread(values: Iterable[float]) -> float | None:
     mean = sum(samples) / len(samples)
     sd = math.sqrt(sum((x - mean) ** 2 for x in samples) / (len(samples) - 1))
     return sd / mean if mean else None
+
+
+def machine_spread(folder: Path) -> float | None:
+    """The machine's own run-to-run spread over an experiment: how much its interpreters' time for the
+    same fixed loop moved between the start and the end (interpreter.json; None where it was not taken)."""
+    try:
+        speeds = json.loads((folder / "interpreter.json").read_text())
+    except (OSError, ValueError):
+        return None
+    moved = []
+    for ends in speeds.values():
+        try:
+            start, end = (float(ends[at]["speed"]["cpu_seconds"]) for at in ("start", "end"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if min(start, end) > 0:
+            moved.append(abs(end - start) / min(start, end))
+    return max(moved) if moved else None

@@ -93,10 +93,14 @@ KIND_FIELDS = ("requests", "rps", "p50_ms", "p95_ms", "p99_ms")  # io and cpu ap
 KIND_COLUMNS = tuple(f"{kind}_{c}" for kind in REQUEST_WORKLOADS for c in KIND_FIELDS)
 OPEN_FIELDS = ("rate", "offered_rps", "sent_rps", "late", "dropped", "p95_ms")  # open arrivals: open_rate, ...
 OPEN_COLUMNS = tuple(f"open_{f}" for f in OPEN_FIELDS)
+# each figure's 95% interval from the run's own samples (lab.intervals): <figure>_low, <figure>_high
+INTERVAL_FIGURES = ("rps", "p50_ms", "p95_ms", "p99_ms")
+INTERVAL_COLUMNS = tuple(f"{figure}_{side}" for figure in INTERVAL_FIGURES for side in ("low", "high"))
 SUMMARY_COLUMNS = ("index", "id", "status", *CONFIG_COLUMNS, *LOCUST_COLUMNS, *KIND_COLUMNS, "server_cpu_seconds",
                    "server_cpu_ms_per_request", "throttled_seconds", "load_generator_utilisation",
                    "outside_handler_p50_ms", "machine_idle_share", "wrk_rps", "locust_to_wrk", *OPEN_COLUMNS,
-                   "bounded_by_load_generator", "bounded_by_machine", "backend", "cpu_limit_method", "reason")  # fmt: skip
+                   "bounded_by_load_generator", "bounded_by_machine", "backend", "cpu_limit_method", "reason", "repeat",
+                   *INTERVAL_COLUMNS)  # fmt: skip
 
 
 def _fields(part: object, names: tuple[str, ...], prefix: str = "") -> dict[str, object]:
@@ -132,6 +136,9 @@ def summary_row(record: RunRecord) -> dict[str, object]:
         "backend": record.backend,
         "cpu_limit_method": record.cpu_limit.method if record.cpu_limit else None,
         "reason": record.reason,
+        "repeat": record.config.repeat,
+        **{f"{figure}_{side}": ((record.intervals or {}).get(figure) or {}).get(side)
+           for figure in INTERVAL_FIGURES for side in ("low", "high")},
     }
 
 

@@ -11,7 +11,8 @@ from .records import merged, whole
 
 
 def record(mode: str, workload: str, rps: float, *, p95: float = 100.0, cpus: float = 1, users: int = 10,
-           cpu_ms: float = 5.0, kinds: dict | None = None) -> dict:  # fmt: skip
+           cpu_ms: float = 5.0, kinds: dict | None = None, sure: float | None = 0.02) -> dict:  # fmt: skip
+    """A run's record; `sure` is the half-width of its throughput's 95% interval, relative (None: no interval)."""
     spec = MODES[mode]
     workers, threads = spec.default_workers or 1, spec.default_threads or 1
     in_flight, processes = spec.in_flight(workers, threads, 100), spec.processes(workers, threads, 100)
@@ -36,6 +37,8 @@ def record(mode: str, workload: str, rps: float, *, p95: float = 100.0, cpus: fl
         "machine": {"cores_available": 2},
         "bounded_by_load_generator": False,
         "timeline": None,
+        "intervals": None if sure is None else {"rps": {"estimate": rps, "low": rps * (1 - sure), "high": rps * (1 + sure),
+                                                        "n": 30}},
     })  # fmt: skip
 
 
@@ -53,6 +56,18 @@ def test_the_fastest_production_server_is_picked_and_a_faster_development_server
 def test_among_level_throughputs_the_lower_tail_latency_wins():
     said = pick([record("async", "io", 95, p95=180), record("granian-asgi", "io", 94, p95=110)])
     assert "pick granian-asgi ×2: 94.0 req/s, p95 110 ms (level in throughput with async: the lowest p95 of them)" in said[0]
+
+
+def test_level_means_intervals_that_overlap_not_a_fixed_percentage():
+    # 3% apart, each known within 0.5%: told apart, though a 5% rule would have called them level
+    said = pick([record("async", "io", 100, p95=180, sure=0.005), record("granian-asgi", "io", 97, p95=110, sure=0.005)])
+    assert said[0].startswith("For io-bound load (10 users, CPUS=1), pick async: 100 req/s") and "level" not in said[0]
+    # 10% apart, each known within 6%: not told apart, so the lower p95 decides
+    said = pick([record("async", "io", 100, p95=180, sure=0.06), record("granian-asgi", "io", 90, p95=110, sure=0.06)])
+    assert "pick granian-asgi ×2: 90.0 req/s, p95 110 ms (level in throughput with async" in said[0]
+    # a run with no interval at all cannot be told apart from anything
+    said = pick([record("async", "io", 100, p95=180, sure=None), record("granian-asgi", "io", 50, p95=110, sure=None)])
+    assert "pick granian-asgi" in said[0]
 
 
 def test_without_a_measured_mix_there_is_no_pick_for_one_however_the_pure_workloads_went():

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.modes import MODES
+from lab import intervals
 from lab.quick_check import QuickCheck
 from lab.record import RunRecord
 from lab.records import RecordError, read_records
@@ -15,7 +16,7 @@ from lab.report.capacity import Capacity, capacities
 from lab.report.document import Report, Section, markdown, page
 from lab.report.parity import parity
 from lab.report.published import quick_checks
-from lab.report.rows import Row, analyse
+from lab.report.rows import Row, rows_of
 from lab.typedjson import read
 
 
@@ -63,7 +64,7 @@ def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]
     closed = [r for r in records if not r.capacity_step]
     if not closed:  # a capacity search alone
         return Report(title, intro, capacity_sections(folder, found))
-    rows = [analyse(r) for r in closed]
+    rows = rows_of(closed, intervals.machine_spread(folder))
     warnings = [words.bounded_warning(what, len(bounded)) for what in ("the load generator", "the machine")
                 if (bounded := [r for r in rows if r.ok and r.bounded_by == what])]  # fmt: skip
     if failed := [r for r in rows if not r.ok]:

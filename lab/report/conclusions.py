@@ -9,8 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from contract.knobs import WORKLOADS
+from lab import intervals
 from lab.record import RECORDED_KNOBS, knob_values
-from lab.report.rows import LEVEL, Row, baseline, compared, delayed_ack_floor, knob
+from lab.report.rows import Row, baseline, compared, delayed_ack_floor, knob, level
 
 STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
 SERIES_KNOBS = tuple(name.lower() for name in RECORDED_KNOBS if name not in ("MODE", "WORKLOAD"))  # a series' own
@@ -32,7 +33,7 @@ class Leader:
     users: int
     cpus: float
     best: Row
-    level: list[Row]  # within LEVEL of the best
+    level: list[Row]  # those whose 95% interval overlaps the best's: not told apart from it
     runner_up: Row | None  # the next below the level ones, when it served anything
     slowest: Row | None  # when it is none of the above
 
@@ -78,7 +79,17 @@ class Failed:
     rows: list[Row]
 
 
-Conclusion = NothingSucceeded | Leader | Sweep | Bounded | MixStall | DelayedAcks | ModelFit | Failed
+@dataclass(frozen=True)
+class Certainty:
+    """How sure the comparisons are: each configuration's repeats, or one run each beside the machine's
+    own run-to-run spread (its speed on a fixed loop at the start and at the end of the experiment)."""
+
+    repeats: int  # the fewest measured runs of one configuration
+    spread: float | None  # the machine's run-to-run spread, for configurations run once
+    spreads: list[tuple[str, float]]  # with repeats: each configuration's run-to-run spread of throughput
+
+
+Conclusion = Certainty | NothingSucceeded | Leader | Sweep | Bounded | MixStall | DelayedAcks | ModelFit | Failed
 
 
 def conclusions(rows: list[Row]) -> list[Conclusion]:
@@ -87,7 +98,7 @@ def conclusions(rows: list[Row]) -> list[Conclusion]:
     failed = [r for r in rows if not r.ok]
     if not ok:
         return [NothingSucceeded(failed)]
-    found: list[Conclusion] = [*leaders(ok)]
+    found: list[Conclusion] = [certainty(ok), *leaders(ok)]
     for key in SWEPT:
         found += sweeps(ok, key)
     found += [Bounded(what, [r for r in ok if r.bounded_by == what]) for what in BOUNDS]
@@ -100,6 +111,13 @@ def conclusions(rows: list[Row]) -> list[Conclusion]:
     return found
 
 
+def certainty(ok: list[Row]) -> Certainty:
+    repeats = min(max(1, len(r.repeats)) for r in ok)
+    spreads = [(f"{r.label} · {r.knobs.workload}", cv) for r in ok if len(r.repeats) > 1
+               and (cv := intervals.spread(x.measured.locust.rps for x in r.repeats if x.measured)) is not None]  # fmt: skip
+    return Certainty(repeats, next((r.spread for r in ok if r.spread is not None), None), spreads)
+
+
 def leaders(ok: list[Row]) -> list[Leader]:
     cpus, users = baseline(ok)
     found = []
@@ -108,10 +126,10 @@ def leaders(ok: list[Row]) -> list[Leader]:
         if len(group) < 2:
             continue
         best, worst = group[0], group[-1]
-        level = [r for r in group[1:] if r.rps >= best.rps / (1 + LEVEL)]  # within measurement noise of the best
-        runner_up = group[len(level) + 1] if len(group) > len(level) + 1 else None
-        slowest = worst if worst is not best and worst is not runner_up and worst.rps and worst not in level else None
-        found.append(Leader(workload, users, cpus, best, level, runner_up if runner_up and runner_up.rps else None, slowest))
+        tied = [r for r in level(group) if r is not best]  # not told apart from the best
+        runner_up = next((r for r in group[1:] if r not in tied), None)
+        slowest = worst if worst is not best and worst is not runner_up and worst.rps and worst not in tied else None
+        found.append(Leader(workload, users, cpus, best, tied, runner_up if runner_up and runner_up.rps else None, slowest))
     return found
 
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from lab.model.bounds import CONCURRENCY, CPU
-from lab.report.rows import LEVEL, Row, baseline, compared, level, served_at
+from lab.report.rows import Row, baseline, compared, level, served_at
 
 PURE = ("io", "cpu")  # the workloads picked apart; a mix is picked from its own runs
 
@@ -31,7 +31,7 @@ class CpuBinds:
     cores: int
     parallelism: float
     per_request_s: float
-    least: bool  # the least CPU per request of the group, within LEVEL
+    least: bool  # no run of the group used clearly less CPU per request (intervals apart)
 
 
 Why = InFlight | CpuBinds
@@ -94,7 +94,7 @@ def picks(rows: list[Row]) -> list[Advice]:
         pick = usual[workload] = _pick(group, workload, users, cpus)
         dev = max((r for r in here if r.knobs.workload == workload and r.development), key=lambda r: r.rps, default=None)
         one_limit = bool(cpus and not others and pick.row.prediction is not None and pick.row.prediction.binding == CPU)
-        faster = dev if dev is not None and dev.rps > pick.row.rps * (1 + LEVEL) else None
+        faster = dev if dev is not None and dev.rps_interval.above(pick.row.rps_interval.high) else None
         found.append(replace(pick, one_limit=one_limit, faster_development=faster))
     for other in others:
         for workload, was in usual.items():
@@ -120,12 +120,12 @@ def why(pick: Row, group: list[Row]) -> Why | None:
         return None
     if x.binding == CONCURRENCY:
         return InFlight(x.in_flight, pick.knobs.users)
-    per_request = pick.measured.server.cpu_seconds_per_request or 0.0
-    lowest = min(r.measured.server.cpu_seconds_per_request or per_request for r in group)
+    per_request = pick.cpu_interval.estimate
+    clearly_less = [r for r in group if r.cpu_interval.below(pick.cpu_interval.low)]
     cpus, processes, cores = pick.knobs.cpus, model.processes, pick.record.machine.cores_available or 1
     # what sets P, the CPUs of Python at once: never a CPU limit that was not set
     cap = "limit" if cpus and cpus <= min(processes, cores) else "processes" if processes <= cores else "cores"
-    return CpuBinds(cap, cpus, processes, cores, x.parallelism, per_request, per_request <= lowest * (1 + LEVEL))
+    return CpuBinds(cap, cpus, processes, cores, x.parallelism, per_request, not clearly_less)
 
 
 def mix_picks(served: list[Row], users: int) -> list[Advice]:

@@ -3,18 +3,19 @@ compared at."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from contract.knobs import Knobs, Offload
 from contract.modes import MODES
+from lab import intervals
 from lab.experiments import run_names
 from lab.model.bounds import Prediction
 from lab.model.runs import Inputs, inputs
 from lab.record import Configuration, KindStats, LocustStats, Measured, RunRecord
+from lab.stats import Interval, unknown
 from lab.timeline import TimelineSummary, delayed_ack
-
-LEVEL = 0.05  # throughputs within 5% are level: closer than runs on shared cores can tell apart
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,33 @@ class Row:
     inputs: Inputs | None = None
     prediction: Prediction | None = None
     ratio: float | None = None  # measured / predicted
+    repeats: tuple[RunRecord, ...] = ()  # every measured repeat of its configuration, itself included
+    spread: float | None = None  # the machine's run-to-run spread, where only one run was made
+
+    @property
+    def rps_interval(self) -> Interval:
+        """Its throughput with a 95% interval: over its repeats; else from its own seconds, never narrower
+        than the machine's run-to-run spread (a run repeated on this machine moves at least that much)."""
+        if not self.ok:
+            return Interval(0.0, 0.0, 0.0)
+        if len(self.repeats) > 1:
+            return intervals.across(r.measured.locust.rps for r in self.repeats if r.measured)
+        own = self.record.intervals.get("rps") if self.record.intervals else None
+        within = intervals.from_json(own) if own else Interval(self.rps, -math.inf, math.inf)
+        if self.spread is None:
+            return within
+        half = max(self.spread * self.rps, (within.high - within.low) / 2 if within.known else 0.0)
+        return Interval(self.rps, self.rps - half, self.rps + half, n=within.n)
+
+    @property
+    def cpu_interval(self) -> Interval:
+        """CPU seconds per request, with its interval over repeats or the machine's spread (unknown without either)."""
+        values = [r.measured.server.cpu_seconds_per_request for r in self.repeats or (self.record,) if r.measured]
+        found = [v for v in values if v is not None]
+        if len(found) > 1:
+            return intervals.across(found)
+        x = found[0] if found else 0.0
+        return Interval(x, x * (1 - self.spread), x * (1 + self.spread)) if self.spread is not None else unknown(x)
 
     @property
     def ok(self) -> bool:
@@ -52,7 +80,12 @@ class Row:
 
     @property
     def rps(self) -> float:
-        return self.locust.rps if self.ok else 0.0
+        """Its throughput: the mean over its repeats where it has several."""
+        if not self.ok:
+            return 0.0
+        if len(self.repeats) > 1:
+            return intervals.across(r.measured.locust.rps for r in self.repeats if r.measured).estimate
+        return self.locust.rps
 
     @property
     def p95_ms(self) -> float:
@@ -120,6 +153,21 @@ def analyse(record: RunRecord) -> Row:
     return Row(record, label(record.config), given, prediction, record.measured.locust.rps / prediction.throughput)
 
 
+def rows_of(records: list[RunRecord], spread: float | None = None) -> list[Row]:
+    """One row per configuration: the repeats of one taken together (its figures their mean), in the
+    order the configurations first ran; `spread` widens the intervals of configurations run once."""
+    groups: dict[str, list[RunRecord]] = {}
+    for record in records:
+        shared = record.config.group if record.config.repeat else None  # only repeats share a configuration
+        groups.setdefault(shared or record.config.id, []).append(record)
+    found = []
+    for repeats in groups.values():
+        measured = tuple(r for r in repeats if r.ok)
+        row = analyse(measured[0] if measured else repeats[0])
+        found.append(replace(row, repeats=measured, spread=spread if len(repeats) == 1 else None))
+    return found
+
+
 def knob(row: Row, key: str) -> float:
     """A numeric knob of a row, by its name in a record (users, cpus, workers)."""
     value = getattr(row.knobs, key)
@@ -139,9 +187,9 @@ def compared(rows: list[Row]) -> list[Row]:
 
 
 def level(group: list[Row]) -> list[Row]:
-    """The rows whose throughput is level with the highest (within LEVEL)."""
-    top = max(r.rps for r in group)
-    return [r for r in group if r.rps >= top / (1 + LEVEL)]
+    """The rows whose throughput cannot be told apart from the highest: their 95% intervals overlap its own."""
+    top = max(group, key=lambda r: r.rps)
+    return [r for r in group if r.rps_interval.overlaps(top.rps_interval)]
 
 
 def served_at(rows: list[Row], users: int) -> list[Row]:

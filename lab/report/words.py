@@ -19,7 +19,7 @@ from lab.report.parity import (
     ThrottledApart,
 )
 from lab.report.picks import CpuBinds, InFlight, MixPick, NoMix, NoPick, Pick, Why, picks
-from lab.report.rows import LEVEL, Row
+from lab.report.rows import Row
 from lab.timeline import DELAYED_ACK_CAUSE
 
 NOUNS = {"users": "users", "cpus": "CPUs", "workers": "workers"}  # a swept knob, as a sentence names it
@@ -90,6 +90,8 @@ def conclusions(rows: list[Row]) -> list[str]:
 
 def conclusion(c: found.Conclusion) -> str:
     match c:
+        case found.Certainty():
+            return certainty(c)
         case found.NothingSucceeded(failed=failed):
             return f"No run succeeded, so there is nothing to compare: {reasons(failed)}."
         case found.Leader():
@@ -116,12 +118,33 @@ def conclusion(c: found.Conclusion) -> str:
             return f"{len(failed)} run(s) failed: {reasons(failed)}."
 
 
+def interval(row: Row) -> str:
+    """A throughput with its 95% interval: '12.3 [11.9, 12.8]'."""
+    x = row.rps_interval
+    return fmt(row.rps) if not x.known else f"{fmt(row.rps)} [{fmt(x.low)}, {fmt(x.high)}]"
+
+
+def certainty(c: found.Certainty) -> str:
+    if c.repeats > 1:
+        spread = "; ".join(f"{name} {cv:.1%}" for name, cv in c.spreads)
+        return (f"Each configuration ran {c.repeats} times or more, interleaved; its figures are the mean of its repeats "
+                f"with a 95% interval, and two are level where their intervals overlap. Run-to-run spread of "
+                f"throughput (coefficient of variation): {spread}.")  # fmt: skip
+    machine = ("" if c.spread is None else f", widened to the machine's own run-to-run spread (±{c.spread:.1%}: its "
+               "speed on a fixed loop at the start and at the end of the experiment)")  # fmt: skip
+    return (
+        f"Each configuration ran once: a throughput's 95% interval comes from the run's own seconds{machine}, and "
+        "differences inside it are noise. REPEATS=3 measures how much runs of one configuration really differ."
+    )
+
+
 def leader(c: found.Leader) -> str:
     best = c.best
     text = f"For the {c.workload} workload ({c.users} users, CPUS={c.cpus:g}), "
     if c.level:
         names = ", ".join(r.label for r in c.level)
-        text += f"{best.label} served the most ({fmt(best.rps)} req/s), level with {names} (within {LEVEL:.0%})"
+        text += (f"{best.label} served the most ({interval(best)} req/s), level with {names} (their 95% intervals "
+                 f"overlap: {', '.join(interval(r) for r in c.level)})")  # fmt: skip
     else:
         text += f"{best.label} served the most: {fmt(best.rps)} req/s"
     if c.runner_up is not None:
