@@ -83,3 +83,24 @@ def test_parity_pairs_the_same_configuration_and_names_a_gap_with_its_cause():
     assert "CPU per request was 20.0 ms native, 27.0 ms in its container" in parity_causes(pair)
     (level,) = parity([analyse(read_record(on("native", 80, 20))), analyse(read_record(on("compose", 78, 20)))])
     assert parity_causes(level) == ""
+
+
+def test_a_parity_gap_names_different_interpreter_builds_first_and_only_where_the_servers_report_them():
+    def on(backend: str, rps: float, cpu_ms: float, prefix: str, loop_s: float) -> dict:
+        rec = record("gunicorn", "cpu", rps, cpu_ms=cpu_ms)
+        rec["config"]["backend"] = backend
+        rec["locust"]["measured_seconds"] = 6.0
+        built = {"implementation": "CPython", "version": "3.11.2", "compiler": "GCC 12.2.0", "prefix": prefix}
+        rec["verification"] = {"ok": True, "server": {"interpreter": built}}
+        rec["machine"]["interpreter"] = {"start": {"build": built, "speed": {"cpu_seconds": loop_s}}}
+        return rec
+
+    native, compose = on("native", 61, 19, "/root/.pyenv/versions/3.11.7", 0.23), on("compose", 72, 16, "/usr", 0.19)
+    (pair,) = parity([analyse(read_record(native)), analyse(read_record(compose))])
+    said = parity_causes(pair)
+    assert said.startswith("the servers ran on different Pythons: CPython 3.11.2 GCC 12.2.0 /root/.pyenv/versions/3.11.7 "
+                           "natively, CPython 3.11.2 GCC 12.2.0 /usr in its container (the same fixed loop took 0.230 s "
+                           "and 0.190 s of CPU)"), said  # fmt: skip
+    same = on("compose", 72, 16, "/root/.pyenv/versions/3.11.7", 0.23)
+    (pair,) = parity([analyse(read_record(native)), analyse(read_record(same))])
+    assert "different Pythons" not in parity_causes(pair)  # the same build: not a cause

@@ -44,7 +44,18 @@ class DelayedAcksOnOne:
     """Only one backend's replies waited for delayed ACKs."""
 
 
-Cause = BoundedOn | CpuPerRequest | EngineCpu | ThrottledApart | DelayedAcksOnOne
+@dataclass(frozen=True)
+class InterpreterApart:
+    """The two servers ran on different builds of Python: a cause of a CPU-bound gap before any other
+    (more CPU per request, and so more throttling under the same quota, follow from it)."""
+
+    native: str  # the build, in words
+    compose: str
+    native_loop_s: float | None  # each build's CPU time for the same fixed loop, where it was taken
+    compose_loop_s: float | None
+
+
+Cause = InterpreterApart | BoundedOn | CpuPerRequest | EngineCpu | ThrottledApart | DelayedAcksOnOne
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,8 @@ def parity(rows: list[Row]) -> list[ParityPair]:
 def causes(native: Row, compose: Row) -> list[Cause]:
     """What the two records say differed: a bound, the server's CPU per request, the engine's own CPU,
     throttling, delayed ACKs."""
-    found: list[Cause] = [BoundedOn(r.config.backend or "", r.bounded_by) for r in (native, compose) if r.bounded_by]
+    found: list[Cause] = [apart] if (apart := interpreter_apart(native, compose)) else []
+    found += [BoundedOn(r.config.backend or "", r.bounded_by) for r in (native, compose) if r.bounded_by]
     per = [r.measured.server.cpu_seconds_per_request or 0 for r in (native, compose)]
     if per[0] and abs(per[1] / per[0] - 1) > PARITY_GAP:
         found.append(CpuPerRequest(per[0], per[1]))
@@ -94,6 +106,29 @@ def causes(native: Row, compose: Row) -> list[Cause]:
     if bool(delayed_ack_floor(native.record)) != bool(delayed_ack_floor(compose.record)):
         found.append(DelayedAcksOnOne())
     return found
+
+
+def interpreter_apart(native: Row, compose: Row) -> InterpreterApart | None:
+    """Where the servers' own reports name different interpreter builds (version, compiler or prefix)."""
+    builds = [_build(r) for r in (native, compose)]
+    if None in builds or builds[0] == builds[1]:
+        return None
+    words = [" ".join(str(part) for part in build) for build in builds if build]
+    return InterpreterApart(words[0], words[1], _loop(native), _loop(compose))
+
+
+def _build(row: Row) -> tuple[object, ...] | None:
+    report = row.record.verification.server if row.record.verification else None
+    built = report.interpreter if report else None
+    return None if not built else tuple(built.get(k) for k in ("implementation", "version", "compiler", "prefix"))
+
+
+def _loop(row: Row) -> float | None:
+    """The run's interpreter's CPU time for the fixed loop, taken when its backend opened."""
+    start = (row.record.machine.interpreter or {}).get("start")
+    speed = start.get("speed") if isinstance(start, dict) else None
+    seconds = speed.get("cpu_seconds") if isinstance(speed, dict) else None
+    return float(seconds) if isinstance(seconds, int | float) else None
 
 
 def _other_cpu(row: Row) -> float:

@@ -15,6 +15,7 @@ from lab.report.parity import (
     CpuPerRequest,
     DelayedAcksOnOne,
     EngineCpu,
+    InterpreterApart,
     ParityPair,
     ThrottledApart,
 )
@@ -251,6 +252,9 @@ def parity_causes(p: ParityPair) -> str:
 
 def cause(c: Cause) -> str:
     match c:
+        case InterpreterApart(native=native, compose=compose, native_loop_s=a, compose_loop_s=b):
+            loops = f" (the same fixed loop took {a:.3f} s and {b:.3f} s of CPU)" if a and b else ""
+            return f"the servers ran on different Pythons: {native} natively, {compose} in its container{loops}"
         case BoundedOn(backend=backend, by=by):
             return f"the {backend} run was bounded by {by}"
         case CpuPerRequest(native_s=native, compose_s=compose):
