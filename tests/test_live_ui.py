@@ -217,6 +217,17 @@ def apply(page: Any, **fields: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="NO DEBIAN CHROMIUM: the browser test did not run (.ci/run installs it)")
+def swarm_and_open_the_lab_tab(browser: Any, locust: str) -> Any:
+    """As a user would: Locust's page, four users, Start, then the Lab tab."""
+    tab = browser.new_page(viewport={"width": 1400, "height": 1100})
+    tab.goto(locust)
+    tab.fill("input[name=userCount]", "4")
+    tab.fill("input[name=spawnRate]", "4")
+    tab.get_by_role("button", name="Start").click()
+    tab.get_by_role("tab", name="Lab").click()
+    return tab
+
+
 def test_the_lab_tab_and_page_in_a_real_browser(tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -229,12 +240,7 @@ def test_the_lab_tab_and_page_in_a_real_browser(tmp_path):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            tab = browser.new_page(viewport={"width": 1400, "height": 1100})
-            tab.goto(locust)
-            tab.fill("input[name=userCount]", "4")
-            tab.fill("input[name=spawnRate]", "4")
-            tab.get_by_role("button", name="Start").click()
-            tab.get_by_role("tab", name="Lab").click()
+            tab = swarm_and_open_the_lab_tab(browser, locust)
             # the server as it reports itself, and the model for the users running now
             wait_for("the server's own report", lambda: "runserver" in lab_cell(tab, "program"))
             assert "a thread per request" in lab_cell(tab, "workers × threads")
@@ -322,12 +328,7 @@ def test_the_lab_on_compose_with_two_locust_workers(tmp_path):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            tab = browser.new_page(viewport={"width": 1400, "height": 1100})
-            tab.goto(locust)
-            tab.fill("input[name=userCount]", "4")
-            tab.fill("input[name=spawnRate]", "4")
-            tab.get_by_role("button", name="Start").click()
-            tab.get_by_role("tab", name="Lab").click()
+            tab = swarm_and_open_the_lab_tab(browser, locust)
             wait_for("the model's figures", lambda: re.search(r"= \d+\.\d+$", lab_cell(tab, "measured / predicted")), 90)
             assert "Docker --cpus=1" in lab_cell(tab, "CPU limit")
             wait_for("PostgreSQL's active connections", lambda: lab_cell(tab, "PostgreSQL active connections").isdigit(), 30)
