@@ -137,8 +137,11 @@ def summary_row(record: RunRecord) -> dict[str, object]:
         "cpu_limit_method": record.cpu_limit.method if record.cpu_limit else None,
         "reason": record.reason,
         "repeat": record.config.repeat,
-        **{f"{figure}_{side}": ((record.intervals or {}).get(figure) or {}).get(side)
-           for figure in INTERVAL_FIGURES for side in ("low", "high")},
+        **{
+            f"{figure}_{side}": ((record.intervals or {}).get(figure) or {}).get(side)
+            for figure in INTERVAL_FIGURES
+            for side in ("low", "high")
+        },
     }
 
 
