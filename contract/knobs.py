@@ -138,9 +138,16 @@ SETTINGS = {
     "LOCUST_REMOTE_WORKERS": "0",
     "LOCUST_BIND": "127.0.0.1",
     "LOCUST_MASTER_PORT": "5557",
+    # Your own app (contract/app_entry.py): the callable to serve, the folder to import it from, a command run
+    # once before measuring (migrations, seed data), and the paths Locust sends, with optional weights.
+    "APP": "",
+    "APP_DIR": "",
+    "APP_SETUP": "",
+    "PATHS": "",
 }
 REMOTE_SETTINGS = ("BIND", "TARGET", "LOCUST_REMOTE_WORKERS", "LOCUST_BIND", "LOCUST_MASTER_PORT")  # none of compose's
-NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT", *REMOTE_SETTINGS}
+APP_SETTINGS = ("APP", "APP_DIR", "APP_SETUP", "PATHS")  # native backend only, for now
+NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT", *REMOTE_SETTINGS, *APP_SETTINGS}
 DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE"}
 
 
@@ -181,6 +188,27 @@ def int_setting(name: str) -> int:
     if not low <= value <= high:
         raise KnobError(f"{name}={text!r} is not valid: {name} takes an integer from {low} to {high}")
     return value
+
+
+def paths(text: str) -> list[tuple[str, int]]:
+    """PATHS="/a /b?x=1:3": each path with its weight (1 unless `:N` ends it); KnobError naming a bad one."""
+    found: list[tuple[str, int]] = []
+    for part in text.split():
+        path, _, weight = part.rpartition(":") if re.search(r":\d+$", part) else (part, "", "1")
+        if not path.startswith("/") or not weight.isdigit() or int(weight) < 1:
+            raise KnobError(
+                f"PATHS has {part!r}: PATHS takes paths that start with /, each with an optional :weight "
+                '(an integer >= 1), such as "/a:3 /b?x=1"'
+            )
+        found.append((path, int(weight)))
+    return found
+
+
+def app_paths() -> list[tuple[str, int]]:
+    """What Locust sends to an app of the user's: PATHS, or / alone when APP is set without it; [] without APP
+    (the currency endpoint)."""
+    found = paths(setting("PATHS"))
+    return found or ([("/", 1)] if setting("APP") else [])
 
 
 @dataclass(frozen=True)
@@ -278,6 +306,7 @@ def from_environ() -> Knobs:
         int_setting(name)
     for name in SETTING_CHOICES:
         choice_setting(name)
+    paths(setting("PATHS"))
     return knobs
 
 

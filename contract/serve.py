@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from contract.knobs import SETTINGS, KnobError, Knobs, from_environ, setting
+from contract.modes import Mode
 
 SERVICES_DIR = Path("services")  # where the services are, from the folder it runs in (the images' /lab)
 # What a server reads beside the knobs; the lab passes them, so a server never falls back on a default of its own.
@@ -25,6 +27,44 @@ class ServerPlan:
     cwd: Path
     argv: list[str]
     env: dict[str, str]
+
+
+# Your own app (APP=): the production modes serve it by their server, through the lab's entry module (the app
+# inside the lab's middleware) in place of the currency app. Which interfaces each serves, and how.
+APP_ENTRY = "contract.app_entry:app"
+APP_SERVES: dict[str, tuple[str, ...]] = {
+    "gunicorn": ("wsgi", "asgi"),  # sync workers; an ASGI app on Uvicorn's worker for Gunicorn
+    "gthread": ("wsgi",),
+    "async": ("asgi",),  # Uvicorn, one process
+    "async-workers": ("asgi",),  # Uvicorn, WORKERS processes
+    "granian": ("wsgi",),
+    "granian-asgi": ("asgi",),
+}
+GUNICORN_ASGI_WORKER = "uvicorn.workers.UvicornWorker"
+
+
+def app_skip(mode: Mode, kind: str) -> str | None:
+    """Why `mode` cannot serve an app of this interface (wsgi or asgi), or None when it can."""
+    serves = APP_SERVES.get(mode.name)
+    if serves is None:
+        return f"MODE={mode.name} serves the lab's own currency app only ({mode.program})"
+    if kind not in serves:
+        served = " and ".join(s.upper() for s in serves)
+        return f"MODE={mode.name} ({mode.program}) serves {served} apps, and APP is {kind.upper()}"
+    return None
+
+
+def _app_plan(plan: ServerPlan, mode: Mode, kind: str) -> ServerPlan:
+    """The mode's own command with the lab's entry module as its app."""
+    if reason := app_skip(mode, kind):
+        raise KnobError(reason)
+    argv = [*plan.argv[:-1], APP_ENTRY]  # every mode's command ends with the app it serves
+    env = {**plan.env, "APP_INTERFACE": kind}
+    if env.get("APP_DIR"):  # the server runs from its service's folder: APP_DIR is the user's, from where they are
+        env["APP_DIR"] = str(Path(env["APP_DIR"]).resolve())
+    if mode.program == "gunicorn" and kind == "asgi":
+        env["GUNICORN_WORKER_CLASS"] = GUNICORN_ASGI_WORKER
+    return ServerPlan(plan.cwd, argv, env)
 
 
 def server_plan(
@@ -40,7 +80,18 @@ def server_plan(
     if host not in LOOPBACK:  # reached from other hosts, by names the lab cannot know (unless DJANGO_ALLOWED_HOSTS says)
         env.setdefault("DJANGO_ALLOWED_HOSTS", "*")
     argv = mode.command(host=host, port=port, workers=knobs.workers, threads=knobs.threads)
-    return ServerPlan(services / mode.service, argv, env)
+    plan = ServerPlan(services / mode.service, argv, env)
+    if env.get("APP"):  # the interface was found before anything started (lab.experiments) and passed on
+        return _app_plan(plan, mode, env.get("APP_INTERFACE") or app_interface(env))
+    return plan
+
+
+def app_interface(env: dict[str, str]) -> str:
+    """The app's interface, asked of a fresh interpreter so that importing it leaves this process as it was."""
+    done = subprocess.run([sys.executable, "-m", "contract.app_entry"], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise KnobError(done.stderr.strip().removeprefix("error: "))
+    return done.stdout.strip()
 
 
 def resolve(argv: list[str], bin_dir: Path) -> list[str]:

@@ -8,14 +8,17 @@ THREADS only multiply the modes that have them.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contract.knobs import KNOBS, KnobError, Knobs, applies, parse
+from contract.knobs import KNOBS, KnobError, Knobs, applies, parse, setting
 from contract.modes import MODES
+from contract.serve import app_interface, app_skip
 from lab import ROOT
 from lab.backends import BACKENDS
 
@@ -220,4 +223,23 @@ def load(name: str, repeats: int | None = None) -> Experiment:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{path}: not valid TOML: {error}") from None
-    return expand(path.stem, data, repeats)
+    return for_app(expand(path.stem, data, repeats))
+
+
+def for_app(experiment: Experiment) -> Experiment:
+    """With APP set: the runs of the modes that can serve the app; each other mode skipped with its reason.
+    The app is checked here, before anything starts (it imports, it is WSGI or ASGI)."""
+    if not setting("APP"):
+        return experiment
+    try:
+        kind = app_interface(dict(os.environ))
+    except KnobError as error:
+        raise ExperimentError(str(error)) from None
+    os.environ["APP_INTERFACE"] = kind  # every server of the bench is told, rather than import the app again
+    skipped = {c.knobs.mode: reason for c in experiment.runs if (reason := app_skip(c.knobs.server, kind))}
+    for mode, reason in skipped.items():
+        print(f"bench: skipped MODE={mode}: {reason}", file=sys.stderr)
+    runs = [c for c in experiment.runs if c.knobs.mode not in skipped]
+    if not runs:
+        raise ExperimentError(f"no mode of experiment {experiment.name} can serve APP={setting('APP')} ({kind.upper()})")
+    return replace(experiment, runs=runs)

@@ -30,12 +30,14 @@ from locust.env import Environment
 from locust.runners import Runner, WorkerRunner
 
 from contract.endpoint import TIMELINE_COLUMNS, request_name, seeded_rates
-from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, setting
+from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, app_paths, setting
 from locust import FastHttpUser, events, task
 
 RATES = seeded_rates()
 PAIRS = list(RATES)
 KIND_OF = {request_name(kind): kind for kind in REQUEST_WORKLOADS}
+# An app of the user's (APP, PATHS): its paths, by weight, each request named by its path so statistics keep them apart.
+PATHS = app_paths()
 TIMELINE_CAP = 20_000  # rows per load-generating process: enough for a short window of any run
 TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
 
@@ -122,6 +124,8 @@ class Converter(FastHttpUser):
             arrivals.latencies.append((intended, (time.time() - intended) * 1000, ok))
 
     def send(self) -> bool:
+        if PATHS:
+            return self.send_path()
         source, target = random.choice(PAIRS)
         options = _parsed(self.environment)
         url = f"/currency/convert?from={source}&to={target}"
@@ -140,6 +144,14 @@ class Converter(FastHttpUser):
                 return False
             if abs(rate - RATES[(source, target)]) > 1e-9:
                 response.failure(f"wrong rate {rate} for {source}->{target}")
+                return False
+            return True
+
+    def send_path(self) -> bool:
+        path = random.choices([p for p, _ in PATHS], weights=[w for _, w in PATHS])[0]
+        with self.client.get(path, name=path, catch_response=True) as response:
+            if not 200 <= response.status_code < 300:
+                response.failure(f"HTTP {response.status_code}: {response.text[:200] if response.text else ''}")
                 return False
             return True
 

@@ -9,6 +9,8 @@ right, and the work must really happen (the database shows the wait, or the CPU 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +19,8 @@ from typing import Any, Protocol
 
 from contract.cgroup import CpuUsage
 from contract.endpoint import seeded_rates
-from contract.knobs import Knobs, Offload, int_setting
+from contract.knobs import Knobs, Offload, app_paths, int_setting, setting
+from contract.middleware import REPORT_PATH
 from lab import timeline as requests_timeline
 from lab.record import CpuReadings, ServerAfter, ServerReport, Verification, WorkerGone
 from lab.typedjson import JsonError, read
@@ -53,9 +56,16 @@ def timing(headers: dict[str, str], phase: str) -> float:
     return 0.0
 
 
+def report_path() -> str:
+    """Where the server reports itself: the lab's own path in the middleware around an app of the user's."""
+    return REPORT_PATH if setting("APP") else "/healthz"
+
+
 def differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
     """Each way the server's own report disagrees with the knobs of the run, in words."""
     mode = knobs.server
+    if setting("APP"):  # an app of the user's: the server's facts only, no workload of the lab's
+        return _app_differences(report, knobs)
     expected: dict[str, Any] = {
         "mode": knobs.mode,
         "program": mode.program,
@@ -81,6 +91,15 @@ def differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
     return found
 
 
+def _app_differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
+    expected: dict[str, Any] = {"mode": knobs.mode, "program": knobs.server.program, "workers": knobs.workers,
+                                "app": setting("APP")}  # fmt: skip
+    if knobs.server.default_threads is not None and report.get("worker_class") != "UvicornWorker":
+        expected["threads"] = knobs.threads
+    return [f"{key} is {report.get(key)!r} in the server, {value!r} in the run" for key, value in expected.items()
+            if report.get(key) != value]  # fmt: skip
+
+
 def _offload(value: Any) -> Offload | None:
     """The report's cpu_offload (JSON's string) as the enum; None for what no version of the lab wrote."""
     try:
@@ -99,7 +118,7 @@ def server_report(url: str, knobs: Knobs, wait: float = REPORT_WAIT) -> dict[str
     (a multi-process server may still be starting workers)."""
     deadline = time.monotonic() + wait
     while True:
-        status, _, body = get(f"{url}/healthz", timeout=10)
+        status, _, body = get(f"{url}{report_path()}", timeout=10)
         report = body.get("server") or {}
         if (status == 200 and not differences(report, knobs)) or time.monotonic() > deadline:
             return report
@@ -118,6 +137,8 @@ def verify(app: Verifiable, knobs: Knobs) -> Verification:
     report = server_report(app.url, knobs)
     if found := differences(report, knobs):
         raise VerificationError("the server does not run the run's configuration: " + "; ".join(found))
+    if setting("APP"):
+        return verify_app(app, report)
     before = app.usage().cpu_seconds
     waited: list[float] = []  # seconds in the database (io), or counting primes (cpu), per request
     computed: list[float] = []
@@ -137,11 +158,52 @@ def verify(app: Verifiable, knobs: Knobs) -> Verification:
                         cpu_seconds_used=round(cpu_used, 4), server=read_report(report))  # fmt: skip
 
 
+_set_up: list[str] = []  # APP_SETUP runs once per bench, before the first run is measured
+
+
+def app_setup(app: Verifiable) -> None:
+    """APP_SETUP (migrations, seed data), once, in APP_DIR, with the app's database (the lab's PostgreSQL)."""
+    command = setting("APP_SETUP")
+    if not command or command in _set_up:
+        return
+    env = dict(os.environ)
+    if database_url := getattr(app, "database_url", None):  # the native backend's, as the server has it
+        env["DATABASE_URL"] = database_url
+    done = subprocess.run(command, shell=True, cwd=setting("APP_DIR") or None, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)  # fmt: skip
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise VerificationError(f"APP_SETUP={command!r} exited with code {done.returncode}: {last[0]}")
+    _set_up.append(command)
+
+
+def path_status(url: str, timeout: float = 120) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def verify_app(app: Verifiable, report: dict[str, Any]) -> Verification:
+    """An app of the user's: its server is the run's (above), APP_SETUP has run, and each path answers 2xx
+    at one user, one request at a time."""
+    app_setup(app)
+    before = app.usage().cpu_seconds
+    for path, _ in app_paths():
+        status = path_status(f"{app.url}{path}")
+        if not 200 <= status < 300:
+            raise VerificationError(f"{path} answered HTTP {status} at one user: PATHS must answer 2xx")
+    return Verification(ok=True, pairs=len(app_paths()), cpu_seconds_used=round(app.usage().cpu_seconds - before, 4),
+                        server=read_report(report))  # fmt: skip
+
+
 def after_run(app: Verifiable, knobs: Knobs, before: ServerReport | None, timeline: Path | None) -> ServerAfter:
     """The server's report once more, after the run: does it still run the run's configuration, and
     did worker processes die meanwhile (a multi-process server replaces them)? For each worker that
     is gone, the timeline says when it last answered, in seconds from the first measured request."""
-    status, _, _ = get(f"{app.url}/healthz", timeout=10)
+    status, _, _ = get(f"{app.url}{report_path()}", timeout=10)
     if status != 200:
         return ServerAfter((f"its report of itself answered HTTP {status}",), (), ())
     raw = server_report(app.url, knobs)  # a replaced worker may still be starting
@@ -157,7 +219,7 @@ def after_run(app: Verifiable, knobs: Knobs, before: ServerReport | None, timeli
 
 def own_cpu_seconds(url: str) -> float | None:
     """The CPU seconds the server says its process tree has used (its report of itself)."""
-    status, _, body = get(f"{url}/healthz", timeout=30)
+    status, _, body = get(f"{url}{report_path()}", timeout=30)
     cpu = (body.get("server") or {}).get("cpu") or {}
     seconds = cpu.get("process_tree_seconds")
     return float(seconds) if status == 200 and seconds is not None else None
