@@ -171,3 +171,28 @@ def test_a_bench_of_an_example_app_records_each_mode_that_serves_it(tmp_path: Pa
     assert report.returncode == 0, report.stdout + report.stderr
     assert (results / "report.md").exists()
     assert not processes_of(place.state)
+
+
+ONE_MODE = """
+warmup = 0.5
+run_time = 1.5
+users = 2
+[[matrix]]
+modes = ["gunicorn"]
+workloads = "io"
+"""
+
+
+@pytest.mark.slow
+def test_app_setup_runs_once_with_the_labs_database_and_a_failing_path_fails_the_run(tmp_path: Path):
+    experiment = tmp_path / "one.toml"
+    experiment.write_text(ONE_MODE)
+    said = tmp_path / "setup.txt"
+    place = make_place(tmp_path / "state", 6)
+    result = run_bench(place, tmp_path / "results", str(experiment), APP="wsgi_shop:app", APP_DIR=str(APPS),
+                       APP_SETUP=f'echo "$DATABASE_URL" >> {said}', PATHS="/wait?ms=5 /nope")  # fmt: skip
+    assert said.read_text().count("postgresql://") == 1, said.read_text()
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "latest" / "runs").glob("*.json")]
+    assert len(records) == 1 and records[0]["status"] == "failed", result.stdout + result.stderr
+    assert "/nope answered HTTP 404 at one user" in records[0]["reason"]
+    assert not processes_of(place.state)
