@@ -16,7 +16,6 @@ from lab import ROOT, backends
 from lab.backends import Limit
 from lab.experiments import ExperimentError
 from lab.procs import Interrupted, LabError, tail
-from lab.records import RecordError
 
 
 def _show_plan(knobs: Knobs, limit: Limit | None) -> None:
@@ -266,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (KnobError, LabError, ExperimentError, RecordError) as error:
+    except (KnobError, LabError, ExperimentError) as error:  # a record that cannot be read is a LabError too
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.knobs import REQUEST_WORKLOADS
+from lab.procs import LabError
 from lab.record import RECORDED_KNOBS, RunRecord, knob_values, read_record, record_json
 from lab.typedjson import JsonError
 
@@ -24,7 +25,7 @@ RUNS = "runs"
 SET_ASIDE = "move it out of the runs/ folder (RESUME=1 measures that run again) or restore it from a copy"
 
 
-class RecordError(ValueError):
+class RecordError(LabError, ValueError):
     """A record that cannot be read or written; the message names the file."""
 
 
