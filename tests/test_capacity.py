@@ -90,7 +90,11 @@ def test_a_step_is_judged_on_its_windows_together_and_breaks_when_it_could_not_h
     assert pooled and pooled.n > 80  # the windows taken together
     failed = run_record(status="failed", reason="the server died")
     assert judge([failed], [], 300).why == "the run failed: the server died"
-    assert "bounded" in judge([run_record(bounded_by_machine=True)], [window(steady())], 300).why
+    # a window the machine or the load generator bounded says nothing of the server: left out, or unsure alone
+    busy = run_record(bounded_by_machine=True)
+    alone = judge([busy], [], 300)
+    assert (alone.verdict, alone.straddles) == ("unsure", True) and "bounded" in alone.why
+    assert judge([busy, OK], [window(steady())], 300).verdict == "held"
     assert "sent 280 of 300 arrivals offered" in judge([OK], [window(steady(280), offered=300)], 300).why
     assert "failed" in judge([OK], [window(steady(), failed=6)], 300).why
 
@@ -130,6 +134,8 @@ def test_the_search_starts_below_the_prediction_brackets_it_then_halves_the_gap_
     assert next_rate([(2.5, "held"), (3.52, "held"), (4.0, "unsure"), (5.28, "broke")], 4.4) == 4.6
     assert next_rate([(2.5, "held"), (4.0, "held"), (4.1, "unsure"), (4.2, "unsure"), (4.3, "broke")], 2) is None
     assert next_rate([(2.0, "broke")], None) == 1.0  # even the first step broke: lower, by halves
+    # the first step unsure (too few requests at its low rate), the next broke: down by 20%, not by halves
+    assert next_rate([(2.5, "unsure"), (3.66, "unsure"), (5.49, "broke")], 4.6) == 2.08
     assert next_rate([(2.0, "held")], None, fallback=20.0) == 10.0  # no prediction: half the model's saturation
 
 
@@ -232,9 +238,11 @@ def test_a_real_search_brackets_the_queueing_prediction_and_records_every_steps_
     about 22 ms, saturating near 45 req/s. At a target of 100 ms the prediction sits near two thirds of
     that, where p95 rises steeply with the rate, and three steps (a low one, 0.8x and 1.2x the
     prediction, each 10-40 s) bracket it. Tolerance: the model counts the handler's own time only,
-    not the server's parsing and writing around it nor Locust's (together a few ms, as much as 5 ms
-    more on a busy machine: up to a fifth of the service time), so the real capacity lies below the
-    prediction by up to about 15%; the range must reach within 15% of it."""
+    not the server's parsing and writing around it nor Locust's (a few ms of the 22, more on a busy
+    machine), so the real capacity lies up to about a fifth below the prediction, near the 0.8x step:
+    that step may come out unsure, and so may the low one on a busy machine (too few independent
+    requests), leaving one side of the range open. The range, a missing side open, must reach within
+    15% of the prediction."""
     place = make_place(tmp_path / "state", 9)
     env = lab_env(place, LAB_RESULTS=str(tmp_path / "results"), MODE="nothreading", WORKLOAD="io", IO_SECONDS="0.02",
                   SLO_P95_MS="100")  # fmt: skip
@@ -247,10 +255,10 @@ def test_a_real_search_brackets_the_queueing_prediction_and_records_every_steps_
     predicted = found["predicted_rps"]
     assert found["predicted_queue"] == "M/D/1" and 19 < found["predicted_service_ms"] < 30, found
     low, high = found["capacity_low_rps"], found["capacity_high_rps"]
-    assert low and high and not found["lower_bound_only"], found
-    assert low <= 1.15 * predicted and high >= 0.85 * predicted, found
-    assert found["capacity_rps"] == low and found["model_saturation_rps"] and found["d_cpu_ms"]["estimate"] > 0
-    assert found["steps"] == 3 and f"between {low:.3g} and {high:.3g} req/s" in result.stdout
+    assert (low or high) and (low or 0) <= 1.15 * predicted and (high or math.inf) >= 0.85 * predicted, found
+    assert found["capacity"] in result.stdout and found["capacity"].startswith(("between", "at least", "below"))
+    assert found["capacity_rps"] == (low if high else None)  # a lower bound alone is never a capacity
+    assert found["model_saturation_rps"] and found["d_cpu_ms"]["estimate"] > 0 and found["steps"] == 3
     records = load_records(folder)
     assert len(records) == found["runs"] <= 6
     for record in records:

@@ -186,26 +186,28 @@ class Judgement:
     why: str
     p95: Interval | None = None
 
+    retry: bool = False  # unsure for want of a clean window: another could tell
+
     @property
     def straddles(self) -> bool:
-        """Unsure from its p95 alone: more requests could tell."""
-        return self.verdict == "unsure" and self.p95 is not None
+        """Unsure, and another window could tell: its p95 straddles the target, or it had no clean window."""
+        return self.verdict == "unsure" and (self.p95 is not None or self.retry)
 
 
-def trouble(record: RunRecord) -> str | None:
-    """A run that cannot hold its rate whatever its latency: failed, or bounded by something else."""
-    if not record.ok:
-        return f"the run failed: {record.reason}"
-    if record.bounded_by_load_generator or record.bounded_by_machine:
-        return "bounded by the load generator or the machine, not the server"
-    return None
+def bounded(record: RunRecord) -> bool:
+    """The load generator or the machine (other work on it too), not the server, bounded the run: its
+    latency says nothing of the server's capacity, either way."""
+    return bool(record.bounded_by_load_generator or record.bounded_by_machine)
 
 
 def judge(records: list[RunRecord], windows: list[Window], slo_ms: float) -> Judgement:
-    """A step's verdict from its windows taken together (they are independent runs at one rate)."""
+    """A step's verdict from its clean windows taken together (independent runs at one rate); a window the
+    load generator or the machine bounded is not among them."""
     for record in records:
-        if reason := trouble(record):
-            return Judgement("broke", reason)
+        if not record.ok:
+            return Judgement("broke", f"the run failed: {record.reason}")
+    if not windows and any(bounded(record) for record in records):
+        return Judgement("unsure", "bounded by the load generator or the machine, not the server", retry=True)
     offered, sent = sum(w.offered for w in windows), sum(w.sent for w in windows)
     if offered and sent < SENT_SHARE * offered:
         return Judgement("broke", f"sent {sent} of {offered} arrivals offered: every user was busy")
@@ -262,8 +264,8 @@ def next_rate(steps: list[tuple[float, Verdict]], predicted: float | None, fallb
         above = (2 - START_SHARE) * predicted if predicted else 0.0
         return round(above if top < above / BRACKET else top * BRACKET, 2)
     low = min(broke + unsure)
-    if not held:  # nothing held: down, by halves below the first step
-        lower = low / 2 if low <= first else low / BRACKET
+    if not held:  # nothing held: down, by halves once even the first step broke (an unsure one lacked requests)
+        lower = low / 2 if low <= first and steps[0][1] == "broke" else low / BRACKET
         return round(lower, 2) if lower >= MIN_RATE else None
     top, bottom = max(held), min(broke)
     if bottom <= top * CLOSE:
@@ -453,7 +455,7 @@ def run_step(search: Search, rate: float, first: bool) -> tuple[Judgement, float
         record, own = keep_apart(
             search, run_one(config, entry, backend, machine, search.folder, search.state_hook), config, index
         )
-        if record.ok and record.measured and own.exists():
+        if record.ok and record.measured and own.exists() and not bounded(record):  # a bounded window is left out
             windows.append(read_window(own, record.measured.locust.measured_seconds))
         records.append(record)
         judgement = judge(records, windows, search.slo_ms)
