@@ -20,7 +20,7 @@ from lab.records import load_records
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 from .test_compose_engine import ENV, engine_answers, leftovers, standins  # noqa: F401 (a fixture)
-from .test_faults import measuring, recorded, stack
+from .test_faults import experiment, measuring, recorded, stack
 
 OFFSET = 25  # ports apart from the other compose tests'
 ENGINE_PIDFILE = ROOT / ".lab" / "engine" / "dockerd.pid"
@@ -30,23 +30,11 @@ pytestmark = [
     pytest.mark.skipif(not engine_answers(), reason="NO DOCKER ENGINE ANSWERS: the compose tests did not run (`make engine`)"),
 ]
 
-TINY = """
-io_seconds = 0.05
-primes_limit = 10_000
-warmup = 0.5
-run_time = {run_time}
-users = 3
-[[matrix]]
-modes = ["threaded", "async", "gunicorn"]
-workloads = "io"
-"""
-
 
 def start_bench(tmp_path: Path, offset: int, run_time: float = 2) -> tuple[subprocess.Popen[str], Path, object]:
-    experiment = tmp_path / "tiny.toml"
-    experiment.write_text(TINY.format(run_time=run_time))
+    experiment(tmp_path, '["threaded", "async", "gunicorn"]', run_time)
     place, results = make_place(tmp_path / "state", offset), tmp_path / "results"
-    proc = subprocess.Popen([PYTHON, "-m", "lab", "bench", str(experiment), "--backend", "compose"], cwd=ROOT,
+    proc = subprocess.Popen([PYTHON, "-m", "lab", "bench", str(tmp_path / "tiny.toml"), "--backend", "compose"], cwd=ROOT,
                             env=lab_env(place, LAB_RESULTS=str(results), **ENV), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     return proc, results, place
@@ -61,8 +49,7 @@ def test_a_compose_bench_killed_hard_is_cleaned_up_by_the_next_command_and_resum
     kept = {p.name: p.read_bytes() for p in recorded(results)}
     assert leftovers("container"), "a hard kill leaves the stack's containers (the next command stops them)"
 
-    experiment = str(tmp_path / "tiny.toml")
-    result = run_bench(place, results, experiment, "--resume", "--backend", "compose", **ENV)
+    result = run_bench(place, results, str(tmp_path / "tiny.toml"), "--resume", "--backend", "compose", **ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stopping what a lab that ended without stopping left running: make bench EXPERIMENT=tiny" in result.stdout
     records = load_records(results / "latest")

@@ -90,6 +90,16 @@ def lab(place: Place, *args: str, **env: str) -> subprocess.CompletedProcess[str
                           text=True, timeout=300)  # fmt: skip
 
 
+def lab_up(place: Place, mode: str) -> subprocess.Popen[bytes]:
+    """`make up MODE=mode` in the background, once it has started Locust (the last thing it starts)."""
+    up = subprocess.Popen([PYTHON, "-m", "lab", "up"], cwd=ROOT, env=lab_env(place, MODE=mode),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    if not wait_until(lambda: bool(stack(place).get("locust")) or up.poll() is not None, 90):
+        up.kill()
+    assert up.poll() is None, f"lab up MODE={mode} did not come up"
+    return up
+
+
 def assert_nothing_left(place: Place) -> None:
     assert wait_until(lambda: not processes_of(place.state), 15), [p.cmdline() for p in processes_of(place.state)]
 
@@ -118,10 +128,8 @@ def test_a_bench_killed_hard_is_cleaned_up_and_resumed_by_the_next_command(tmp_p
 
 def test_make_down_stops_what_a_lab_killed_hard_left(tmp_path):
     place = make_place(tmp_path / "state", 31)
-    up = subprocess.Popen([PYTHON, "-m", "lab", "up"], cwd=ROOT, env=lab_env(place, MODE="gunicorn"),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    up = lab_up(place, "gunicorn")
     try:
-        assert wait_until(lambda: bool(stack(place).get("locust")), 90), "lab up did not start Locust"
         up.kill()
         up.wait(timeout=10)
         assert processes_of(place.state)
@@ -294,10 +302,8 @@ def test_a_port_another_program_holds_stops_the_bench_before_anything_starts(tmp
 
 def test_a_second_lab_is_refused_while_one_runs_whatever_it_is(tmp_path):
     place = make_place(tmp_path / "state", 38)
-    up = subprocess.Popen([PYTHON, "-m", "lab", "up"], cwd=ROOT, env=lab_env(place, MODE="async"),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    up = lab_up(place, "async")
     try:
-        assert wait_until(lambda: bool(stack(place).get("locust")), 90), "lab up did not come up"
         for args in (["up"], ["bench", str(experiment(tmp_path, '["async"]'))], ["demo"], ["capacity"]):
             result = lab(place, *args, LAB_RESULTS=str(tmp_path / "results"))
             assert result.returncode == 2, result.stdout + result.stderr
