@@ -105,8 +105,13 @@ def test_ctrl_c_while_compose_builds_and_starts_the_stack_leaves_nothing(tmp_pat
                           start_new_session=True)  # fmt: skip
 
     def building() -> bool:
-        children = psutil.Process(up.pid).children(recursive=True)
-        return any("--build" in child.cmdline() for child in children if child.is_running())
+        for child in psutil.Process(up.pid).children(recursive=True):
+            try:
+                if "--build" in child.cmdline():
+                    return True
+            except psutil.Error:  # a child that has just ended (a zombie not yet reaped): not the build
+                continue
+        return False
 
     try:
         assert wait_until(lambda: building() or up.poll() is not None, 120, 0.05), "compose never started building"
