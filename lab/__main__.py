@@ -137,7 +137,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         return detach(args, f"capacity-{experiment.name if experiment else 'capacity'}")
     try:
         run_capacity(configs, slo, name=experiment.name if experiment else "capacity", max_steps=args.steps,
-                     backend_name=args.backend)  # fmt: skip
+                     backend_name=args.backend, budget_s=experiment.budget_s if experiment else None)  # fmt: skip
     except (KeyboardInterrupt, Interrupted):
         print("\ncapacity: interrupted; every finished step is kept", file=sys.stderr)
         return 130

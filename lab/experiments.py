@@ -28,6 +28,7 @@ KNOB_KEYS = {"modes": "MODE", "workloads": "WORKLOAD"}
 RUN_KEYS = ("warmup", "run_time", "locust_processes", "backends", "arrival_rate", "arrivals")  # how and where a run is measured
 LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "mix_cpu_share",
              "backends")  # fmt: skip
+OWN_KEYS = ("description", "matrix", "slo_p95_ms", "repeats", "budget_minutes")  # the experiment's, not a run's
 SCALAR_KEYS = ("io_seconds", "primes_limit", "spawn_rate", *(k for k in RUN_KEYS if k != "backends"))
 DEFAULTS: dict[str, Any] = {
     "workloads": ["io", "cpu"],
@@ -152,6 +153,7 @@ class Experiment:
     description: str
     runs: list[RunConfig]
     source: dict[str, Any]
+    budget_s: float | None = None  # `budget_minutes`: the time a capacity experiment promises to fit in
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -168,16 +170,18 @@ def expand(name: str, data: dict[str, Any], repeats: int | None = None) -> Exper
     count = repeats if repeats is not None else data.get("repeats", 1)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 20:
         raise ExperimentError(f"experiment {name}: repeats={count!r} is not valid: repeats takes an integer from 1 to 20")
-    unknown = set(data) - {"description", "matrix", "slo_p95_ms", "repeats", *LIST_KEYS, *SCALAR_KEYS}
+    unknown = set(data) - {*OWN_KEYS, *LIST_KEYS, *SCALAR_KEYS}
     if unknown:
         raise ExperimentError(f"experiment {name}: unknown keys {sorted(unknown)}")
+    budget = data.get("budget_minutes")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0):
+        raise ExperimentError(f"experiment {name}: budget_minutes={budget!r} is not valid: it takes a number of minutes above 0")
     runs: dict[str, RunConfig] = {}
     for i, matrix in enumerate(matrices, 1):
         unknown = set(matrix) - {*LIST_KEYS, *SCALAR_KEYS}
         if unknown:
             raise ExperimentError(f"experiment {name}, matrix {i}: unknown keys {sorted(unknown)}")
-        values = {**DEFAULTS, **{k: v for k, v in data.items() if k not in ("description", "matrix", "slo_p95_ms", "repeats")},
-                  **matrix}  # fmt: skip
+        values = {**DEFAULTS, **{k: v for k, v in data.items() if k not in OWN_KEYS}, **matrix}
         if "modes" not in values:
             raise ExperimentError(f"experiment {name}, matrix {i}: 'modes' is required")
         lists = {k: _as_list(values[k]) for k in LIST_KEYS}
@@ -190,7 +194,7 @@ def expand(name: str, data: dict[str, Any], repeats: int | None = None) -> Exper
     configs = list(runs.values())
     if count > 1:
         configs = [replace(config, repeat=r) for r in range(1, count + 1) for config in configs]
-    return Experiment(name, str(data.get("description", "")), configs, data)
+    return Experiment(name, str(data.get("description", "")), configs, data, budget * 60.0 if budget else None)
 
 
 def _config(values: dict[str, Any]) -> RunConfig:

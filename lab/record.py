@@ -345,6 +345,55 @@ class CapacityStep:
         return self.verdict == "broke" if self.verdict is not None else not self.held
 
 
+@dataclass(frozen=True)
+class DcpuMs:
+    """D_cpu in ms with its interval; None for a side the data cannot bound."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class CapacityFound:
+    """capacity.json's entry for one configuration: its capacity range, beside the prediction and the model."""
+
+    id: str
+    label: str
+    workload: str
+    cpus: float
+    arrivals: str
+    slo_p95_ms: float
+    capacity: str  # the range in words
+    capacity_low_rps: float | None
+    capacity_high_rps: float | None
+    capacity_mid_rps: float | None
+    capacity_estimate_rps: float | None  # where p95 crosses the target along the steps
+    lower_bound_only: bool
+    crossed: bool
+    capacity_rps: float | None  # the highest rate held below one that broke; none for a lower bound
+    predicted_rps: float | None
+    predicted_queue: str | None
+    predicted_service_ms: float | None
+    predicted_saturation_rps: float | None
+    capacity_over_predicted: float | None
+    differs_from_prediction: bool
+    model_saturation_rps: float | None
+    d_cpu_ms: DcpuMs | None
+    idle_cpu: float | None
+    ratio: float | None
+    contradiction: str | None
+    suspect: str | None
+    steps: int
+    runs: int
+    seconds: float
+    stopped: str | None = None  # why the search ended before it closed in, when a budget ended it
+    mode: str = ""
+    predicted_servers: int | None = None
+    cause: str | None = None  # why the capacity lies more than 10% from the prediction, as the records show it
+
+
+
 # ---------------------------------------------------------------- the record
 
 

@@ -24,16 +24,20 @@ from lab.bench.capacity import (
     cpu_model,
     crossing,
     judge,
+    longest_step,
     next_rate,
     p95_interval,
     predict,
+    share,
     unstable,
     verdict_of,
 )
-from lab.experiments import expand, load
+from lab.experiments import ExperimentError, expand, load
 from lab.model import capacity_at, simulate
-from lab.record import ModelCounts, RunRecord
+from lab.record import CapacityFound, ModelCounts, RunRecord
 from lab.records import load_records
+from lab.report.capacity import Capacity, capacity_picks
+from lab.report.words import capacity_pick
 from lab.stats import Interval, quantile_interval, unknown
 
 from .conftest import PYTHON, knobs, lab_env, make_place, processes_of, run_bench
@@ -223,10 +227,23 @@ def test_arrivals_come_from_the_arrivals_setting_unless_the_experiment_sets_them
     assert configurations(None, knobs(mode="nothreading"))[0][0].arrivals == "poisson"
 
 
-def test_the_shipped_capacity_experiment_covers_every_mode_io_cpu_and_mix_at_one_and_two_cpus():
+def test_the_shipped_capacity_experiment_states_its_budget_and_covers_the_posts_four_modes():
     experiment = load("capacity")
-    assert {(r.workload, r.cpus) for r in experiment.runs} == {(w, c) for w in ("io", "cpu", "mix") for c in (1, 2)}
-    assert experiment.source["slo_p95_ms"] == 300
+    assert experiment.budget_s == 45 * 60 and "45 minutes" in experiment.description
+    io = {r.knobs.mode for r in experiment.runs if r.knobs.workload == "io"}
+    assert {"nothreading", "threaded", "async", "gunicorn"} <= io
+    assert {r.knobs.cpus for r in experiment.runs} == {1} and experiment.source["slo_p95_ms"] == 300
+    assert experiment.runs[-1].knobs.mode == "nothreading"  # its long windows come last, with what is left
+
+
+def test_a_budget_is_shared_evenly_over_the_searches_left_and_refuses_what_is_not_minutes():
+    assert share(600, 0, 4) == 150
+    assert share(600, 100, 2) == 250  # a quick first search leaves its rest to the ones after it
+    assert share(600, 700, 1) == 0
+    assert longest_step(replace(load("capacity").runs[0], warmup=1), 5) == pytest.approx(2 * 1 + 60 + 60 + 2 * 8)
+    for bad in (0, -5, "soon", True):
+        with pytest.raises(ExperimentError, match=r"budget_minutes=.* is not valid: it takes a number of minutes above 0"):
+            expand("x", {"budget_minutes": bad, "matrix": [{"modes": "async"}]})
 
 
 # ---------------------------------------------------------------- a real search
@@ -310,3 +327,38 @@ def test_past_capacity_open_arrivals_show_the_queue_growing_where_a_closed_loop_
     half = len(rows) // 2
     first, second = ([float(r["client_ms"]) for r in part] for part in (rows[:half], rows[half:]))
     assert max(second) < 1.5 * max(first)  # a closed loop's latency stays level: the users wait, not the queue
+
+
+# ---------------------------------------------------------------- the report's picks
+
+
+def answer(mode: str, low: float | None, high: float | None, estimate: float | None = None) -> Capacity:
+    """A search's answer as capacity.json keeps it, for the report to rank."""
+    found = CapacityFound(
+        id=mode, label=mode, workload="io", cpus=1.0, arrivals="poisson", slo_p95_ms=300.0, capacity=str(Range(low, high)),
+        capacity_low_rps=low, capacity_high_rps=high, capacity_mid_rps=(low + high) / 2 if low and high else None,
+        capacity_estimate_rps=estimate, lower_bound_only=low is not None and high is None, crossed=False,
+        capacity_rps=low if high else None, predicted_rps=None, predicted_queue=None, predicted_service_ms=None,
+        predicted_saturation_rps=None, capacity_over_predicted=None, differs_from_prediction=False,
+        model_saturation_rps=None, d_cpu_ms=None, idle_cpu=None, ratio=None, contradiction=None, suspect=None,
+        steps=4, runs=5, seconds=100.0, mode=mode,
+    )  # fmt: skip
+    return Capacity(mode, mode, "io", 1.0, "poisson", 300.0, [], found)
+
+
+def test_the_pick_ranks_ranges_level_where_they_overlap_and_never_ranks_a_lower_bound_or_a_development_server():
+    (pick,) = capacity_picks([
+        answer("gunicorn", 12.2, 14.5, 12.6), answer("gthread", 11.0, 13.0, 12.0), answer("granian", 5.0, 6.0, 5.5),
+        answer("async-workers", 40.0, None), answer("nothreading", 4.0, 5.1, 4.3), answer("async", 30.0, 35.0, 31.0),
+    ])  # fmt: skip
+    assert pick.best and pick.best.mode == "async"  # async-workers held more, but nothing broke it: a bound
+    assert [c.mode for c in pick.under] == ["gunicorn", "gthread", "granian"] and not pick.level
+    assert [c.mode for c in pick.lower_bounds] == ["async-workers"] and [c.mode for c in pick.development] == ["nothreading"]
+    text = capacity_pick(pick)
+    assert text.startswith("For io at p95 ≤ 300 ms (CPUS=1, poisson arrivals), pick async: p95 crosses the target near 31")
+    assert "async-workers held at least 40.0 req/s" in text and "may hold more than the pick" in text
+    (close,) = capacity_picks([answer("gunicorn", 12.2, 14.5, 12.6), answer("gthread", 11.0, 13.0, 12.0)])
+    assert close.best and close.best.mode == "gunicorn" and [c.mode for c in close.level] == ["gthread"]
+    assert "Level with it, their ranges overlapping its: gthread" in capacity_pick(close)
+    (none,) = capacity_picks([answer("async-workers", 40.0, None), answer("nothreading", 4.0, 5.1, 4.3)])
+    assert none.best is None and "no production configuration has a capacity" in capacity_pick(none)

@@ -37,15 +37,15 @@ from statistics import fmean
 from typing import Any
 
 from contract.knobs import choice_setting, int_setting
-from lab import ROOT
+from lab import ROOT, duration
 from lab import timeline as requests_timeline
 from lab.bench.measure import _paths as locust_paths
-from lab.bench.run import Entry, Where, duration, link_latest, now, opened, results_folder, run_one
+from lab.bench.run import Entry, Where, link_latest, now, opened, results_folder, run_one
 from lab.experiments import Experiment, RunConfig
 from lab.model import Arrivals, QueueModel
 from lab.model.runs import saturation
 from lab.place import Place
-from lab.record import CapacityStep, Configuration, RunRecord, Verdict
+from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, RunRecord, Verdict
 from lab.records import write_record, write_summary
 from lab.stack_state import StateHook
 from lab.stats import (
@@ -495,9 +495,15 @@ def step_of(slo_ms: float, rate: float, offered: float, windows: list[Window], j
     )  # fmt: skip
 
 
+def longest_step(config: RunConfig, rate: float) -> float:
+    """The longest a step at this rate can take: both its windows, each with its warm-up and overhead."""
+    return sum(config.warmup + window_seconds(rate, n) + STEP_OVERHEAD for n in (WINDOW_REQUESTS, 2 * WINDOW_REQUESTS))
+
+
 def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where: Where, state_hook: StateHook,
-           first_index: int) -> Found:  # fmt: skip
-    """One configuration's capacity: its windows are recorded as runs numbered from `first_index`."""
+           first_index: int, share_s: float | None = None) -> CapacityFound:  # fmt: skip
+    """One configuration's capacity: its windows are recorded as runs numbered from `first_index`. With
+    a share of a time budget, no step starts that could end past it (the first always runs)."""
     started = time.monotonic()
     state = Search(config, slo_ms, folder, where, state_hook, first_index, [])
     arrivals: Arrivals = "constant" if config.arrivals == "constant" else "poisson"
@@ -507,7 +513,13 @@ def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where
     prediction: Prediction | None = None
     fallback: float | None = None
     rate: float | None = first_rate(config)
+    stopped: str | None = None
     while rate is not None and len(steps) < max_steps:
+        spent = time.monotonic() - started
+        if steps and share_s is not None and spent + longest_step(config, rate) > share_s:
+            stopped = f"its share of the time budget ({duration(share_s)}) would not hold a step at {rate:g}/s"
+            print(f"    stopped: {stopped}", flush=True)
+            break
         judgement, really = run_step(state, rate, first=not steps)
         if not steps:
             prediction = predict(state.records[0], folder, slo_ms, arrivals)
@@ -517,10 +529,12 @@ def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where
         offered.append((really, judgement.verdict))
         if judgement.p95 is not None:
             p95s.append((really, judgement.p95.estimate))
-        rate = next_rate(steps, prediction.capacity_rps if prediction else None, fallback)
+        # C requests in flight share P CPUs: the queue of C servers alone overrates a configuration the CPU binds
+        predicted = min(prediction.capacity_rps, fallback or math.inf) if prediction else None
+        rate = next_rate(steps, predicted, fallback)
     estimate = crossing(p95s, slo_ms)
     return summarise(config, slo_ms, state, capacity_range(offered), estimate, prediction, len(steps),
-                     time.monotonic() - started)  # fmt: skip
+                     time.monotonic() - started, stopped)  # fmt: skip
 
 
 def say_prediction(prediction: Prediction | None, slo_ms: float) -> None:
@@ -532,52 +546,38 @@ def say_prediction(prediction: Prediction | None, slo_ms: float) -> None:
           f"{prediction.saturation_rps:.3g} req/s", flush=True)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class DcpuMs:
-    """D_cpu in ms with its interval; None for a side the data cannot bound."""
-
-    estimate: float | None
-    low: float | None
-    high: float | None
-
-
-@dataclass(frozen=True)
-class Found:
-    """capacity.json's entry for one configuration: its capacity range, beside the prediction and the model."""
-
-    id: str
-    label: str
-    workload: str
-    cpus: float
-    arrivals: str
-    slo_p95_ms: float
-    capacity: str  # the range in words
-    capacity_low_rps: float | None
-    capacity_high_rps: float | None
-    capacity_mid_rps: float | None
-    capacity_estimate_rps: float | None  # where p95 crosses the target along the steps
-    lower_bound_only: bool
-    crossed: bool
-    capacity_rps: float | None  # the highest rate held below one that broke; none for a lower bound
-    predicted_rps: float | None
-    predicted_queue: str | None
-    predicted_service_ms: float | None
-    predicted_saturation_rps: float | None
-    capacity_over_predicted: float | None
-    differs_from_prediction: bool
-    model_saturation_rps: float | None
-    d_cpu_ms: DcpuMs | None
-    idle_cpu: float | None
-    ratio: float | None
-    contradiction: str | None
-    suspect: str | None
-    steps: int
-    runs: int
-    seconds: float
+def apart(records: list[RunRecord], measured: float, prediction: Prediction) -> str:
+    """Why a capacity lies more than 10% from the prediction, as the windows near it recorded it (CPU
+    contention, the CPU quota, the load generator), or the time each request spent outside the handler,
+    which the prediction leaves out; or that the records show no cause."""
+    near = [r for r in records if r.ok and r.measured and 0.75 * measured <= r.config.arrival_rate <= 1.33 * measured]
+    windows = [r.measured for r in near if r.measured]
+    causes = []
+    if bounded := [r for r in near if r.bounded_by_load_generator]:
+        causes.append(f"the load generator bounded {len(bounded)} of its {len(near)} windows near it")
+    throttled = sum(m.server.throttled_seconds or 0.0 for m in windows)
+    seconds = sum(m.locust.measured_seconds for m in windows)
+    cpus = records[0].config.knobs.cpus
+    busiest = max((m.server.utilisation or 0.0 for m in windows), default=0.0)
+    if cpus and (throttled > 0.05 * seconds or busiest >= 0.85 * cpus):
+        causes.append(f"the CPU quota: the server used up to {busiest:.2f} of its {cpus:g} CPU and was throttled "
+                      f"{throttled:.1f} s of {seconds:.0f} s")  # fmt: skip
+    idle = min((m.machine_cpu.idle_share for m in windows if m.machine_cpu and m.machine_cpu.idle_share is not None),
+               default=None)  # fmt: skip
+    if idle is not None and idle < 0.2:
+        causes.append(f"CPU contention: the machine was as little as {idle:.0%} idle")
+    first = records[0].measured
+    outside = first.locust.p50_ms - prediction.service_s * 1000 if first and first.locust.p50_ms else None
+    if measured < prediction.capacity_rps and outside is not None and outside > 0.1 * prediction.service_s * 1000:
+        causes.append(f"time outside the handler, which the prediction leaves out: at low load a request took "
+                      f"{first.locust.p50_ms if first else 0:.1f} ms end to end, {prediction.service_s * 1000:.1f} ms of it "
+                      "in the handler")  # fmt: skip
+    return "; ".join(causes) or "no cause in its records"
 
 
 def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, estimate: float | None,
-              prediction: Prediction | None, steps: int, seconds: float) -> Found:  # fmt: skip
+              prediction: Prediction | None, steps: int, seconds: float,
+              stopped: str | None = None) -> CapacityFound:  # fmt: skip
     """capacity.json's entry for one configuration."""
     cpu = cpu_model(state.records)
     wrong = contradiction(found, cpu)
@@ -586,7 +586,7 @@ def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, est
     over = measured / prediction.capacity_rps if measured and prediction and prediction.capacity_rps else None
     model = cpu.saturation_rps if cpu else None
     held = None if found.lower_bound_only else found.low
-    return Found(
+    return CapacityFound(
         id=config.id, label=config.names.label, workload=config.knobs.workload, cpus=config.knobs.cpus,
         arrivals=config.arrivals, slo_p95_ms=slo_ms,
         capacity=str(found), capacity_low_rps=_r(found.low), capacity_high_rps=_r(found.high),
@@ -602,7 +602,10 @@ def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, est
         d_cpu_ms=_ms(cpu.d_cpu) if cpu else None, idle_cpu=_r(cpu.idle.estimate) if cpu else None,
         ratio=round(held / model, 3) if held and model else None,
         contradiction=wrong[1] if wrong else None, suspect=wrong[0] if wrong else None,
-        steps=steps, runs=len(state.records), seconds=round(seconds, 1),
+        steps=steps, runs=len(state.records), seconds=round(seconds, 1), stopped=stopped,
+        mode=config.knobs.mode, predicted_servers=prediction.servers if prediction else None,
+        cause=apart(state.records, measured, prediction) if measured and prediction and over and abs(over - 1) > DIFFERS
+        else None,
     )  # fmt: skip
 
 
@@ -617,37 +620,49 @@ def _ms(interval: Interval) -> DcpuMs:
     return DcpuMs(estimate, low, high)
 
 
-def budget(configs: list[RunConfig], max_steps: int) -> float:
-    """The longest the searches can take: every step at its longest windows."""
+def longest(configs: list[RunConfig], max_steps: int) -> float:
+    """The longest the searches can take without a budget: every step at its longest windows."""
     return sum(max_steps * MAX_WINDOWS * (c.warmup + MAX_WINDOW_S + STEP_OVERHEAD) for c in configs)
 
 
+def share(budget_s: float, spent_s: float, searches_left: int) -> float:
+    """A search's share of a time budget: an even part of what is left, so that a quick search leaves
+    its rest to the ones after it."""
+    return max(0.0, budget_s - spent_s) / searches_left
+
+
 def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capacity", max_steps: int = 8,
-                 backend_name: str = "native", place: Place | None = None) -> Path:  # fmt: skip
+                 backend_name: str = "native", place: Place | None = None, budget_s: float | None = None) -> Path:  # fmt: skip
     place = place or Place()
     folder = results_folder(name, resume=False)
     link_latest(folder)
+    limit = (f"within its time budget of {duration(budget_s)} (a search stops before a step that would overrun an even "
+             f"share of what is left)" if budget_s else f"at most {duration(longest(configs, max_steps))}")  # fmt: skip
     print(f"capacity: {len(configs)} configuration(s), p95 target {slo_ms:g} ms, failures under {MAX_FAILURES:.0%}; "
-          f"at most {max_steps} steps each, each one or two windows of {MIN_WINDOW_S:g} to {MAX_WINDOW_S:g} s: at most "
-          f"{duration(budget(configs, max_steps))}. Results in "
-          f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}", flush=True)  # fmt: skip
-    manifest = {"name": name, "kind": "capacity", "slo_p95_ms": slo_ms, "started_at": now(),
+          f"at most {max_steps} steps each, each one or two windows of {MIN_WINDOW_S:g} to {MAX_WINDOW_S:g} s; "
+          f"{limit}. Results in {folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}", flush=True)  # fmt: skip
+    manifest = {"name": name, "kind": "capacity", "slo_p95_ms": slo_ms, "started_at": now(), "budget_s": budget_s,
                 "runs": [write(Configuration.of(c)) for c in configs]}  # fmt: skip
     (folder / "experiment.json").write_text(json.dumps(manifest, indent=2))
-    found: list[Found] = []
+    found: list[CapacityFound] = []
+    started = time.monotonic()
     with opened(place, configs, backend_name, folder, f"make capacity ({name})") as (where, state_hook):
-        for config in configs:
-            found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f.runs for f in found)))
+        for i, config in enumerate(configs):
+            part = share(budget_s, time.monotonic() - started, len(configs) - i) if budget_s else None
+            found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f.runs for f in found), part))
             (folder / "capacity.json").write_text(json.dumps(write(found), indent=2))
+    took = time.monotonic() - started
     print("capacity: the range of offered rates the target held at, beside the lab's prediction and the model's saturation:")
     for f in found:
         print(f"  - {f.label} · {f.workload} · CPUS={f.cpus:g} · {f.arrivals}: {f.capacity}; " + explained(f))
         if f.contradiction:
             print(f"    CONTRADICTION: {f.contradiction}")
+    within = f", {'within' if took <= budget_s else 'OVER'} its budget of {duration(budget_s)}" if budget_s else ""
+    print(f"capacity: {len(found)} search(es) took {duration(took)}{within}", flush=True)
     return folder
 
 
-def explained(f: Found) -> str:
+def explained(f: CapacityFound) -> str:
     """The estimate, the prediction and the model beside a capacity, in words."""
     parts = []
     if f.capacity_estimate_rps:
@@ -656,11 +671,12 @@ def explained(f: Found) -> str:
         parts.append(f"predicted {f.predicted_rps:.3g} ({f.predicted_queue}, {f.predicted_service_ms or 0:.1f} ms)")
         if f.capacity_over_predicted:
             what = "the crossing" if f.capacity_estimate_rps else "the range's middle"
-            off = ", more than 10% off" if f.differs_from_prediction else ""
+            off = f", more than 10% off: {f.cause}" if f.differs_from_prediction else ""
             parts.append(f"{what} is {f.capacity_over_predicted:.2f} of it{off}")
     if f.model_saturation_rps and f.d_cpu_ms and f.d_cpu_ms.estimate is not None:
         parts.append(f"model saturation {f.model_saturation_rps:.3g} req/s (D_cpu {f.d_cpu_ms.estimate:.2f} ms, slope)")
-    return "; ".join([*parts, f"{f.steps} steps, {f.runs} runs, {duration(f.seconds)}"])
+    stopped = f" (stopped: {f.stopped})" if f.stopped else ""
+    return "; ".join([*parts, f"{f.steps} steps, {f.runs} runs, {duration(f.seconds)}{stopped}"])
 
 
 def configurations(experiment: Experiment | None, knobs: Any) -> tuple[list[RunConfig], float]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from contract import interpreter
 from contract.knobs import Knobs, int_setting
-from lab import ROOT, backends, intervals, stack_state
+from lab import ROOT, backends, duration, intervals, stack_state
 from lab.backends import App, Backend
 from lab.backends.remote_workers import bounding, workers_of_run
 from lab.bench import calibration, verification
@@ -175,11 +175,6 @@ def _measure_one(record: RunRecord, app: App, config: RunConfig, backend: Backen
 
 def _limit(app: App, knobs: Knobs) -> LimitApplied:
     return LimitApplied(knobs.cpus, app.limit.describe() if app.limit else None, bool(app.limit and app.limit.enforced))
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def run_experiment(

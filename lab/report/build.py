@@ -60,7 +60,7 @@ def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]
     """Everything the report says, built once from the records; `markdown` and `page` only render it."""
     name = manifest.get("name") or records[0].experiment
     title, intro = f"Concurrency lab report: {name}", manifest.get("description", "")
-    found = capacities(records)
+    found = capacities(records, folder)
     closed = [r for r in records if not r.capacity_step]
     if not closed:  # a capacity search alone
         return Report(title, intro, capacity_sections(folder, found))

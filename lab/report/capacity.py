@@ -1,25 +1,39 @@
-"""Capacity searches, from their step records alone: each configuration's capacity at its latency target
-beside the model's saturation, which holds the most load, and how the queue grew past capacity.
-lab.report.words says each."""
+"""Capacity searches: each configuration's answer as its search gave it (`capacity.json`: a range of
+offered rates, where p95 crosses the target, the queueing prediction, the model's saturation) beside
+its steps as their records kept them; which configuration holds the most, judged on those ranges; and
+how the queue grew past capacity. lab.report.words says each."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from contract.modes import MODES
-from lab.model.runs import saturation
-from lab.record import CapacityStep, OpenArrivals, RunRecord
+from lab.model import QueueModel
+from lab.record import CapacityFound, CapacityStep, OpenArrivals, RunRecord
+from lab.records import RecordError
 from lab.report.rows import label
+from lab.typedjson import read
 
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a capacity search, from its record: the rate asked for, its verdict and open arrivals."""
+    """One step of a search as its last window recorded it: the rate asked for, the rate its windows
+    really offered, its p95 with an interval, and its verdict."""
 
     rate: float
     step: CapacityStep
     arrivals: OpenArrivals | None
+
+    @property
+    def offered(self) -> float:
+        return self.step.offered_rps or (self.arrivals.offered_rps if self.arrivals else self.rate)
+
+    @property
+    def p95_ms(self) -> float | None:
+        return self.step.p95_ms if self.step.p95_ms is not None else self.arrivals.p95_ms if self.arrivals else None
 
     @property
     def held(self) -> bool:
@@ -30,69 +44,125 @@ class Step:
         return self.step.broke
 
 
+GREW = 1.2  # the median of a window's second half this much over its first: the queue grew, not chance
+Key = tuple[str, str, float, str, float]  # label, workload, CPUS, arrivals, target
+
+
 @dataclass(frozen=True)
 class Capacity:
-    """One configuration's capacity search."""
+    """One configuration's search: its steps by offered rate, and its answer (None: it did not finish)."""
 
     label: str
     mode: str
     workload: str
     cpus: float
+    arrivals: str
     slo_ms: float
-    steps: list[Step]  # by rate
-    capacity: float | None  # the highest rate held below one that broke
-    model: float | None  # the throughput model's saturation
-
-    @property
-    def ratio(self) -> float | None:
-        return self.capacity / self.model if self.capacity and self.model else None
+    steps: list[Step]
+    found: CapacityFound | None
 
     @property
     def development(self) -> bool:
         return MODES[self.mode].development
 
+    @property
+    def ranked(self) -> bool:
+        """A capacity to rank: a rate that held and one that broke. A lower bound alone is never ranked."""
+        f = self.found
+        return f is not None and f.capacity_low_rps is not None and f.capacity_high_rps is not None
 
-def capacities(records: list[RunRecord]) -> list[Capacity]:
-    groups: dict[tuple[str, str, float, float], list[tuple[RunRecord, CapacityStep]]] = defaultdict(list)
+    @property
+    def figure(self) -> float | None:
+        """Where p95 crosses the target along the steps, else the middle of the range."""
+        f = self.found
+        return (f.capacity_estimate_rps or f.capacity_mid_rps) if f and self.ranked else None
+
+    @property
+    def prediction(self) -> QueueModel | None:
+        """The queue the search predicted from (C in flight, each the handler time of its first step)."""
+        f = self.found
+        if f is None or not f.predicted_service_ms or not f.predicted_queue:
+            return None
+        servers = f.predicted_servers or int(f.predicted_queue.rsplit("/", 1)[-1])  # files from before the field
+        return QueueModel(servers, f.predicted_service_ms / 1000)
+
+    @property
+    def span(self) -> tuple[float, float] | None:
+        """The range of offered rates the capacity lies in (its ends in order, even where they crossed)."""
+        f = self.found
+        if not self.ranked or f is None or f.capacity_low_rps is None or f.capacity_high_rps is None:
+            return None
+        return min(f.capacity_low_rps, f.capacity_high_rps), max(f.capacity_low_rps, f.capacity_high_rps)
+
+
+def answers(folder: Path) -> list[CapacityFound]:
+    """The searches' answers, as `make capacity` wrote them after each search."""
+    path = folder / "capacity.json"
+    if not path.exists():
+        return []
+    try:
+        return [read(CapacityFound, entry) for entry in json.loads(path.read_text())]
+    except (ValueError, TypeError) as error:  # JsonError too
+        raise RecordError(f"{path}: not a readable capacity file ({error})") from None
+
+
+def key(found: CapacityFound) -> Key:
+    return found.label, found.workload, found.cpus, found.arrivals, found.slo_p95_ms
+
+
+def capacities(records: list[RunRecord], folder: Path) -> list[Capacity]:
+    groups: dict[Key, list[tuple[RunRecord, CapacityStep]]] = defaultdict(list)
     for record in records:
-        if record.capacity_step:
-            k, step = record.config.knobs, record.capacity_step
-            groups[(label(record.config), k.workload, k.cpus, step.slo_p95_ms)].append((record, step))
+        step = record.capacity_step
+        if step and not step.extended:  # a window followed by another of its step: the last one speaks for both
+            k = record.config.knobs
+            groups[(label(record.config), k.workload, k.cpus, record.config.arrivals, step.slo_p95_ms)].append((record, step))
+    by_key = {key(f): f for f in answers(folder)}
     found = []
-    for (name, workload, cpus, slo), steps in groups.items():
-        rows = sorted((Step(r.config.arrival_rate, step, r.measured.locust.open if r.measured else None) for r, step in steps),
-                      key=lambda step: step.rate)  # fmt: skip
-        held = [step.rate for step in rows if step.held]
-        model = next((m for m in (saturation(r) for r, _ in steps) if m), None)
-        # nothing broke: the highest rate held is a lower bound, never a capacity to rank
-        capacity = max(held) if held and any(step.broke for step in rows) else None
-        found.append(Capacity(name, steps[0][0].config.knobs.mode, workload, cpus, slo, rows, capacity, model))
+    for (name, workload, cpus, arrivals, slo), steps in groups.items():
+        rows = [Step(r.config.arrival_rate, step, r.measured.locust.open if r.measured else None) for r, step in steps]
+        mode = steps[0][0].config.knobs.mode
+        found.append(Capacity(name, mode, workload, cpus, arrivals, slo, sorted(rows, key=lambda s: s.offered),
+                              by_key.get((name, workload, cpus, arrivals, slo))))  # fmt: skip
     return found
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 @dataclass(frozen=True)
 class CapacityPick:
-    """At one workload, CPU limit and target: the production configuration that holds the most, and the
-    others by capacity (none: no production configuration has a capacity)."""
+    """At one workload, CPU limit, arrivals and target: the production configuration whose capacity is
+    highest, those whose ranges overlap its (level with it), those clearly under it, and what is not
+    ranked: lower bounds (nothing broke) and development servers."""
 
     workload: str
     cpus: float
+    arrivals: str
     slo_ms: float
     best: Capacity | None
-    others: list[Capacity]
+    level: list[Capacity]
+    under: list[Capacity]
+    lower_bounds: list[Capacity]
+    development: list[Capacity]
 
 
 def capacity_picks(found: list[Capacity]) -> list[CapacityPick]:
-    """Which configuration holds the most load at the target, per workload and CPU limit; development
-    servers measured, never picked."""
-    groups: dict[tuple[str, float, float], list[Capacity]] = defaultdict(list)
+    groups: dict[tuple[str, float, str, float], list[Capacity]] = defaultdict(list)
     for c in found:
-        groups[(c.workload, c.cpus, c.slo_ms)].append(c)
+        groups[(c.workload, c.cpus, c.arrivals, c.slo_ms)].append(c)
     picked = []
-    for (workload, cpus, slo), group in sorted(groups.items()):
-        ranked = sorted((c for c in group if c.capacity), key=lambda c: -(c.capacity or 0))
-        best = next((c for c in ranked if not c.development), None)
-        picked.append(CapacityPick(workload, cpus, slo, best, [c for c in ranked if c is not best] if best else []))
+    for (workload, cpus, arrivals, slo), group in sorted(groups.items()):
+        production = [c for c in group if not c.development]
+        ranked = sorted((c for c in production if c.ranked), key=lambda c: -(c.figure or 0))
+        best = ranked[0] if ranked else None
+        top = best.span if best else None
+        level = [c for c in ranked[1:] if top and c.span and overlap(top, c.span)]
+        under = [c for c in ranked[1:] if c not in level]
+        bounds = [c for c in production if c.found and c.found.lower_bound_only]
+        development = [c for c in group if c.development and c.found]
+        picked.append(CapacityPick(workload, cpus, arrivals, slo, best, level, under, bounds, development))
     return picked
 
 
@@ -110,11 +180,10 @@ def overloads(found: list[Capacity]) -> list[Overload]:
     """For each configuration with a capacity, its lowest step that broke, where both halves were measured."""
     seen = []
     for c in found:
-        halves = [
-            (s.rate, s.arrivals.p50_first_half_ms, s.arrivals.p50_second_half_ms) for s in c.steps if s.broke and s.arrivals
-        ]
-        broke = [(rate, first, second) for rate, first, second in halves if first and second]
-        if c.capacity and broke:
+        halves = [(s.offered, s.arrivals.p50_first_half_ms, s.arrivals.p50_second_half_ms)
+                  for s in c.steps if s.broke and s.arrivals]  # fmt: skip
+        broke = [(rate, first, second) for rate, first, second in halves if first and second and second > GREW * first]
+        if c.ranked and broke:
             rate, first, second = min(broke)
             seen.append(Overload(c, rate, first, second))
     return seen

@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import ScalarFormatter
 
 from lab import timeline as requests_timeline
+from lab.model import Arrivals
 from lab.report.capacity import Capacity
 from lab.report.rows import Row, baseline, compared, knob, mode_rank
 from lab.stats import quantile
@@ -231,27 +232,39 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
 
 
 def capacity(found: list[Capacity], path: Path) -> Path | None:
-    """p95 latency (from each arrival's intended start) against offered load, one line per configuration,
-    with the target and each configuration's capacity marked: the curve rises as it nears saturation."""
+    """p95 latency (from each arrival's intended start) against the offered load, one colour per
+    configuration: each step with its p95's 95% interval (filled: held, ✗: broke, hollow: unsure), the
+    lab's queueing prediction as a dashed curve, and the capacity's range as a band on the target."""
     if not found:
         return None
     fig, ax = plt.subplots(figsize=(10, 5))
     for c in sorted(found, key=lambda c: (mode_rank(c.mode), c.label)):
-        # (rate asked for, offered rate, p95 ms) of each step with a p95
-        steps = [(s.rate, s.arrivals.offered_rps, s.arrivals.p95_ms) for s in c.steps if s.arrivals and s.arrivals.p95_ms]
         colour = plt.cm.tab10(mode_rank(c.mode) % 10)
-        name = f"{c.label} · {c.workload} · CPUS={c.cpus:g}"
-        ax.plot([offered for _, offered, _ in steps], [p95 for *_, p95 in steps], marker="o", color=colour, label=name)
-        if c.capacity:
-            _, offered, p95 = next(step for step in steps if step[0] == c.capacity)
-            ax.plot([offered], [p95], marker="*", markersize=16, color=colour, linestyle="none")
-            ax.axvline(offered, color=colour, linestyle=":", linewidth=1)
+        steps = [s for s in c.steps if s.p95_ms]
+        ax.plot([s.offered for s in steps], [s.p95_ms or 0.0 for s in steps], color=colour, linewidth=1,
+                label=f"{c.label} · {c.workload} · CPUS={c.cpus:g}")  # fmt: skip
+        for s in steps:
+            p95 = s.p95_ms or 0.0
+            low, high = s.step.p95_low_ms or p95, s.step.p95_high_ms or p95
+            marker, fill = ("o", colour) if s.held else ("X", colour) if s.broke else ("o", "white")
+            ax.errorbar([s.offered], [p95], yerr=[[p95 - low], [high - p95]], fmt=marker, color=colour,
+                        markerfacecolor=fill, capsize=3)  # fmt: skip
+        if model := c.prediction:
+            arrivals: Arrivals = "constant" if c.arrivals == "constant" else "poisson"
+            rates = [model.saturation * i / 40 for i in range(1, 40)]
+            curve = [(r, model.quantile(r, 0.95, arrivals, n=20_000) * 1000) for r in rates]
+            shown = [(r, p95) for r, p95 in curve if p95 <= 3 * c.slo_ms]  # past that the queue's curve is a wall
+            ax.plot([r for r, _ in shown], [p95 for _, p95 in shown], color=colour, linestyle="--", linewidth=1)
+        if c.span:
+            ax.plot(list(c.span), [c.slo_ms, c.slo_ms], color=colour, linewidth=6, alpha=0.4, solid_capstyle="butt")
     for slo in sorted({c.slo_ms for c in found}):
-        ax.axhline(slo, color="black", linestyle="--", linewidth=1, label=f"target p95 {slo:g} ms")
+        ax.axhline(slo, color="black", linestyle=":", linewidth=1, label=f"target p95 {slo:g} ms")
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.set_xlabel("offered load (arrivals/s, measured)")
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.set_xlabel("offered load (arrivals/s, as the steps' windows really offered them)")
     ax.set_ylabel("p95 latency from intended start (ms)")
-    ax.set_title("Latency against offered load; a star marks each configuration's capacity at the target")
+    ax.set_title("Latency against offered load: steps with their 95% intervals, the predicted queue dashed,\n"
+                 "each capacity's range as a band on the target", fontsize=10)  # fmt: skip
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(fig, path)

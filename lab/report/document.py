@@ -50,7 +50,7 @@ def markdown(report: Report) -> str:
     for section in report.sections:
         out += ["", f"## {section.title}", ""]
         out += [text for paragraph in section.paragraphs for text in (paragraph, "")]
-        out += [f"- {bullet}" for bullet in section.bullets]
+        out += [f"- {bullet}" for bullet in section.bullets] + ([""] if section.bullets else [])  # a table after a list
         out += [f"\n**{warning}**" for warning in section.warnings]
         out += [line for t in section.tables for line in table(t)]
         out += [f"### {title}\n\n![{title}]({path.name})\n" for title, path in section.images]

@@ -4,9 +4,10 @@ the quick check beside the post's, the runs on both backends, and the capacity s
 
 from __future__ import annotations
 
+from lab import duration
 from lab.record import KindStats
 from lab.report import words
-from lab.report.capacity import Capacity
+from lab.report.capacity import Capacity, Step
 from lab.report.document import Table
 from lab.report.parity import ParityPair
 from lab.report.published import QuickCheckRow
@@ -19,7 +20,8 @@ KINDS = ("run", "io p50/p95/p99 ms", "io req/s", "cpu p50/p95/p99 ms", "cpu req/
 QUICK = ("mode", "workload", "each reply", "total", "÷ nothreading", "post's total", "post's ÷ nothreading")
 PARITY = ("run", "native req/s", "compose req/s", "compose/native", "native p95 ms", "compose p95 ms",
           "compose/native p95", "gap over 15%: cause")  # fmt: skip
-CAPACITY = ("configuration", "target p95 ms", "capacity req/s", "model req/s", "capacity/model", "steps: rate → p95 ms")
+CAPACITY = ("configuration", "capacity: offered req/s", "p95 crosses near", "predicted req/s", "crossing/predicted",
+            "model saturation req/s (D_cpu ms)", "steps: offered req/s → p95 ms [95% interval]", "search took")
 
 
 def n(value: object, digits: int = 1) -> str:
@@ -99,9 +101,24 @@ def parity(pairs: list[ParityPair]) -> Table:
 
 
 def capacity(found: list[Capacity]) -> Table:
-    cells = [
-        [f"{c.label} · {c.workload} · CPUS={c.cpus:g}", f"{c.slo_ms:g}", n(c.capacity), n(c.model), n(c.ratio, 2),
-         ", ".join(f"{s.rate:g}→{n(s.arrivals.p95_ms if s.arrivals else None, 0)}{'' if s.held else ' ✗'}" for s in c.steps)]
-        for c in found
-    ]  # fmt: skip
+    cells = []
+    for c in found:
+        f = c.found
+        queue = f"{f.predicted_queue}, {n(f.predicted_service_ms)} ms" if f else ""
+        predicted = f"{n(f.predicted_rps)} ({queue})" if f and f.predicted_rps else "–"
+        d_cpu = f.d_cpu_ms.estimate if f and f.d_cpu_ms else None
+        model = f"{n(f.model_saturation_rps)} ({n(d_cpu, 2)})" if f and f.model_saturation_rps else "–"
+        cells.append([
+            f"{c.label} · {c.workload} · CPUS={c.cpus:g} · {c.arrivals} · p95 ≤ {c.slo_ms:g} ms",
+            f.capacity if f else "search unfinished", n(f.capacity_estimate_rps if f else None), predicted,
+            n(f.capacity_over_predicted if f else None, 2), model, ", ".join(step(s) for s in c.steps),
+            duration(f.seconds) if f else "–",
+        ])  # fmt: skip
     return Table(CAPACITY, cells)
+
+
+def step(s: Step) -> str:
+    sign = "✓" if s.held else "✗" if s.broke else "?"
+    low, high = s.step.p95_low_ms, s.step.p95_high_ms
+    interval = f" [{n(low, 0) if low is not None else '…'}–{n(high, 0) if high is not None else '…'}]" if low or high else ""
+    return f"{s.offered:.3g}→{n(s.p95_ms, 0)}{interval} {sign}"

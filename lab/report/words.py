@@ -271,22 +271,49 @@ def cause(c: Cause) -> str:
 
 
 def capacity_advice(capacities: list[Capacity]) -> list[str]:
-    """Which configuration holds the most load at the target, per workload and CPU limit."""
+    """Which configuration holds the most load at the target, per workload, CPU limit and arrivals."""
     return [capacity_pick(p) for p in capacity_picks(capacities)]
 
 
 def capacity_pick(p: CapacityPick) -> str:
-    head = f"For {p.workload} at p95 ≤ {p.slo_ms:g} ms ({limit(p.cpus)}), "
+    head = f"For {p.workload} at p95 ≤ {p.slo_ms:g} ms ({limit(p.cpus)}, {p.arrivals} arrivals), "
     if p.best is None:
-        return head + "no production configuration has a capacity: none held the target below a rate that broke it."
-    text = head + f"by capacity pick {p.best.label}: it holds {fmt(p.best.capacity or 0)} req/s{of_model(p.best)}"
-    if p.others:
-        text += "; then " + ", ".join(f"{c.label} {fmt(c.capacity or 0)} req/s{of_model(c)}" for c in p.others)
-    return text + "."
+        text = head + "no production configuration has a capacity: none held the target below a rate that broke it."
+    else:
+        text = head + f"pick {p.best.label}: {held_at(p.best)}."
+        if p.level:
+            text += " Level with it, their ranges overlapping its: " + "; ".join(f"{c.label} {held_at(c)}" for c in p.level) + "."
+        if p.under:
+            text += " Below it: " + "; ".join(f"{c.label} {held_at(c)}" for c in p.under) + "."
+    for c in p.lower_bounds:
+        f = c.found
+        low = f.capacity_low_rps if f else None
+        more = " It may hold more than the pick: a search with more steps would tell." if (
+            p.best and p.best.span and low and low > p.best.span[1]) else ""  # fmt: skip
+        text += (f" Not ranked: {c.label} held at least {fmt(low or 0)} req/s, and nothing it was offered broke the "
+                 f"target (a lower bound).{more}")  # fmt: skip
+    if p.development:
+        text += " Measured, never picked (development servers): " + "; ".join(f"{c.label} {held_at(c)}" for c in p.development)
+        text += "."
+    return text
 
 
-def of_model(c: Capacity) -> str:
-    return f" ({c.ratio:.2f} of its model's {fmt(c.model or 0)})" if c.ratio else ""
+def held_at(c: Capacity) -> str:
+    """A capacity in words: the crossing and the range of offered rates, beside the prediction."""
+    f = c.found
+    if f is None:
+        return "its search did not finish"
+    if not c.ranked:
+        return f.capacity
+    near = f"p95 crosses the target near {fmt(c.figure or 0)} req/s" if f.capacity_estimate_rps else f.capacity
+    text = f"{near} ({f.capacity})" if f.capacity_estimate_rps else near
+    if f.predicted_rps:
+        text += f", {f.capacity_over_predicted or 0:.2f} of the {fmt(f.predicted_rps)} its {f.predicted_queue} queue predicts"
+        if f.cause:
+            text += f" ({f.cause})"
+    if f.contradiction:
+        text += f"; but {f.contradiction}"
+    return text
 
 
 def overload(capacities: list[Capacity]) -> list[str]:
@@ -296,7 +323,7 @@ def overload(capacities: list[Capacity]) -> list[str]:
 
 def grew(o: Overload) -> str:
     c = o.capacity
-    return (f"{c.label} · {c.workload}: at {o.rate:g} arrivals/s, past its capacity of {fmt(c.capacity or 0)}, the median "
+    return (f"{c.label} · {c.workload}: offered {o.rate:.3g} arrivals/s, past its capacity near {fmt(c.figure or 0)}, the median "
             f"request took {o.p50_first_half_ms:.0f} ms in the first half of the run and {o.p50_second_half_ms:.0f} ms in "
             "the second: the queue grew.")  # fmt: skip
 
@@ -318,9 +345,14 @@ PARITY = (
 QUICK = "Absolute times depend on IO_SECONDS, PRIMES_LIMIT and the machine; compare the ratios."
 CAPACITY = (
     "Requests arrived at a set rate whatever the replies (open arrivals), and latency counts from each arrival's "
-    "intended start. Each configuration's capacity is the highest rate whose p95 stayed at or under the target with "
-    "under 1% failures, found by a bounded search of short steps; the model's saturation rate is min(C / (D_io + "
-    "D_cpu), P / D_cpu), with D_cpu from the server's own accounting."
+    "intended start. A search runs steps at rising rates; each step runs until its p95's 95% interval lies under the "
+    "target (held ✓), over it (broke ✗), or still straddles it after a second, longer window (unsure ?), and breaks "
+    "too when its queue is not stable or 1% of its requests fail. A capacity is the range of offered rates between "
+    "the highest that held and the lowest that broke, and the rate where p95 crosses the target along the steps; "
+    "nothing broken is a lower bound, never ranked. Ranges that overlap are level. The prediction is the lab's own "
+    "queue (C requests in flight, each taking the handler time measured at the first step: M/D/C, or D/D/C for evenly "
+    "spaced arrivals); the model's saturation is min(C / (D_io + D_cpu), P / D_cpu), with D_cpu the slope of the "
+    "server's CPU against its throughput across the steps."
 )
 SHARED = "The load generator, the server and PostgreSQL share this machine's cores."
 
