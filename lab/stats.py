@@ -180,6 +180,40 @@ def quantile_interval(values: ArrayLike, q: float, confidence: float = 0.95) -> 
     return Interval(estimate, low, high, confidence, int(data.size))
 
 
+def design_effect(values: list[float], estimate: float, batches: int = 10) -> float:
+    """How many times fewer independent observations these values (in time order) are worth, as seen
+    at `estimate`: the variance of the share above it over batch means, against the binomial one."""
+    n = len(values)
+    if n < 2 * batches:
+        return 1.0
+    above = [float(v > estimate) for v in values]
+    share = float(np.mean(above))
+    batch_se = batch_means_interval(above, batches).width / 2 / t_critical(batches - 1)
+    return max(1.0, batch_se**2 / max(share * (1 - share) / n, 1 / n**2))
+
+
+def correlated_quantile_interval(runs: list[list[float]], q: float, confidence: float = 0.95) -> Interval:
+    """The q-quantile over several runs of values in time order, with its interval from order
+    statistics widened for the correlation between neighbours.
+
+    `quantile_interval` assumes independent values, but the latencies of one queue wait behind the
+    same requests: in simulated M/D/1 windows of 60 s at their capacity, its 95% interval for p95 lay
+    wholly on one side of the true p95 three times in ten. Each run's design effect says how many
+    independent values it is worth; the interval is the order statistics that bound the quantile for
+    that many, at the same fractions of all the values. `n` of the result is that effective count."""
+    values = [v for run in runs for v in run]
+    plain = quantile_interval(values, q, confidence)
+    n = len(values)
+    effective = max(1, int(sum(len(r) / design_effect(r, plain.estimate) for r in runs if r)))
+    if effective >= n:
+        return plain
+    low_rank, high_rank = quantile_ranks(effective, q, confidence)
+    ordered = sorted(values)
+    low = ordered[max(1, math.floor(low_rank * n / effective)) - 1] if low_rank else -INF
+    high = ordered[min(n, math.ceil(high_rank * n / effective)) - 1] if high_rank else INF
+    return Interval(plain.estimate, low, high, confidence, effective)
+
+
 # ---------------------------------------------------------------- means
 
 

@@ -26,7 +26,6 @@ from lab.bench.capacity import (
     judge,
     longest_step,
     next_rate,
-    p95_interval,
     predict,
     share,
     unstable,
@@ -38,7 +37,7 @@ from lab.record import CapacityFound, ModelCounts, RunRecord
 from lab.records import load_records
 from lab.report.capacity import Capacity, capacity_picks
 from lab.report.words import capacity_pick
-from lab.stats import Interval, quantile_interval, unknown
+from lab.stats import Interval, correlated_quantile_interval, quantile_interval, unknown
 
 from .conftest import PYTHON, knobs, lab_env, make_place, processes_of, run_bench
 from .records import run_record
@@ -70,6 +69,10 @@ def test_a_step_holds_when_its_p95_interval_lies_under_the_target_breaks_over_it
     # too few requests to bound it from above (p95 needs 72): never held, however low the estimate
     assert verdict_of(unknown(100.0, n=50), 300)[0] == "unsure"
     assert verdict_of(Interval(100, 90, math.inf, n=50), 300)[0] == "unsure"
+
+
+def p95_interval(windows: list[list[float]]) -> Interval:
+    return correlated_quantile_interval(windows, 0.95)
 
 
 def test_the_p95_interval_is_widened_for_a_queues_correlated_latencies_and_not_for_independent_ones():

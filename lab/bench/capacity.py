@@ -48,15 +48,7 @@ from lab.place import Place
 from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, RunRecord, Verdict
 from lab.records import write_record, write_summary
 from lab.stack_state import StateHook
-from lab.stats import (
-    Interval,
-    batch_means_interval,
-    quantile_interval,
-    quantile_ranks,
-    slope_intercept,
-    t_critical,
-    trend_interval,
-)
+from lab.stats import Interval, correlated_quantile_interval, slope_intercept, trend_interval
 from lab.typedjson import write
 
 # The first step: low enough that requests rarely wait for one another.
@@ -136,40 +128,6 @@ def unstable(window: Window, slo_ms: float) -> str | None:
     return None
 
 
-def design_effect(latencies: list[float], estimate: float, batches: int = 10) -> float:
-    """How many times fewer independent requests these latencies are worth, as seen at `estimate`: the
-    variance of the share above it over batch means (in arrival order), against the binomial one."""
-    n = len(latencies)
-    if n < 2 * batches:
-        return 1.0
-    above = [float(ms > estimate) for ms in latencies]
-    share = fmean(above)
-    batch_se = batch_means_interval(above, batches).width / 2 / t_critical(batches - 1)
-    return max(1.0, batch_se**2 / max(share * (1 - share) / n, 1 / n**2))
-
-
-def p95_interval(windows: list[list[float]]) -> Interval:
-    """p95 over the windows' latencies, with its interval from order statistics widened for the
-    correlation between neighbours.
-
-    `quantile_interval` assumes independent latencies, but in a queue neighbours wait behind the
-    same requests: in simulated M/D/1 windows of 60 s at the capacity, its 95% interval lay wholly
-    on one side of the true p95 three times in ten. Each window's design effect (see `design_effect`)
-    says how many independent requests it is worth; the interval is the order statistics that bound
-    the quantile for that many, at the same fractions of all the latencies."""
-    latencies = [ms for window in windows for ms in window]
-    plain = quantile_interval(latencies, 0.95)
-    n = len(latencies)
-    effective = max(1, int(sum(len(w) / design_effect(w, plain.estimate) for w in windows if w)))
-    if effective >= n:
-        return plain
-    low_rank, high_rank = quantile_ranks(effective, 0.95)
-    ordered = sorted(latencies)
-    low = ordered[max(1, math.floor(low_rank * n / effective)) - 1] if low_rank else -math.inf
-    high = ordered[min(n, math.ceil(high_rank * n / effective)) - 1] if high_rank else math.inf
-    return Interval(plain.estimate, low, high, plain.confidence, effective)
-
-
 def verdict_of(p95: Interval, slo_ms: float) -> tuple[Verdict, str]:
     """Held when the whole interval is under the target, broke when it is over, unsure when it straddles."""
     said = f"p95 {p95.estimate:.0f} ms [{p95.low:.0f}, {p95.high:.0f}] (as from {p95.n} independent requests)"
@@ -221,7 +179,7 @@ def judge(records: list[RunRecord], windows: list[Window], slo_ms: float) -> Jud
     failed = sum(w.failed for w in windows)
     if failed >= MAX_FAILURES * sent:
         return Judgement("broke", f"{failed / sent:.1%} of requests failed")
-    p95 = p95_interval([w.latencies_ms for w in windows])
+    p95 = correlated_quantile_interval([w.latencies_ms for w in windows], 0.95)
     verdict, why = verdict_of(p95, slo_ms)
     return Judgement(verdict, why, p95)
 
