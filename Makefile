@@ -44,8 +44,8 @@ help: ## show this help
 	@echo "Usage: make <target> [MODE=...] [WORKLOAD=io|cpu] [CPUS=1] [BACKEND=auto|native|compose] ..."
 	@echo "Past one machine: make serve BIND=0.0.0.0 on the server's host; make bench|capacity TARGET=http://host:port;"
 	@echo "  LOCUST_REMOTE_WORKERS=N LOCUST_BIND=0.0.0.0 on a bench for make worker MASTER=host on other hosts"
-	@echo "Your own app (native backend): make bench BACKEND=native EXPERIMENT=examples/apps/experiment.toml"
-	@echo "  APP=package.module:app APP_DIR=folder PATHS=\"/a:3 /b?x=1\" [APP_SETUP=command] (README: Your own app)"
+	@echo "Your own app: make bench EXPERIMENT=examples/apps/experiment.toml APP=package.module:app APP_DIR=folder"
+	@echo "  PATHS=\"/a:3 /b?x=1\" or LOCUSTFILE=file, [APP_SETUP=command APP_REQUIREMENTS=file APP_ENV=file] (README: Your own app)"
 	@echo
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo

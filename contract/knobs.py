@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from contract.modes import MODES, Mode
@@ -144,11 +145,17 @@ SETTINGS = {
     "APP_DIR": "",
     "APP_SETUP": "",
     "PATHS": "",
+    # Its requirements (a venv of its own with the lab's servers, lab/app_venv.py), its own environment (a file of
+    # KEY=VALUE lines for its server and APP_SETUP), and the team's own locustfile, sent instead of PATHS.
+    "APP_REQUIREMENTS": "",
+    "APP_ENV": "",
+    "LOCUSTFILE": "",
 }
 REMOTE_SETTINGS = ("BIND", "TARGET", "LOCUST_REMOTE_WORKERS", "LOCUST_BIND", "LOCUST_MASTER_PORT")  # none of compose's
-APP_SETTINGS = ("APP", "APP_DIR", "APP_SETUP", "PATHS")  # native backend only, for now
+# compose reads APP and PATHS; the rest reach the app image through what the lab derives from them (lab/app_image.py)
+APP_SETTINGS = ("APP_DIR", "APP_SETUP", "APP_REQUIREMENTS", "APP_ENV", "LOCUSTFILE")
 NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT", *REMOTE_SETTINGS, *APP_SETTINGS}
-DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE"}
+DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE", "APP_CONTEXT", "APP_ENV_TEXT", "APP_INTERFACE"}
 
 
 def setting(name: str) -> str:
@@ -206,9 +213,56 @@ def paths(text: str) -> list[tuple[str, int]]:
 
 def app_paths() -> list[tuple[str, int]]:
     """What Locust sends to an app of the user's: PATHS, or / alone when APP is set without it; [] without APP
-    (the currency endpoint)."""
+    (the currency endpoint) or with LOCUSTFILE (the team's own users send what they send)."""
     found = paths(setting("PATHS"))
-    return found or ([("/", 1)] if setting("APP") else [])
+    return found or ([("/", 1)] if setting("APP") and not setting("LOCUSTFILE") else [])
+
+
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The lab's own names: an app's environment cannot move a knob or what the lab tells its server behind its back.
+LAB_OWNED = {"APP_INTERFACE", "APP_PYTHON", "APP_ENV_TEXT", "HOST", "SERVICE"}
+
+
+def env_file(path: str) -> dict[str, str]:
+    """APP_ENV: the file's KEY=VALUE lines, or KnobError naming file:line of the first bad one."""
+    try:
+        return env_lines(Path(path).read_text(encoding="utf-8"), path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise KnobError(f"APP_ENV={path!r} cannot be read: {getattr(error, 'strerror', None) or error}") from None
+
+
+def env_lines(text: str, path: str) -> dict[str, str]:
+    """KEY=VALUE lines (blank lines and # comments aside, a value in matching quotes unquoted); `path` names
+    where they came from in a refusal. A container gets them as APP_ENV_TEXT, never as a file on the host."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        key, equals, value = text.removeprefix("export ").partition("=")
+        key = key.strip()
+        if not equals or not ENV_KEY_RE.match(key):
+            raise KnobError(f"APP_ENV {path}:{number}: {text[:60]!r} is not KEY=VALUE (a KEY of letters, digits and _)")
+        if key in KNOBS or key in SETTINGS or key in LAB_OWNED:
+            raise KnobError(f"APP_ENV {path}:{number}: {key} is the lab's own setting: set it as a knob, not in APP_ENV")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key] = value
+    return found
+
+
+def check_app_files() -> None:
+    """The files APP_REQUIREMENTS, APP_ENV and LOCUSTFILE name exist (APP_ENV's lines are read too), and
+    LOCUSTFILE replaces PATHS rather than joining them."""
+    for name in ("APP_REQUIREMENTS", "APP_ENV", "LOCUSTFILE"):
+        if (path := setting(name)) and not os.path.isfile(path):
+            raise KnobError(f"{name}={path!r} is not a file")
+    if path := setting("APP_ENV"):
+        env_file(path)
+    if setting("LOCUSTFILE") and setting("PATHS"):
+        raise KnobError("LOCUSTFILE and PATHS were both given: the team's locustfile sends its own requests "
+                        "instead of PATHS; give one")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -307,6 +361,7 @@ def from_environ() -> Knobs:
     for name in SETTING_CHOICES:
         choice_setting(name)
     paths(setting("PATHS"))
+    check_app_files()
     return knobs
 
 

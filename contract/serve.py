@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.knobs import SETTINGS, KnobError, Knobs, from_environ, setting
+from contract.knobs import SETTINGS, KnobError, Knobs, env_file, env_lines, from_environ, setting
 from contract.modes import Mode
 
 SERVICES_DIR = Path("services")  # where the services are, from the folder it runs in (the images' /lab)
@@ -54,12 +54,29 @@ def app_skip(mode: Mode, kind: str) -> str | None:
     return None
 
 
+def with_app_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the app's own environment (its DATABASE_URL, ...) over the lab's defaults: APP_ENV's file on the
+    lab's host, its text (APP_ENV_TEXT) in a container."""
+    if env.get("APP_ENV"):
+        return {**env, **env_file(env["APP_ENV"])}
+    if env.get("APP_ENV_TEXT"):
+        return {**env, **env_lines(env["APP_ENV_TEXT"], "APP_ENV_TEXT")}
+    return env
+
+
+def setup(command: str) -> int:
+    """`python -m contract.serve setup`: APP_SETUP in the app's folder with the environment its server gets; under
+    compose the lab runs it in the app's container, beside the containers' database."""
+    env = with_app_env(dict(os.environ))
+    return subprocess.run(command, shell=True, cwd=env.get("APP_DIR") or None, env=env, check=False).returncode
+
+
 def _app_plan(plan: ServerPlan, mode: Mode, kind: str) -> ServerPlan:
     """The mode's own command with the lab's entry module as its app."""
     if reason := app_skip(mode, kind):
         raise KnobError(reason)
     argv = [*plan.argv[:-1], APP_ENTRY]  # every mode's command ends with the app it serves
-    env = {**plan.env, "APP_INTERFACE": kind}
+    env = with_app_env({**plan.env, "APP_INTERFACE": kind})
     if env.get("APP_DIR"):  # the server runs from its service's folder: APP_DIR is the user's, from where they are
         env["APP_DIR"] = str(Path(env["APP_DIR"]).resolve())
     if mode.program == "gunicorn" and kind == "asgi":
@@ -88,7 +105,8 @@ def server_plan(
 
 def app_interface(env: dict[str, str]) -> str:
     """The app's interface, asked of a fresh interpreter so that importing it leaves this process as it was."""
-    done = subprocess.run([sys.executable, "-m", "contract.app_entry"], env=env, capture_output=True, text=True, check=False)
+    python = env.get("APP_PYTHON") or sys.executable  # the app's own venv (APP_REQUIREMENTS), where it has one
+    done = subprocess.run([python, "-m", "contract.app_entry"], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise KnobError(done.stderr.strip().removeprefix("error: "))
     return done.stdout.strip()
@@ -101,13 +119,15 @@ def resolve(argv: list[str], bin_dir: Path) -> list[str]:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["setup"]:
+        return setup(os.environ.get("APP_SETUP", ""))
     try:
         knobs = from_environ()
     except KnobError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     image_service = os.environ.get("SERVICE")
-    if image_service and image_service != knobs.server.service:
+    if image_service and image_service != knobs.server.service and not os.environ.get("APP"):  # an app's image serves any
         print(
             f"error: MODE={knobs.mode} is served by the {knobs.server.service} service, "
             f"but this is the {image_service} image (set SERVICE={knobs.server.service})",

@@ -223,6 +223,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+APP_COMMANDS = ("up", "demo", "capacity", "serve")  # bench prepares the app as it loads its experiment
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(run=cmd_worker)
     args = parser.parse_args(argv)
     try:
+        if args.command in APP_COMMANDS and os.environ.get("APP"):
+            from lab.app_venv import prepare
+
+            # the team's locustfile runs in closed loops of its own users, from the bench's Locust and make up's native one
+            unrun = args.command == "capacity" or (args.command == "up" and args.backend == "compose")
+            if os.environ.get("LOCUSTFILE") and unrun:
+                raise KnobError(f"LOCUSTFILE is not run by `make {args.command}` on this backend yet (open arrivals and "
+                                "compose's Locust UI send PATHS): use PATHS there, or make bench")  # fmt: skip
+            prepare()  # the app's venv, locustfile and interface, before anything starts
         return args.run(args)
     except (KnobError, LabError, ExperimentError) as error:  # a record that cannot be read is a LabError too
         print(f"error: {error}", file=sys.stderr)

@@ -8,7 +8,6 @@ THREADS only multiply the modes that have them.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import tomllib
 from dataclasses import asdict, dataclass, replace
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from contract.knobs import KNOBS, KnobError, Knobs, applies, parse, setting
 from contract.modes import MODES
-from contract.serve import app_interface, app_skip
+from contract.serve import app_skip
 from lab import ROOT
 from lab.backends import BACKENDS
 
@@ -235,11 +234,12 @@ def for_app(experiment: Experiment) -> Experiment:
     The app is checked here, before anything starts (it imports, it is WSGI or ASGI)."""
     if not setting("APP"):
         return experiment
+    from lab.app_venv import prepare  # here, not at the top: `make help` imports this module before any venv exists
+
     try:
-        kind = app_interface(dict(os.environ))
+        kind = prepare() or ""  # every server of the bench is told the interface, rather than import the app again
     except KnobError as error:
         raise ExperimentError(str(error)) from None
-    os.environ["APP_INTERFACE"] = kind  # every server of the bench is told, rather than import the app again
     skipped = {c.knobs.mode: reason for c in experiment.runs if (reason := app_skip(c.knobs.server, kind))}
     for mode, reason in skipped.items():
         print(f"bench: skipped MODE={mode}: {reason}", file=sys.stderr)

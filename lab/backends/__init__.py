@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 if TYPE_CHECKING:  # stdlib only at import: `make help` runs before any virtual environment exists
     from contract.cgroup import CpuUsage
     from contract.knobs import Knobs
+    from lab.app_venv import AppFacts
     from lab.backends.remote_workers import WorkersFacts
     from lab.images import ImageFacts
     from lab.place import Place
@@ -43,6 +44,7 @@ class RunFacts(TypedDict, total=False):
     started_by_lab: bool
     server_cpu_from: str
     locust_workers: WorkersFacts
+    app: AppFacts  # an app of the user's: where its traffic came from, its requirements, its environment's names
 
 
 class App(Protocol):

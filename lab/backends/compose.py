@@ -16,7 +16,8 @@ from pathlib import Path
 from contract import cgroup
 from contract.cgroup import CpuUsage
 from contract.knobs import Knobs, choice_setting, setting
-from lab import ROOT, images, stack_state
+from lab import ROOT, app_image, images, stack_state
+from lab.app_venv import facts as app_facts
 from lab.backends import RunFacts, stop_leftovers
 from lab.machine import interpreter_facts
 from lab.place import Place
@@ -25,6 +26,7 @@ from lab.stack_state import StackState, StateHook
 
 CONTAINER_RESULTS = Path("/results")  # where a bench's Locust container sees the results folder
 CONTAINER_APP = "http://app:8000"
+CONTAINER_LOCUSTFILE = "/team/locustfile.py"  # LOCUSTFILE, mounted into the bench's Locust container
 REGISTRY_WORDS = ("pull", "registry", "manifest", "resolve", "docker.io", "no such host", "TLS handshake")
 
 
@@ -32,7 +34,8 @@ def compose_env(knobs: Knobs) -> dict[str, str]:
     """What `docker compose` reads for one configuration: the knobs, SERVICE from the mode table and
     the images to run on."""
     source = choice_setting("IMAGES")
-    return {**os.environ, **knobs.as_env(), "SERVICE": knobs.server.service, "IMAGES": source, **images.compose_env(source)}
+    return {**os.environ, **knobs.as_env(), "SERVICE": knobs.server.service, "IMAGES": source, **images.compose_env(source),
+            **app_image.compose_env()}  # fmt: skip
 
 
 def chosen_images() -> dict[str, str]:
@@ -82,6 +85,8 @@ def prepare(cpus: list[float]) -> None:
     if choice_setting("IMAGES") == "local":
         took = images.build_standins(lambda text: print(f"images: {text}", flush=True))
         print("images: stand-ins ready (IMAGES=local; built here from Debian, no registry): " + ", ".join(took), flush=True)
+    if setting("APP"):  # its folder and requirements go into its image, built by compose from this context
+        app_image.stage(say=lambda text: print(f"app image: {text}", flush=True))
 
 
 def container_ended(container: str) -> str | None:
@@ -160,7 +165,10 @@ class ComposeApp:
 
     def facts(self) -> RunFacts:
         chosen = chosen_images()
-        return {"images": images.describe([chosen["POSTGRES_IMAGE"], self.image, chosen["LOCUST_IMAGE"]])}
+        found: RunFacts = {"images": images.describe([chosen["POSTGRES_IMAGE"], self.image, chosen["LOCUST_IMAGE"]])}
+        if app := app_facts():
+            found["app"] = app
+        return found
 
     def container(self, service: str = "app") -> str:
         return run(["ps", "--quiet", service], self.env).strip()
@@ -170,6 +178,11 @@ class ComposeApp:
 
     def logs(self) -> str:
         return run(["logs", "--no-color", "--tail", "200", "app"], self.env)
+
+    @property
+    def setup_argv(self) -> list[str]:
+        """APP_SETUP in the app's container, beside the containers' database (APP_SETUP from the caller's environment)."""
+        return compose("exec", "-T", "-e", "APP_SETUP", "app", "python", "-m", "contract.serve", "setup")
 
     def stop(self) -> None:
         run(["rm", "--stop", "--force", "app"], self.env)
@@ -184,8 +197,12 @@ def locust_argv(options: dict[str, object], results: Path) -> list[str]:
     mapped = {k: CONTAINER_RESULTS / Path(v).relative_to(results) if isinstance(v, Path) else v for k, v in options.items()}
     mapped["--host"] = CONTAINER_APP
     pull = ["--pull", "never"] if choice_setting("IMAGES") == "local" else []
+    files, own = "/lab/locust/locustfile.py", []
+    if path := setting("LOCUSTFILE"):  # the team's own, mounted beside the lab's: its users send the traffic
+        files += f",{CONTAINER_LOCUSTFILE}"
+        own = ["--volume", f"{Path(path).resolve()}:{CONTAINER_LOCUSTFILE}:ro", "--env", f"LOCUSTFILE={CONTAINER_LOCUSTFILE}"]
     argv = compose("run", "--rm", "--no-deps", "-T", *pull, "--name", LOCUST_CONTAINER, "--volume",
-                   f"{results}:{CONTAINER_RESULTS}", "locust-master", "-f", "/lab/locust/locustfile.py", "--headless",
+                   f"{results}:{CONTAINER_RESULTS}", *own, "locust-master", "-f", files, "--headless",
                    "--only-summary")  # fmt: skip
     return argv + [str(part) for pair in mapped.items() for part in pair]
 

@@ -17,6 +17,7 @@ from contract.cgroup import CpuUsage
 from contract.knobs import Knobs, setting
 from contract.serve import resolve, server_plan
 from lab import ROOT, machine_cpu, stack_state
+from lab.app_venv import facts as app_facts
 from lab.backends import RunFacts, stop_leftovers
 from lab.cpulimit import CpuLimit, leftover_pids, make_limit
 from lab.machine import interpreter_facts
@@ -26,6 +27,17 @@ from lab.stack_state import StackState, StateHook
 
 BIN = Path(sys.executable).parent
 LOCUSTFILE = ROOT / "locust" / "locustfile.py"
+
+
+def locustfiles() -> str:
+    """Locust's -f: the lab's locustfile, and the team's own (LOCUSTFILE) beside it, whose users then send the traffic."""
+    own = setting("LOCUSTFILE")
+    return f"{LOCUSTFILE},{Path(own).resolve()}" if own else str(LOCUSTFILE)
+
+
+def server_bin(env: dict[str, str]) -> Path:
+    """Where the servers are: the app's own venv (APP_REQUIREMENTS), else the lab's."""
+    return Path(env["APP_PYTHON"]).parent if env.get("APP_PYTHON") else BIN
 
 
 def reachable(bind: str) -> str:
@@ -58,7 +70,7 @@ class AppServer:
         env.update(DATABASE_URL=self.database_url, DB_POOL_SIZE=setting("DB_POOL_SIZE"))
         plan = server_plan(self.knobs, host=self.bind, port=self.place.app_port, base_env=env, services=ROOT / "services")
         self.limit = make_limit(self.knobs.cpus, self.place.cgroup_name)
-        argv = self.limit.wrap(resolve(plan.argv, BIN))
+        argv = self.limit.wrap(resolve(plan.argv, server_bin(plan.env)))
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             out.write(f"\n--- {time.strftime('%F %T')} MODE={self.knobs.mode}: {' '.join(plan.argv)}\n".encode())
@@ -69,7 +81,7 @@ class AppServer:
         wait_http_ok(f"{self.url}/healthz", self.proc, f"the {self.knobs.mode} server", self.log, timeout)
 
     def facts(self) -> RunFacts:
-        return {}
+        return {"app": found} if (found := app_facts()) else {}
 
     def died(self) -> str | None:
         if self.proc is None or self.proc.poll() is None:
@@ -145,7 +157,7 @@ class Stack:
         argv = [
             str(BIN / "locust"),
             "-f",
-            str(LOCUSTFILE),
+            locustfiles(),
             "--host",
             self.app.url,
             "--web-host",
@@ -220,7 +232,7 @@ class NativeBackend:
         return AppServer(knobs, self.place, self.pg.url, record)
 
     def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
-        argv = [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+        argv = [str(BIN / "locust"), "-f", locustfiles(), "--headless", "--only-summary"]
         return argv + [str(part) for pair in options.items() for part in pair]
 
     def locust_env(self, knobs: Knobs) -> dict[str, str]:

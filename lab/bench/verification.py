@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -169,8 +170,11 @@ def app_setup(app: Verifiable) -> None:
     env = dict(os.environ)
     if database_url := getattr(app, "database_url", None):  # the native backend's, as the server has it
         env["DATABASE_URL"] = database_url
-    done = subprocess.run(command, shell=True, cwd=setting("APP_DIR") or None, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)  # fmt: skip
+    if python := env.get("APP_PYTHON"):  # its own venv first: `python manage.py migrate` runs the app's Django
+        env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
+    # in the app's container under compose (its database is the containers'); here otherwise, as its server would be
+    argv = getattr(app, "setup_argv", None) or [sys.executable, "-m", "contract.serve", "setup"]
+    done = subprocess.run(argv, env={**env, "APP_SETUP": command}, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise VerificationError(f"APP_SETUP={command!r} exited with code {done.returncode}: {last[0]}")
