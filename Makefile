@@ -46,6 +46,7 @@ help: ## show this help
 	@echo "  LOCUST_REMOTE_WORKERS=N LOCUST_BIND=0.0.0.0 on a bench for make worker MASTER=host on other hosts"
 	@echo "Your own app: make bench EXPERIMENT=examples/apps/experiment.toml APP=package.module:app APP_DIR=folder"
 	@echo "  PATHS=\"/a:3 /b?x=1\" or LOCUSTFILE=file, [APP_SETUP=command APP_REQUIREMENTS=file APP_ENV=file] (README: Your own app)"
+	@echo "  make bench APP=... APP_DIR=... PATHS=... [CPUS=1 MEMORY=MB MINUTES=20]: which mode, workers and threads to deploy"
 	@echo
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo
@@ -113,10 +114,17 @@ k8s: setup ## render Kubernetes manifests for MODE/CPUS/... into K8S_OUT (defaul
 demo: setup ## the post's quick check: N=2 concurrent requests against MODE, each timed
 	$(PY) -m lab demo --requests $${N:-2} --backend $(BACKEND)
 
-bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk; DETACH=1 runs it in the background; REPEATS=N runs each configuration N times
+# APP=... without an EXPERIMENT of the user's: measure the app and decide how to serve it (lab/bench/decide.py)
+DECIDE := $(and $(APP),$(filter file undefined,$(origin EXPERIMENT)))
+
+bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk; DETACH=1 runs it in the background; REPEATS=N runs each configuration N times; with APP= alone, decide how to serve the app within CPUS (MEMORY=MB, MINUTES=20)
+ifneq ($(DECIDE),)
+	$(PY) -m lab decide --backend $(BACKEND) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(filter 1 yes true,$(DETACH)),--detach)
+else
 	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume) \
 		$(if $(filter 1 yes true,$(CALIBRATE)),--calibrate) $(if $(filter 1 yes true,$(DETACH)),--detach) \
 		$(if $(REPEATS),--repeats $(REPEATS))
+endif
 
 capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (open arrivals); EXPERIMENT=capacity for many
 	$(PY) -m lab capacity --backend $(BACKEND) $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT)) \

@@ -132,6 +132,7 @@ SETTINGS = {
     "BUILD": "1",
     "SLO_P95_MS": "500",
     "ARRIVALS": "poisson",
+    "MEMORY": "0",  # deciding how to serve an app (make bench APP=...): MB its workers may take together; 0: no budget
     # Past one machine (lab/backends/remote.py): what `make serve` listens on, the server a bench measures
     # (TARGET), and Locust workers on other hosts joining the bench's Locust at LOCUST_BIND:LOCUST_MASTER_PORT.
     "BIND": "127.0.0.1",
@@ -154,7 +155,7 @@ SETTINGS = {
 REMOTE_SETTINGS = ("BIND", "TARGET", "LOCUST_REMOTE_WORKERS", "LOCUST_BIND", "LOCUST_MASTER_PORT")  # none of compose's
 # compose reads APP and PATHS; the rest reach the app image through what the lab derives from them (lab/app_image.py)
 APP_SETTINGS = ("APP_DIR", "APP_SETUP", "APP_REQUIREMENTS", "APP_ENV", "LOCUSTFILE")
-NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "LAB_CONTROL_PORT", *REMOTE_SETTINGS, *APP_SETTINGS}
+NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "MEMORY", "LAB_CONTROL_PORT", *REMOTE_SETTINGS, *APP_SETTINGS}
 DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE", "APP_CONTEXT", "APP_ENV_TEXT", "APP_INTERFACE"}
 
 
@@ -167,7 +168,7 @@ def setting(name: str) -> str:
 # The numeric settings and the values they take; validated with the knobs.
 SETTING_RANGES = {"APP_PORT": (1, 65535), "LOCUST_PORT": (1, 65535), "PG_PORT": (1, 65535), "DB_POOL_SIZE": (1, 250),
                   "SLO_P95_MS": (1, 600_000), "LAB_CONTROL_PORT": (1, 65535),
-                  "LOCUST_REMOTE_WORKERS": (0, 256), "LOCUST_MASTER_PORT": (1, 65535)}  # fmt: skip
+                  "LOCUST_REMOTE_WORKERS": (0, 256), "LOCUST_MASTER_PORT": (1, 65535), "MEMORY": (0, 10_000_000)}  # fmt: skip
 
 
 # The settings that take one of a few words: compose's image source, and whether it builds images.

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from pathlib import Path
 from typing import Any, Literal
 
 from contract.endpoint import Settings, Timer, server_report
@@ -60,10 +61,23 @@ def interface(app: object) -> Interface:
                    "a WSGI app takes (environ, start_response), an ASGI app (scope, receive, send)")  # fmt: skip
 
 
+def rss_bytes(pid: int) -> int | None:
+    """A process's resident memory, from /proc (the server's own host, so it holds under compose too)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return int(kb) * 1024 if kb else None
+
+
 def report(program_app: str) -> dict[str, object]:
-    """The server's report of itself, with the app's facts: the endpoint's workload fields are None."""
+    """The server's report of itself, with the app's facts: the endpoint's workload fields are None, and
+    each worker's resident memory is there (what deciding how many workers fit a memory budget needs)."""
     facts = server_report(_NO_SETTINGS, db_pool_size=None)
-    facts.update(dict.fromkeys(ENDPOINT_ONLY), app=program_app)
+    pids = facts["worker_pids"]
+    rss = [rss_bytes(pid) for pid in pids] if isinstance(pids, list) else []
+    facts.update(dict.fromkeys(ENDPOINT_ONLY), app=program_app, worker_rss_bytes=[b for b in rss if b is not None])
     return facts
 
 

@@ -144,6 +144,31 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    """`make bench APP=...`: measure the app's paths, try the configurations worth trying, say which to deploy."""
+    from lab.bench.decide import decide
+    from lab.report import deploy, deploy_words
+
+    try:
+        minutes = float(args.minutes)
+    except ValueError:
+        minutes = 0.0
+    if not 0 < minutes <= 600:
+        raise LabError(f"MINUTES={args.minutes!r} is not valid: MINUTES takes the decision's time budget in minutes, above 0 "
+                       "and up to 600")  # fmt: skip
+    if args.detach:
+        return detach(args, "decide")
+    try:
+        folder = decide(backend_name=args.backend, minutes=minutes)
+    except (KeyboardInterrupt, Interrupted):
+        print("\ndecide: interrupted; every finished run is kept", file=sys.stderr)
+        return 130
+    if decided := deploy.read(folder):
+        print("decide: which to deploy (`make report` gives the reasons with every figure):")
+        print("\n".join(f"  - {sentence}" for sentence in deploy_words.said(decided[0])), flush=True)
+    return 0
+
+
 def detach(args: argparse.Namespace, name: str) -> int:
     """Run the same command in a session of its own, its output in a log: a closed terminal or a dropped
     connection does not end it. Returns once it holds the stack (or has failed to start)."""
@@ -252,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     capacity.add_argument("--backend", choices=backends.BACKENDS, default="native")
     capacity.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
     capacity.set_defaults(run=cmd_capacity)
+    decide = sub.add_parser("decide", help="APP: measure each path, try the configurations worth trying, pick one")
+    decide.add_argument("--backend", choices=backends.BACKENDS, default="native")
+    decide.add_argument("--minutes", default="20", help="the time budget of the whole decision, stated before it starts")
+    decide.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
+    decide.set_defaults(run=cmd_decide)
     report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")
     report.add_argument("results", type=Path, nargs="?", default=ROOT / "results" / "latest")
     report.set_defaults(run=cmd_report)

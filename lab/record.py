@@ -127,6 +127,7 @@ class ServerReport:
     worker_pids: tuple[int, ...] = ()
     cpu: ServerCpuReport | None = None
     interpreter: dict[str, object] | None = None  # its build (contract.interpreter)
+    worker_rss_bytes: tuple[int, ...] = ()  # each worker's resident memory (an app's server reports it)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class ServerAfter:
     workers_gone: tuple[WorkerGone, ...]
     workers_new: tuple[int, ...]
     cpu: ServerCpuReport | None = None
+    worker_rss_bytes: tuple[int, ...] = ()  # each worker's resident memory once it has served the run
 
 
 @dataclass(frozen=True)

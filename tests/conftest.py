@@ -7,8 +7,10 @@ beside a lab that is up.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,19 @@ from lab.place import Place
 from lab.postgres import Postgres
 
 PYTHON = sys.executable
+
+# Each session's temporary folders in a root of their own. PostgreSQL runs as its own user and must
+# traverse every folder above its data, but any pytest run makes the shared /tmp/pytest-of-<user>
+# private again when it starts: a second session beside this one would cut its database off.
+TEMP_ROOT = Path(os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.mkdtemp(prefix="lab-tests-")))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing session leaves nothing behind; a failing one keeps its folders (logs, records) to read."""
+    if exitstatus == 0 and TEMP_ROOT.name.startswith("lab-tests-") and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(TEMP_ROOT, ignore_errors=True)
+    elif exitstatus != 0:
+        print(f"\ntests: the session's folders (server and PostgreSQL logs, records) are kept in {TEMP_ROOT}")
 # LAB_TEST_PORT_BASE shifts every test port, so that two test sessions can run side by side
 _BASE = int(os.environ.get("LAB_TEST_PORT_BASE", "0"))
 TEST_PORTS = {"APP_PORT": 18000 + _BASE, "PG_PORT": 15433 + _BASE, "LOCUST_PORT": 18089 + _BASE}

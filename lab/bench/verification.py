@@ -218,7 +218,7 @@ def after_run(app: Verifiable, knobs: Knobs, before: ServerReport | None, timeli
     had, has = set(before.worker_pids if before else ()), set(report.worker_pids)
     last = _last_answers(timeline, had - has) if timeline is not None and had - has else {}
     gone = tuple(WorkerGone(pid, last.get(pid)) for pid in sorted(had - has))
-    return ServerAfter(tuple(differences(raw, knobs)), gone, tuple(sorted(has - had)), report.cpu)
+    return ServerAfter(tuple(differences(raw, knobs)), gone, tuple(sorted(has - had)), report.cpu, report.worker_rss_bytes)
 
 
 def own_cpu_seconds(url: str) -> float | None:

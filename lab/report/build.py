@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,16 @@ from lab import intervals
 from lab.quick_check import QuickCheck
 from lab.record import RunRecord
 from lab.records import RecordError, read_records
-from lab.report import charts, tables, words
+from lab.report import charts, deploy, deploy_words, tables, words
 from lab.report.capacity import Capacity, capacities
 from lab.report.document import Report, Section, markdown, page
 from lab.report.parity import parity
 from lab.report.published import quick_checks
 from lab.report.rows import Row, rows_of
 from lab.typedjson import read
+
+# The sections an app's decision (decision.json) replaces: they pick from closed loops, or capacities, alone.
+SUPERSEDED = ("Which to pick", "Which to pick, by capacity")
 
 
 def _demos(folder: Path) -> list[QuickCheck]:
@@ -100,6 +104,9 @@ def build(folder: Path) -> Path:
     except ValueError as error:
         raise RecordError(f"{manifest_path}: not readable ({error})") from None
     report = sections_of(folder, records, manifest)
+    if decided := deploy.read(folder):  # an app's decision first; it replaces the picks that judge one workload alone
+        kept = [s for s in report.sections if s.title not in SUPERSEDED]
+        report = replace(report, sections=[*deploy_words.sections(*decided), *kept])
     (folder / "report.md").write_text(markdown(report))
     out = folder / "report.html"
     out.write_text(page(report))

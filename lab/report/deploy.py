@@ -1,0 +1,130 @@
+"""Which configuration to deploy an app in, decided from its decision.json alone: the one holding the most
+load at the latency target, judged on the capacity ranges (ranges that overlap are level, and then the
+fewer processes and the less memory win), never a development server, never one over MEMORY; the
+runner-up; and what change of the app's waits or CPU would make the model rank another above it.
+lab.report.words says each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from contract.modes import MODES
+from lab.decision import Decision, PathFigures, Tried, read_decision, read_paths
+from lab.model.bounds import Prediction
+from lab.model.deploy import OVERTAKES, Change, bound, changes
+from lab.stats import Interval, level
+
+SAID_CHANGES = 3  # the nearest changes worth saying
+
+
+@dataclass(frozen=True)
+class Held:
+    """A candidate as the pick judges it: what it held at the target, as an interval of rates."""
+
+    tried: Tried
+    capacity: Interval
+    model: Prediction
+    memory_mb: float | None
+
+    @property
+    def label(self) -> str:
+        return self.tried.candidate.label
+
+    @property
+    def processes(self) -> int:
+        return self.tried.candidate.processes()
+
+
+@dataclass(frozen=True)
+class Left:
+    """A candidate the pick leaves out, and why."""
+
+    label: str
+    why: Literal["development", "memory", "no_capacity"]
+
+
+@dataclass(frozen=True)
+class Prefers:
+    """A candidate the model alone ranks clearly above the pick, today: the measured capacity decided otherwise."""
+
+    label: str
+    model_rps: float
+    pick_model_rps: float
+
+
+@dataclass(frozen=True)
+class Deploy:
+    decision: Decision
+    pick: Held | None
+    runner_up: Held | None
+    level_with: list[str]  # candidates level with the pick, which it beat on processes or memory
+    left_out: list[Left]
+    changes: list[Change]
+    model_prefers: list[Prefers]  # candidates the model alone ranks above the pick, which held less
+
+
+def held(tried: Tried) -> Interval | None:
+    """What a candidate held as an interval of offered rates: between the highest that held and the lowest
+    that broke; from the highest that held up when nothing broke; below the lowest that broke when nothing
+    held. The estimate is where p95 crossed the target when that lies inside, else the middle."""
+    low, high = tried.capacity_low_rps, tried.capacity_high_rps
+    if low is not None and high is not None:
+        a, b = sorted((low, high))
+        crossed = tried.capacity_estimate_rps
+        return Interval(crossed if crossed is not None and a <= crossed <= b else (a + b) / 2, a, b)
+    if low is not None:
+        return Interval(low, low, math.inf)
+    if high is not None:
+        return Interval(high / 2, 0.0, high)
+    return None
+
+
+def order(candidates: list[Held]) -> list[Held]:
+    """Most load held first; among those level with the best, fewer processes, then less memory, then more load."""
+    if not candidates:
+        return []
+    best = max(candidates, key=lambda h: h.capacity.estimate)
+    tied = [h for h in candidates if level(h.capacity, best.capacity)]
+    rest = sorted((h for h in candidates if h not in tied), key=lambda h: -h.capacity.estimate)
+    return sorted(tied, key=lambda h: (h.processes, h.memory_mb or 0.0, -h.capacity.estimate)) + rest
+
+
+def deploy(decision: Decision) -> Deploy:
+    kept: list[Held] = []
+    left: list[Left] = []
+    memory = decision.budget.memory_mb
+    for tried in decision.tried:
+        c = tried.candidate
+        mb = c.memory_mb(decision.demand)
+        capacity = held(tried)
+        if MODES[c.mode].development:
+            left.append(Left(c.label, "development"))
+        elif memory is not None and mb is not None and mb > memory:
+            left.append(Left(c.label, "memory"))
+        elif capacity is None:
+            left.append(Left(c.label, "no_capacity"))
+        else:
+            kept.append(Held(tried, capacity, bound(c, decision.interface, decision.demand, decision.budget), mb))
+    ranked = order(kept)
+    pick = ranked[0] if ranked else None
+    runner = ranked[1] if len(ranked) > 1 else None
+    tied = [h.label for h in ranked[1:] if pick and level(h.capacity, pick.capacity)]
+    if pick is None:
+        return Deploy(decision, None, None, [], left, [], [])
+    others = [h.tried.candidate for h in ranked[1:]]
+    found = changes(pick.tried.candidate, others, decision.interface, decision.demand, decision.budget)[:SAID_CHANGES]
+    prefers = [Prefers(h.label, h.model.throughput, pick.model.throughput) for h in ranked[1:]
+               if h.model.throughput > OVERTAKES * pick.model.throughput]  # fmt: skip
+    return Deploy(decision, pick, runner, tied, left, found, prefers)
+
+
+def read(folder: Path) -> tuple[Deploy, list[PathFigures]] | None:
+    """The decision of a results folder, with its paths' figures; None where the folder decided nothing."""
+    decision = read_decision(folder)
+    if decision is None:
+        return None
+    return deploy(decision), read_paths(folder) or []
