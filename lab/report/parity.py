@@ -34,12 +34,6 @@ class EngineCpu:
 
 
 @dataclass(frozen=True)
-class ThrottledApart:
-    native_s: float
-    compose_s: float
-
-
-@dataclass(frozen=True)
 class DelayedAcksOnOne:
     """Only one backend's replies waited for delayed ACKs."""
 
@@ -55,7 +49,7 @@ class InterpreterApart:
     compose_loop_s: float | None
 
 
-Cause = InterpreterApart | BoundedOn | CpuPerRequest | EngineCpu | ThrottledApart | DelayedAcksOnOne
+Cause = InterpreterApart | BoundedOn | CpuPerRequest | EngineCpu | DelayedAcksOnOne
 
 
 @dataclass(frozen=True)
@@ -100,9 +94,7 @@ def causes(native: Row, compose: Row) -> list[Cause]:
     seconds = compose.locust.measured_seconds or 1
     if other[1] - other[0] > SHARED * seconds:
         found.append(EngineCpu((other[1] - other[0]) / seconds))
-    throttled = [r.measured.server.throttled_seconds or 0 for r in (native, compose)]
-    if abs(throttled[1] - throttled[0]) > SHARED * seconds:
-        found.append(ThrottledApart(throttled[0], throttled[1]))
+    # throttling is left out: under one quota, the backend that throttles less is the one that did less work
     if bool(delayed_ack_floor(native.record)) != bool(delayed_ack_floor(compose.record)):
         found.append(DelayedAcksOnOne())
     return found

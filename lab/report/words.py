@@ -17,7 +17,6 @@ from lab.report.parity import (
     EngineCpu,
     InterpreterApart,
     ParityPair,
-    ThrottledApart,
 )
 from lab.report.picks import CpuBinds, InFlight, MixPick, NoMix, NoPick, Pick, Why, picks
 from lab.report.rows import Row
@@ -261,8 +260,6 @@ def cause(c: Cause) -> str:
             return f"the server's CPU per request was {native * 1000:.1f} ms native, {compose * 1000:.1f} ms in its container"
         case EngineCpu(cpus=cpus):
             return f"the engine itself (port proxy, runtime) used {cpus:.2f} CPU more, on shared cores"
-        case ThrottledApart(native_s=native, compose_s=compose):
-            return f"the CPU quota throttled the server {native:.1f} s native, {compose:.1f} s in its container"
         case DelayedAcksOnOne():
             return "only one backend's replies waited for delayed ACKs"
 
