@@ -392,6 +392,7 @@ class CapacityFound:
     stopped: str | None = None  # why the search ended before it closed in, when a budget ended it
     mode: str = ""
     predicted_servers: int | None = None
+    predicted_outside_ms: float | None = None  # each request's time beside the predicted queue (its wait, where the CPU binds)
     cause: str | None = None  # why the capacity lies more than 10% from the prediction, as the records show it
 
 

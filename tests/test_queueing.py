@@ -18,6 +18,7 @@ from lab.model.queueing import (
     mg1_mean_wait,
     mmc_response_tail,
     mmc_wait_tail,
+    served_queue,
 )
 
 SERVICE = 0.105  # seconds: the lab's I/O-bound request
@@ -182,3 +183,21 @@ def test_bad_input() -> None:
         QueueModel(1, 0.0)
     with pytest.raises(ValueError):
         simulate(servers=1, rate=1.0, service=0.1, arrivals="bursty")  # type: ignore[arg-type]
+
+
+def test_a_configuration_queues_on_its_requests_in_flight_unless_its_cpu_binds_first() -> None:
+    # two sync workers, each request 100 ms in the database and 2 ms of CPU: the two in flight bind
+    io = served_queue(0.102, in_flight=2, parallelism=1.0, d_cpu=0.002)
+    assert io.binds == "in flight" and io.queue == QueueModel(2, 0.102) and io.outside_s == 0
+    # the same two workers counting primes under one CPU: one CPU serves, however many are in flight
+    cpu = served_queue(0.028, in_flight=2, parallelism=1.0, d_cpu=0.030)
+    assert cpu.binds == "CPU" and cpu.queue == QueueModel(1, 0.028) and cpu.saturation == pytest.approx(1 / 0.028)
+    # half a CPU: one server, twice as slow
+    assert served_queue(0.028, in_flight=1, parallelism=0.5, d_cpu=0.028).queue == QueueModel(1, 0.056)
+    # eight threads, 30 ms waiting and 20 ms of CPU each: the CPU binds and the wait is spent beside its queue
+    mix = served_queue(0.05, in_flight=8, parallelism=1.0, d_cpu=0.02)
+    assert mix.binds == "CPU" and mix.outside_s == pytest.approx(0.03)
+    assert mix.capacity(0.3) == pytest.approx(QueueModel(1, 0.02).capacity(0.27))
+    assert mix.quantile(10.0, 0.95) == pytest.approx(0.03 + QueueModel(1, 0.02).quantile(10.0, 0.95))
+    assert served_queue(0.05, in_flight=8, parallelism=1.0, d_cpu=0.02).capacity(0.02) == 0  # the wait alone misses it
+    assert served_queue(0.1, in_flight=3).queue == QueueModel(3, 0.1)  # without CPU figures: the requests in flight

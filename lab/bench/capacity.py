@@ -42,8 +42,9 @@ from lab import timeline as requests_timeline
 from lab.bench.measure import _paths as locust_paths
 from lab.bench.run import Entry, Where, link_latest, now, opened, results_folder, run_one
 from lab.experiments import Experiment, RunConfig
-from lab.model import Arrivals, QueueModel
-from lab.model.runs import saturation
+from lab.model import Arrivals, ServedQueue, served_queue
+from lab.model.bounds import parallelism
+from lab.model.runs import inputs, saturation
 from lab.place import Place
 from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, RunRecord, Verdict
 from lab.records import write_record, write_summary
@@ -296,22 +297,33 @@ def crossing(points: list[tuple[float, float]], slo_ms: float) -> float | None:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The lab's queueing prediction, from the first step: C servers each taking the measured time."""
+    """The lab's queueing prediction, from the first step: C servers each taking the measured handler
+    time, or, where the CPU binds first, P CPUs each taking the CPU time and the rest of the handler's
+    time beside the queue."""
 
-    servers: int
-    service_s: float
+    served: ServedQueue
+    service_s: float  # the handler's mean time
     requests: int  # behind the service time
     arrivals: Arrivals
     capacity_rps: float
-    saturation_rps: float
+
+    @property
+    def servers(self) -> int:
+        return self.served.queue.servers
+
+    @property
+    def saturation_rps(self) -> float:
+        return self.served.saturation
 
     @property
     def name(self) -> str:
-        return f"{'M' if self.arrivals == 'poisson' else 'D'}/D/{self.servers}"
+        queue = f"{'M' if self.arrivals == 'poisson' else 'D'}/D/{self.servers}"
+        return f"{queue} on the CPU" if self.served.binds == "CPU" else queue
 
 
 def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals) -> Prediction | None:
-    """The capacity at the target from the step's server-side times (each request's handler start to end)."""
+    """The capacity at the target from the step's server-side times (each request's handler start to end)
+    and, to know whether the CPU binds first, its CPU per request and the Python it can run at once."""
     timeline = record.measured.timeline if record.measured else None
     if not record.ok or not timeline or not record.model:
         return None
@@ -320,9 +332,10 @@ def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals) 
     if not times:
         return None
     service = fmean(times)  # the mean: what sets the utilisation of a queue with deterministic service
-    model = QueueModel(servers=record.model.in_flight, service_s=service)
-    return Prediction(model.servers, service, len(times), arrivals, model.capacity(slo_ms / 1000, 0.95, arrivals),
-                      model.saturation)  # fmt: skip
+    found = inputs(record)
+    p = parallelism(found.processes, found.cpus, found.cores) if found else None
+    served = served_queue(service, record.model.in_flight, p, found.d_cpu if found else None)
+    return Prediction(served, service, len(times), arrivals, served.capacity(slo_ms / 1000, 0.95, arrivals))
 
 
 @dataclass(frozen=True)
@@ -499,9 +512,18 @@ def say_prediction(prediction: Prediction | None, slo_ms: float) -> None:
     if prediction is None:
         print("    no prediction: the first step recorded no server-side times", flush=True)
         return
-    print(f"    predicted ({prediction.name}, {prediction.servers} in flight, {prediction.service_s * 1000:.1f} ms per request "
-          f"over {prediction.requests}): {prediction.capacity_rps:.3g} req/s at p95 ≤ {slo_ms:g} ms, saturation "
-          f"{prediction.saturation_rps:.3g} req/s", flush=True)  # fmt: skip
+    print(f"    predicted ({prediction.name}: {words(prediction)}): {prediction.capacity_rps:.3g} req/s at p95 ≤ {slo_ms:g} ms, "
+          f"saturation {prediction.saturation_rps:.3g} req/s", flush=True)  # fmt: skip
+
+
+def words(prediction: Prediction) -> str:
+    """The predicted queue in words: what serves, and how long each request takes."""
+    served, handler = prediction.served, f"{prediction.service_s * 1000:.1f} ms in the handler"
+    if served.binds == "CPU":
+        return (f"the CPU binds first: {served.queue.servers} server(s) of {served.queue.service_s * 1000:.1f} ms of "
+                f"CPU, and {served.outside_s * 1000:.1f} ms beside the queue, of {handler} over {prediction.requests} "
+                "requests")  # fmt: skip
+    return f"{served.queue.servers} in flight, each {handler} over {prediction.requests} requests"
 
 
 def apart(records: list[RunRecord], measured: float, prediction: Prediction) -> str:
@@ -552,7 +574,7 @@ def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, est
         lower_bound_only=found.lower_bound_only, crossed=found.crossed, capacity_rps=_r(held),
         predicted_rps=_r(prediction.capacity_rps) if prediction else None,
         predicted_queue=prediction.name if prediction else None,
-        predicted_service_ms=round(prediction.service_s * 1000, 2) if prediction else None,
+        predicted_service_ms=round(prediction.served.queue.service_s * 1000, 2) if prediction else None,
         predicted_saturation_rps=_r(prediction.saturation_rps) if prediction else None,
         capacity_over_predicted=round(over, 3) if over else None,
         differs_from_prediction=over is not None and abs(over - 1) > DIFFERS,
@@ -562,6 +584,7 @@ def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, est
         contradiction=wrong[1] if wrong else None, suspect=wrong[0] if wrong else None,
         steps=steps, runs=len(state.records), seconds=round(seconds, 1), stopped=stopped,
         mode=config.knobs.mode, predicted_servers=prediction.servers if prediction else None,
+        predicted_outside_ms=round(prediction.served.outside_s * 1000, 2) if prediction else None,
         cause=apart(state.records, measured, prediction) if measured and prediction and over and abs(over - 1) > DIFFERS
         else None,
     )  # fmt: skip

@@ -4,6 +4,7 @@ from lab.model.queueing import (
     Arrivals,
     QueueModel,
     ResponseTimes,
+    ServedQueue,
     Service,
     Simulation,
     arrival_times,
@@ -17,6 +18,7 @@ from lab.model.queueing import (
     mmc_response_quantile,
     mmc_response_tail,
     mmc_wait_tail,
+    served_queue,
     simulate,
 )
 
@@ -24,6 +26,7 @@ __all__ = [
     "Arrivals",
     "QueueModel",
     "ResponseTimes",
+    "ServedQueue",
     "Service",
     "Simulation",
     "arrival_times",
@@ -37,5 +40,6 @@ __all__ = [
     "mmc_response_quantile",
     "mmc_response_tail",
     "mmc_wait_tail",
+    "served_queue",
     "simulate",
 ]

@@ -368,3 +368,36 @@ def capacity_at(
 ) -> float:
     """The highest arrival rate (req/s) at which the q-quantile of response time stays within target_s."""
     return QueueModel(servers, service_s, service).capacity(target_s, q, arrivals, n=n, seed=seed)
+
+
+@dataclass(frozen=True)
+class ServedQueue:
+    """A configuration seen as a queue: `queue` (its servers, each taking its service time) and the
+    time every request spends beside it (`outside_s`). While the requests in flight bind, each of the
+    C in flight is a server taking the handler's whole time. Where the CPU binds first (P / D_cpu
+    under C / handler time), requests queue for P CPUs of Python instead, each taking its CPU time
+    (P of a fraction of a CPU: one server, slower by as much), and the rest of the handler's time,
+    its wait in the database, is spent beside that queue."""
+
+    queue: QueueModel
+    outside_s: float
+    binds: str  # "in flight" or "CPU"
+
+    def quantile(self, rate: float, q: float, arrivals: Arrivals = "poisson", *, n: int = SIM_ARRIVALS) -> float:
+        return self.outside_s + self.queue.quantile(rate, q, arrivals, n=n)
+
+    def capacity(self, target_s: float, q: float = 0.95, arrivals: Arrivals = "poisson") -> float:
+        return self.queue.capacity(target_s - self.outside_s, q, arrivals) if target_s > self.outside_s else 0.0
+
+    @property
+    def saturation(self) -> float:
+        return self.queue.saturation
+
+
+def served_queue(handler_s: float, in_flight: int, parallelism: float | None = None, d_cpu: float | None = None) -> ServedQueue:
+    """The queue for a handler time, C requests in flight and, where known, P CPUs and D_cpu per request."""
+    if d_cpu and parallelism and parallelism / min(d_cpu, handler_s) < in_flight / handler_s:
+        cpu = min(d_cpu, handler_s)  # D_cpu read at low load carries idle CPU: never more than the handler took
+        servers = max(1, math.floor(parallelism))
+        return ServedQueue(QueueModel(servers, cpu * servers / parallelism), handler_s - cpu, "CPU")
+    return ServedQueue(QueueModel(in_flight, handler_s), 0.0, "in flight")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.modes import MODES
-from lab.model import QueueModel
+from lab.model import QueueModel, ServedQueue
 from lab.record import CapacityFound, CapacityStep, OpenArrivals, RunRecord
 from lab.records import RecordError
 from lab.report.rows import label
@@ -78,13 +78,15 @@ class Capacity:
         return (f.capacity_estimate_rps or f.capacity_mid_rps) if f and self.ranked else None
 
     @property
-    def prediction(self) -> QueueModel | None:
-        """The queue the search predicted from (C in flight, each the handler time of its first step)."""
+    def prediction(self) -> ServedQueue | None:
+        """The queue the search predicted from: its servers, their service time, and the time beside it."""
         f = self.found
         if f is None or not f.predicted_service_ms or not f.predicted_queue:
             return None
-        servers = f.predicted_servers or int(f.predicted_queue.rsplit("/", 1)[-1])  # files from before the field
-        return QueueModel(servers, f.predicted_service_ms / 1000)
+        servers = f.predicted_servers or int(f.predicted_queue.split()[0].rsplit("/", 1)[-1])  # files from before the field
+        outside = (f.predicted_outside_ms or 0.0) / 1000
+        binds = "CPU" if f.predicted_queue.endswith("on the CPU") else "in flight"
+        return ServedQueue(QueueModel(servers, f.predicted_service_ms / 1000), outside, binds)
 
     @property
     def span(self) -> tuple[float, float] | None:
