@@ -128,9 +128,15 @@ def _say_picks(folder: Path) -> None:
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
-    from lab.bench.capacity import configurations, run_capacity
+    from lab.bench.capacity import again, configurations, explained, run_capacity
     from lab.experiments import load
 
+    if args.again:
+        for f in again(Path(args.again)):
+            print(f"  - {f.label} · {f.workload} · CPUS={f.cpus:g} · {f.arrivals}: {f.capacity}; " + explained(f))
+        print(f"capacity: {Path(args.again) / 'capacity.json'} worked out anew from its records; `make report "
+              f"RESULTS={args.again}` draws it")  # fmt: skip
+        return 0
     experiment = load(args.experiment) if args.experiment else None
     configs, slo = configurations(experiment, from_environ())
     if args.detach:
@@ -276,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     capacity.add_argument("--steps", type=int, default=8, help="steps at most per configuration")
     capacity.add_argument("--backend", choices=backends.BACKENDS, default="native")
     capacity.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
+    capacity.add_argument("--again", metavar="RESULTS", help="work a finished search's answers out anew from its records")
     capacity.set_defaults(run=cmd_capacity)
     decide = sub.add_parser("decide", help="APP: measure each path, try the configurations worth trying, pick one")
     decide.add_argument("--backend", choices=backends.BACKENDS, default="native")

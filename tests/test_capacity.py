@@ -287,10 +287,16 @@ def test_a_real_search_brackets_the_queueing_prediction_and_records_every_steps_
         assert step["offered_rps"] == pytest.approx(step["nominal_rps"], rel=0.35) and step["answered"] > 50
         assert step["p95_low_ms"] is None or step["p95_low_ms"] <= step["p95_ms"]
         assert (folder / record["timeline"]["file"]).exists()
+    # the answer worked out anew from the records alone is the one the search gave
+    again = subprocess.run([PYTHON, "-m", "lab", "capacity", "--again", str(folder)], cwd=ROOT, env=env, capture_output=True,
+                           text=True)  # fmt: skip
+    assert again.returncode == 0 and "worked out anew from its records" in again.stdout, again.stdout + again.stderr
+    (anew,) = json.loads((folder / "capacity.json").read_text())
+    assert anew == found
     report = subprocess.run([PYTHON, "-m", "lab", "report", str(folder)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     md = (folder / "report.md").read_text()
-    assert "## Capacity at a latency target" in md and "by capacity pick" not in md  # nothreading is never advised
+    assert "## Capacity at a latency target" in md and ", pick " not in md  # nothreading is never advised
     assert not processes_of(place.state)
 
 

@@ -47,10 +47,10 @@ from lab.model.bounds import parallelism
 from lab.model.runs import inputs, saturation
 from lab.place import Place
 from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, RunRecord, Verdict
-from lab.records import write_record, write_summary
+from lab.records import RecordError, read_records, write_record, write_summary
 from lab.stack_state import StateHook
 from lab.stats import Interval, correlated_quantile_interval, slope_intercept, trend_interval
-from lab.typedjson import write
+from lab.typedjson import read, write
 
 # The first step: low enough that requests rarely wait for one another.
 FIRST_RATE = 2.0  # arrivals/s when the workload does not say how long a request takes (cpu, mix)
@@ -321,9 +321,11 @@ class Prediction:
         return f"{queue} on the CPU" if self.served.binds == "CPU" else queue
 
 
-def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals) -> Prediction | None:
+def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals, d_cpu: float | None = None) -> Prediction | None:
     """The capacity at the target from the step's server-side times (each request's handler start to end)
-    and, to know whether the CPU binds first, its CPU per request and the Python it can run at once."""
+    and, to know whether the CPU binds first, the Python it can run at once and the CPU per request:
+    `d_cpu` where given, else the step's own, no more than its handler time (at low load the server's
+    idle CPU, spread over few requests, inflates it)."""
     timeline = record.measured.timeline if record.measured else None
     if not record.ok or not timeline or not record.model:
         return None
@@ -334,7 +336,8 @@ def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals) 
     service = fmean(times)  # the mean: what sets the utilisation of a queue with deterministic service
     found = inputs(record)
     p = parallelism(found.processes, found.cpus, found.cores) if found else None
-    served = served_queue(service, record.model.in_flight, p, found.d_cpu if found else None)
+    cpu = d_cpu if d_cpu is not None else min(found.d_cpu, service) if found else None
+    served = served_queue(service, record.model.in_flight, p, cpu)
     return Prediction(served, service, len(times), arrivals, served.capacity(slo_ms / 1000, 0.95, arrivals))
 
 
@@ -409,9 +412,9 @@ def keep_apart(search: Search, record: RunRecord, config: RunConfig, index: int)
     return record, own
 
 
-def run_step(search: Search, rate: float, first: bool) -> tuple[Judgement, float]:
+def run_step(search: Search, rate: float, first: bool) -> Judgement:
     """One step: a window at this rate, and one more while its p95 straddles the target. Every window is
-    recorded with the step's verdict so far. Returns the verdict and the rate its windows offered."""
+    recorded with the step's verdict so far, and the rate its windows really offered."""
     backend, machine = search.where(search.config)
     records: list[RunRecord] = []
     windows: list[Window] = []
@@ -439,7 +442,7 @@ def run_step(search: Search, rate: float, first: bool) -> tuple[Judgement, float
         print(f"    {'unsure, one more window' if more else judgement.verdict}: {judgement.why}; offered "
               f"{offered:.3g}/s" + window_counts(windows), flush=True)  # fmt: skip
         if not more:
-            return judgement, offered
+            return judgement
         seconds = window_seconds(rate, 2 * WINDOW_REQUESTS)
 
 
@@ -479,8 +482,6 @@ def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where
     state = Search(config, slo_ms, folder, where, state_hook, first_index, [])
     arrivals: Arrivals = "constant" if config.arrivals == "constant" else "poisson"
     steps: list[tuple[float, Verdict]] = []  # (nominal rate, verdict): what the search steers by
-    offered: list[tuple[float, Verdict]] = []  # (offered rate, verdict): what the answer is given in
-    p95s: list[tuple[float, float]] = []  # (offered rate, p95 ms)
     prediction: Prediction | None = None
     fallback: float | None = None
     rate: float | None = first_rate(config)
@@ -491,21 +492,16 @@ def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where
             stopped = f"its share of the time budget ({duration(share_s)}) would not hold a step at {rate:g}/s"
             print(f"    stopped: {stopped}", flush=True)
             break
-        judgement, really = run_step(state, rate, first=not steps)
+        judgement = run_step(state, rate, first=not steps)
         if not steps:
             prediction = predict(state.records[0], folder, slo_ms, arrivals)
             fallback = saturation(state.records[0])
             say_prediction(prediction, slo_ms)
         steps.append((rate, judgement.verdict))
-        offered.append((really, judgement.verdict))
-        if judgement.p95 is not None:
-            p95s.append((really, judgement.p95.estimate))
         # C requests in flight share P CPUs: the queue of C servers alone overrates a configuration the CPU binds
         predicted = min(prediction.capacity_rps, fallback or math.inf) if prediction else None
         rate = next_rate(steps, predicted, fallback)
-    estimate = crossing(p95s, slo_ms)
-    return summarise(config, slo_ms, state, capacity_range(offered), estimate, prediction, len(steps),
-                     time.monotonic() - started, stopped)  # fmt: skip
+    return summarise(Configuration.of(config), slo_ms, state.records, folder, time.monotonic() - started, stopped)
 
 
 def say_prediction(prediction: Prediction | None, slo_ms: float) -> None:
@@ -555,19 +551,39 @@ def apart(records: list[RunRecord], measured: float, prediction: Prediction) -> 
     return "; ".join(causes) or "no cause in its records"
 
 
-def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, estimate: float | None,
-              prediction: Prediction | None, steps: int, seconds: float,
+def steps_of(records: list[RunRecord]) -> list[tuple[float, Verdict, float | None]]:
+    """A search's steps from its records: (offered rate, verdict, p95 ms), from each step's last window."""
+    found = []
+    for record in records:
+        step = record.capacity_step
+        if step and not step.extended:
+            verdict: Verdict = step.verdict or ("held" if step.held else "broke")
+            found.append((step.offered_rps or record.config.arrival_rate, verdict, step.p95_ms))
+    return found
+
+
+def summarise(config: Configuration, slo_ms: float, records: list[RunRecord], folder: Path, seconds: float,
               stopped: str | None = None) -> CapacityFound:  # fmt: skip
-    """capacity.json's entry for one configuration."""
-    cpu = cpu_model(state.records)
+    """capacity.json's entry for one configuration, from its search's records alone: the range of
+    offered rates, where p95 crosses the target, and the prediction, its CPU per request taken from
+    the slope across the steps where there is one (the first step's carries its idle CPU)."""
+    steps = steps_of(records)
+    found = capacity_range([(rate, verdict) for rate, verdict, _ in steps])
+    estimate = crossing([(rate, p95) for rate, _, p95 in steps if p95 is not None], slo_ms)
+    cpu = cpu_model(records)
+    arrivals: Arrivals = "constant" if config.arrivals == "constant" else "poisson"
+    slope = cpu.d_cpu.estimate if cpu and cpu.d_cpu.known and cpu.d_cpu.estimate > 0 else None
+    prediction = predict(records[0], folder, slo_ms, arrivals, slope) if records else None
     wrong = contradiction(found, cpu)
     middle = found.middle
+    if estimate is not None and found.low is not None and found.high is not None and not found.crossed:
+        estimate = min(max(estimate, found.low), found.high)  # the line over every step, read inside the range
     measured = estimate or middle  # what is held against the prediction: the crossing, else the range's middle
     over = measured / prediction.capacity_rps if measured and prediction and prediction.capacity_rps else None
     model = cpu.saturation_rps if cpu else None
     held = None if found.lower_bound_only else found.low
     return CapacityFound(
-        id=config.id, label=config.names.label, workload=config.knobs.workload, cpus=config.knobs.cpus,
+        id=config.id, label=config.label, workload=config.knobs.workload, cpus=config.knobs.cpus,
         arrivals=config.arrivals, slo_p95_ms=slo_ms,
         capacity=str(found), capacity_low_rps=_r(found.low), capacity_high_rps=_r(found.high),
         capacity_mid_rps=_r(middle), capacity_estimate_rps=_r(estimate),
@@ -582,10 +598,10 @@ def summarise(config: RunConfig, slo_ms: float, state: Search, found: Range, est
         d_cpu_ms=_ms(cpu.d_cpu) if cpu else None, idle_cpu=_r(cpu.idle.estimate) if cpu else None,
         ratio=round(held / model, 3) if held and model else None,
         contradiction=wrong[1] if wrong else None, suspect=wrong[0] if wrong else None,
-        steps=steps, runs=len(state.records), seconds=round(seconds, 1), stopped=stopped,
+        steps=len(steps), runs=len(records), seconds=round(seconds, 1), stopped=stopped,
         mode=config.knobs.mode, predicted_servers=prediction.servers if prediction else None,
         predicted_outside_ms=round(prediction.served.outside_s * 1000, 2) if prediction else None,
-        cause=apart(state.records, measured, prediction) if measured and prediction and over and abs(over - 1) > DIFFERS
+        cause=apart(records, measured, prediction) if measured and prediction and over and abs(over - 1) > DIFFERS
         else None,
     )  # fmt: skip
 
@@ -641,6 +657,31 @@ def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capaci
     within = f", {'within' if took <= budget_s else 'OVER'} its budget of {duration(budget_s)}" if budget_s else ""
     print(f"capacity: {len(found)} search(es) took {duration(took)}{within}", flush=True)
     return folder
+
+
+def again(folder: Path) -> list[CapacityFound]:
+    """Every search's answer worked out anew from its records (`make capacity` wrote them as it went):
+    after the lab's judgement of them has changed, an old search's capacity.json says what the current
+    lab reads in its steps. The time each took and why it stopped are kept from the old file."""
+    records = [r for r in read_records(folder) if r.capacity_step]
+    if not records:
+        raise RecordError(f"{folder} holds no capacity steps: it is not the folder of a `make capacity`")
+    searches: dict[tuple[str, str, float, str, float], list[RunRecord]] = {}
+    for record in sorted(records, key=lambda r: r.index):
+        c, step = record.config, record.capacity_step
+        searches.setdefault((c.label, c.knobs.workload, c.knobs.cpus, c.arrivals, step.slo_p95_ms if step else 0.0),
+                            []).append(record)  # fmt: skip
+    path = folder / "capacity.json"
+    old = {(f.label, f.workload, f.cpus, f.arrivals, f.slo_p95_ms): f
+           for f in (read(CapacityFound, e) for e in (json.loads(path.read_text()) if path.exists() else []))}  # fmt: skip
+    found = []
+    for key, steps in searches.items():
+        first = steps[0].config
+        config = replace(first, id=first.id.removesuffix(f"-r{first.arrival_rate:g}"), arrival_rate=0.0)
+        kept = old.get(key)
+        found.append(summarise(config, key[4], steps, folder, kept.seconds if kept else 0.0, kept.stopped if kept else None))
+    path.write_text(json.dumps(write(found), indent=2))
+    return found
 
 
 def explained(f: CapacityFound) -> str:

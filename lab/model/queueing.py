@@ -377,7 +377,8 @@ class ServedQueue:
     C in flight is a server taking the handler's whole time. Where the CPU binds first (P / D_cpu
     under C / handler time), requests queue for P CPUs of Python instead, each taking its CPU time
     (P of a fraction of a CPU: one server, slower by as much), and the rest of the handler's time,
-    its wait in the database, is spent beside that queue."""
+    its wait in the database, is spent beside that queue. CPU time past the handler's (the server's
+    own parsing and writing) lengthens the queue's service and leaves nothing beside it."""
 
     queue: QueueModel
     outside_s: float
@@ -396,8 +397,7 @@ class ServedQueue:
 
 def served_queue(handler_s: float, in_flight: int, parallelism: float | None = None, d_cpu: float | None = None) -> ServedQueue:
     """The queue for a handler time, C requests in flight and, where known, P CPUs and D_cpu per request."""
-    if d_cpu and parallelism and parallelism / min(d_cpu, handler_s) < in_flight / handler_s:
-        cpu = min(d_cpu, handler_s)  # D_cpu read at low load carries idle CPU: never more than the handler took
+    if d_cpu and parallelism and parallelism / d_cpu < in_flight / handler_s:
         servers = max(1, math.floor(parallelism))
-        return ServedQueue(QueueModel(servers, cpu * servers / parallelism), handler_s - cpu, "CPU")
+        return ServedQueue(QueueModel(servers, d_cpu * servers / parallelism), max(0.0, handler_s - d_cpu), "CPU")
     return ServedQueue(QueueModel(in_flight, handler_s), 0.0, "in flight")

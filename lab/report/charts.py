@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -232,17 +233,19 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
 
 
 def capacity(found: list[Capacity], path: Path) -> Path | None:
-    """p95 latency (from each arrival's intended start) against the offered load, one colour per
-    configuration: each step with its p95's 95% interval (filled: held, ✗: broke, hollow: unsure), the
-    lab's queueing prediction as a dashed curve, and the capacity's range as a band on the target."""
+    """p95 latency (from each arrival's intended start) against the offered load, one panel per
+    configuration (their rates differ a hundredfold): each step with its p95's 95% interval (filled:
+    held, ✗: broke, hollow: unsure), the lab's queueing prediction as a dashed curve, and the
+    capacity's range as a band on the target."""
     if not found:
         return None
-    fig, ax = plt.subplots(figsize=(10, 5))
-    for c in sorted(found, key=lambda c: (mode_rank(c.mode), c.label)):
+    ordered = sorted(found, key=lambda c: (c.workload, mode_rank(c.mode), c.label))
+    cols = min(4, len(ordered))
+    rows = math.ceil(len(ordered) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
+    for ax, c in zip(axes.flat, ordered, strict=False):
         colour = plt.cm.tab10(mode_rank(c.mode) % 10)
-        steps = [s for s in c.steps if s.p95_ms]
-        ax.plot([s.offered for s in steps], [s.p95_ms or 0.0 for s in steps], color=colour, linewidth=1,
-                label=f"{c.label} · {c.workload} · CPUS={c.cpus:g}")  # fmt: skip
+        steps = sorted((s for s in c.steps if s.p95_ms), key=lambda s: s.offered)
         for s in steps:
             p95 = s.p95_ms or 0.0
             low, high = s.step.p95_low_ms or p95, s.step.p95_high_ms or p95
@@ -251,20 +254,24 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
                         markerfacecolor=fill, capsize=3)  # fmt: skip
         if model := c.prediction:
             arrivals: Arrivals = "constant" if c.arrivals == "constant" else "poisson"
-            rates = [model.saturation * i / 40 for i in range(1, 40)]
+            top = max([s.offered for s in steps] + [model.saturation * 0.5]) * 1.1
+            rates = [r for r in (top * i / 40 for i in range(1, 41)) if r < model.saturation]
             curve = [(r, model.quantile(r, 0.95, arrivals, n=20_000) * 1000) for r in rates]
             shown = [(r, p95) for r, p95 in curve if p95 <= 3 * c.slo_ms]  # past that the queue's curve is a wall
-            ax.plot([r for r, _ in shown], [p95 for _, p95 in shown], color=colour, linestyle="--", linewidth=1)
+            ax.plot([r for r, _ in shown], [p95 for _, p95 in shown], color="grey", linestyle="--", linewidth=1,
+                    label="predicted")  # fmt: skip
         if c.span:
             ax.plot(list(c.span), [c.slo_ms, c.slo_ms], color=colour, linewidth=6, alpha=0.4, solid_capstyle="butt")
-    for slo in sorted({c.slo_ms for c in found}):
-        ax.axhline(slo, color="black", linestyle=":", linewidth=1, label=f"target p95 {slo:g} ms")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(ScalarFormatter())
-    ax.set_xlabel("offered load (arrivals/s, as the steps' windows really offered them)")
-    ax.set_ylabel("p95 latency from intended start (ms)")
-    ax.set_title("Latency against offered load: steps with their 95% intervals, the predicted queue dashed,\n"
-                 "each capacity's range as a band on the target", fontsize=10)  # fmt: skip
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+        ax.axhline(c.slo_ms, color="black", linestyle=":", linewidth=1)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.tick_params(labelsize=7, which="both")
+        ax.set_title(f"{c.label} · {c.workload} · CPUS={c.cpus:g}", fontsize=9)
+    for ax in list(axes.flat)[len(ordered):]:
+        ax.set_visible(False)
+    fig.supxlabel("offered load (arrivals/s, as the steps' windows really offered them)", fontsize=9)
+    fig.supylabel("p95 from intended start (ms)", fontsize=9)
+    fig.suptitle("Latency against offered load: each step with its 95% interval (filled held, ✗ broke, hollow unsure), "
+                 "the predicted queue dashed, the capacity's range a band on the target", fontsize=9)  # fmt: skip
     return _save(fig, path)

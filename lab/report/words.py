@@ -305,7 +305,7 @@ def held_at(c: Capacity) -> str:
     near = f"p95 crosses the target near {fmt(c.figure or 0)} req/s" if f.capacity_estimate_rps else f.capacity
     text = f"{near} ({f.capacity})" if f.capacity_estimate_rps else near
     if f.predicted_rps:
-        text += f", {f.capacity_over_predicted or 0:.2f} of the {fmt(f.predicted_rps)} its {f.predicted_queue} queue predicts"
+        text += f", {f.capacity_over_predicted or 0:.2f} of the {fmt(f.predicted_rps)} its queue predicts ({f.predicted_queue})"
         if f.cause:
             text += f" ({f.cause})"
     if f.contradiction:
@@ -347,9 +347,11 @@ CAPACITY = (
     "too when its queue is not stable or 1% of its requests fail. A capacity is the range of offered rates between "
     "the highest that held and the lowest that broke, and the rate where p95 crosses the target along the steps; "
     "nothing broken is a lower bound, never ranked. Ranges that overlap are level. The prediction is the lab's own "
-    "queue (C requests in flight, each taking the handler time measured at the first step: M/D/C, or D/D/C for evenly "
-    "spaced arrivals); the model's saturation is min(C / (D_io + D_cpu), P / D_cpu), with D_cpu the slope of the "
-    "server's CPU against its throughput across the steps."
+    "queue: C requests in flight, each taking the handler time measured at the first step (M/D/C, or D/D/C for evenly "
+    "spaced arrivals); or, where the CPU binds first, P CPUs of Python each taking D_cpu per request, the rest of the "
+    "handler's time spent beside that queue ('on the CPU'). The model's saturation is min(C / (D_io + D_cpu), P / "
+    "D_cpu). D_cpu is the slope of the server's CPU against its throughput across the steps (its intercept is the "
+    "CPU the server burns idle)."
 )
 SHARED = "The load generator, the server and PostgreSQL share this machine's cores."
 
