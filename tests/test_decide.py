@@ -133,6 +133,16 @@ def test_development_servers_and_configurations_over_memory_are_never_picked():
     assert {(x.label, x.why) for x in d.left_out} == {(runserver.label, "development"), (PROCESSES.label, "memory")}
 
 
+def test_where_no_search_found_a_range_the_pick_judges_the_closed_loops_and_says_so():
+    loop = [replace(tried(c, None, None), closed_rps=rps, closed_rps_low=rps * 0.9, closed_rps_high=rps * 1.1, failed=None)
+            for c, rps in ((ONE, 20.0), (GTHREAD, 60.0))]  # fmt: skip
+    d = deploy(decision(*loop))
+    assert d.basis == "closed_loop" and d.pick and d.pick.label == GTHREAD.label
+    assert "No capacity search found a range within the time budget" in deploy_words.pick(d)
+    ranged = deploy(decision(loop[0], replace(loop[1], capacity_low_rps=40.0, capacity_high_rps=50.0)))
+    assert ranged.basis == "capacity" and [x.why for x in ranged.left_out] == ["no_capacity"]
+
+
 def test_past_the_wait_that_makes_the_pick_concurrency_bound_more_threads_overtake_it():
     demand, budget = Demand(0.005, 0.010, None), Budget(1, 2)
     few, many = Candidate("gthread", 1, 4, "threads", 3.0), Candidate("gthread", 1, 16, "threads", 3.0)

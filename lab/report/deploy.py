@@ -19,6 +19,7 @@ from lab.model.deploy import OVERTAKES, Change, bound, changes
 from lab.stats import Interval, level
 
 SAID_CHANGES = 3  # the nearest changes worth saying
+Basis = Literal["capacity", "closed_loop"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Held:
     """A candidate as the pick judges it: what it held at the target, as an interval of rates."""
 
     tried: Tried
-    capacity: Interval
+    capacity: Interval  # the load it held at the target; its closed loop's throughput where no search found one
     model: Prediction
     memory_mb: float | None
 
@@ -44,7 +45,7 @@ class Left:
     """A candidate the pick leaves out, and why."""
 
     label: str
-    why: Literal["development", "memory", "no_capacity"]
+    why: Literal["development", "memory", "no_capacity", "failed"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Deploy:
     left_out: list[Left]
     changes: list[Change]
     model_prefers: list[Prefers]  # candidates the model alone ranks above the pick, which held less
+    basis: Basis = "capacity"  # what the pick was judged on: capacity ranges, or (none found) closed loops
 
 
 def held(tried: Tried) -> Interval | None:
@@ -93,33 +95,48 @@ def order(candidates: list[Held]) -> list[Held]:
     return sorted(tied, key=lambda h: (h.processes, h.memory_mb or 0.0, -h.capacity.estimate)) + rest
 
 
+def served(tried: Tried) -> Interval | None:
+    """What a candidate's closed loop served, with its interval (a side the run could not bound left open)."""
+    if tried.closed_rps is None:
+        return None
+    low, high = tried.closed_rps_low, tried.closed_rps_high
+    return Interval(tried.closed_rps, -math.inf if low is None else low, math.inf if high is None else high)
+
+
 def deploy(decision: Decision) -> Deploy:
-    kept: list[Held] = []
+    """The pick on the capacity ranges; where no search found a range within the time budget, on the closed
+    loops' throughput instead (said so: it is not the load held at the target)."""
+    kept: list[tuple[Tried, float | None]] = []
     left: list[Left] = []
     memory = decision.budget.memory_mb
     for tried in decision.tried:
         c = tried.candidate
         mb = c.memory_mb(decision.demand)
-        capacity = held(tried)
         if MODES[c.mode].development:
             left.append(Left(c.label, "development"))
         elif memory is not None and mb is not None and mb > memory:
             left.append(Left(c.label, "memory"))
-        elif capacity is None:
-            left.append(Left(c.label, "no_capacity"))
         else:
-            kept.append(Held(tried, capacity, bound(c, decision.interface, decision.demand, decision.budget), mb))
-    ranked = order(kept)
-    pick = ranked[0] if ranked else None
-    runner = ranked[1] if len(ranked) > 1 else None
-    tied = [h.label for h in ranked[1:] if pick and level(h.capacity, pick.capacity)]
-    if pick is None:
-        return Deploy(decision, None, None, [], left, [], [])
+            kept.append((tried, mb))
+    basis: Basis = "capacity" if any(held(t) for t, _ in kept) else "closed_loop"
+    judged = held if basis == "capacity" else served
+    measured: list[Held] = []
+    for tried, mb in kept:
+        if (interval := judged(tried)) is None:
+            left.append(Left(tried.candidate.label, "no_capacity" if basis == "capacity" else "failed"))
+        else:
+            model = bound(tried.candidate, decision.interface, decision.demand, decision.budget)
+            measured.append(Held(tried, interval, model, mb))
+    ranked = order(measured)
+    if not ranked:
+        return Deploy(decision, None, None, [], left, [], [], basis)
+    pick, runner = ranked[0], ranked[1] if len(ranked) > 1 else None
+    tied = [h.label for h in ranked[1:] if level(h.capacity, pick.capacity)]
     others = [h.tried.candidate for h in ranked[1:]]
     found = changes(pick.tried.candidate, others, decision.interface, decision.demand, decision.budget)[:SAID_CHANGES]
     prefers = [Prefers(h.label, h.model.throughput, pick.model.throughput) for h in ranked[1:]
                if h.model.throughput > OVERTAKES * pick.model.throughput]  # fmt: skip
-    return Deploy(decision, pick, runner, tied, left, found, prefers)
+    return Deploy(decision, pick, runner, tied, left, found, prefers, basis)
 
 
 def read(folder: Path) -> tuple[Deploy, list[PathFigures]] | None:

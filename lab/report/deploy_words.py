@@ -55,8 +55,12 @@ def pick(d: Deploy) -> str:
         return "No configuration can be advised: " + "; ".join(left(x, decision) for x in d.left_out) + "."
     c = held.tried.candidate
     memory = f", about {held.memory_mb:.0f} MB" if held.memory_mb is not None else ""
-    return (f"Deploy `{c.label}` at CPUS={decision.budget.cpus:g} ({shape(c)}{memory}): it held "
-            f"{capacity(held.tried, decision.slo_p95_ms)}; {closed(held.tried)}.")  # fmt: skip
+    said = f"Deploy `{c.label}` at CPUS={decision.budget.cpus:g} ({shape(c)}{memory}): "
+    if d.basis == "closed_loop":
+        return (f"{said}{closed(held.tried)}, the most of the candidates. No capacity search found a range within the "
+                f"time budget ({held.tried.capacity}), so this judges the closed loops' throughput, not the load held "
+                f"at p95 ≤ {decision.slo_p95_ms:g} ms: give MINUTES more to search.")  # fmt: skip
+    return f"{said}it held {capacity(held.tried, decision.slo_p95_ms)}; {closed(held.tried)}."
 
 
 def reason(d: Deploy) -> str:
@@ -82,7 +86,8 @@ def runner_up(d: Deploy) -> str:
     r, p = d.runner_up, d.pick
     if r is None or p is None:
         return "Runner-up: none (one configuration had a capacity)."
-    said = f"Runner-up: `{r.label}`, {capacity(r.tried, d.decision.slo_p95_ms)}"
+    held = capacity(r.tried, d.decision.slo_p95_ms) if d.basis == "capacity" else closed(r.tried)
+    said = f"Runner-up: `{r.label}`, {held}"
     if r.label in d.level_with:
         if p.processes < r.processes:
             beat = "which has fewer processes"
@@ -157,7 +162,8 @@ def not_tried(n: NotTried, decision: Decision) -> str:
 def left(x: Left, decision: Decision) -> str:
     why = {"development": "a development server, measured but never picked",
            "memory": f"over MEMORY={decision.budget.memory_mb or 0:g} MB",
-           "no_capacity": "its search found no capacity (no step held or broke)"}  # fmt: skip
+           "no_capacity": "its search found no capacity (no step held or broke)",
+           "failed": "its closed loop failed, and no search found a capacity"}  # fmt: skip
     return f"`{x.label}`: {why[x.why]}"
 
 
