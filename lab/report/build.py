@@ -36,11 +36,12 @@ def _demos(folder: Path) -> list[QuickCheck]:
     return demos
 
 
-def capacity_sections(folder: Path, found: list[Capacity]) -> list[Section]:
+def capacity_sections(folder: Path, found: list[Capacity], budget_s: float | None = None) -> list[Section]:
     chart = charts.capacity(found, folder / "chart-capacity.png")
     return [
         Section("Which to pick, by capacity", bullets=words.capacity_advice(found)),
-        Section("Capacity at a latency target", paragraphs=[words.CAPACITY], bullets=words.overload(found),
+        Section("Capacity at a latency target", paragraphs=[words.CAPACITY, words.capacity_time(found, budget_s)],
+                bullets=words.overload(found),
                 tables=[tables.capacity(found)], images=[("Latency against offered load", chart)] if chart else []),
     ]  # fmt: skip
 
@@ -67,7 +68,7 @@ def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]
     found = capacities(records, folder)
     closed = [r for r in records if not r.capacity_step]
     if not closed:  # a capacity search alone
-        return Report(title, intro, capacity_sections(folder, found))
+        return Report(title, intro, capacity_sections(folder, found, manifest.get("budget_s")))
     rows = rows_of(closed, intervals.machine_spread(folder))
     warnings = [words.bounded_warning(what, len(bounded)) for what in ("the load generator", "the machine")
                 if (bounded := [r for r in rows if r.ok and r.bounded_by == what])]  # fmt: skip
@@ -87,7 +88,7 @@ def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]
         sections.append(Section("The post's quick check: two concurrent requests", paragraphs=[words.QUICK],
                                 tables=[tables.quick(checks)]))  # fmt: skip
     sections.append(Section("Machine", paragraphs=words.machine(closed)))
-    sections += capacity_sections(folder, found) if found else []
+    sections += capacity_sections(folder, found, manifest.get("budget_s")) if found else []
     return Report(title, intro, sections)
 
 

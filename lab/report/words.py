@@ -3,6 +3,7 @@ touching a decision (lab.report.conclusions, picks, parity, capacity and notes d
 
 from __future__ import annotations
 
+from lab import duration
 from lab.experiments import run_names
 from lab.model.bounds import CONCURRENCY
 from lab.record import RunRecord
@@ -293,6 +294,21 @@ def capacity_pick(p: CapacityPick) -> str:
         text += " Measured, never picked (development servers): " + "; ".join(f"{c.label} {held_at(c)}" for c in p.development)
         text += "."
     return text
+
+
+def capacity_time(found: list[Capacity], budget_s: float | None) -> str:
+    """How long the searches took, against the budget they were given."""
+    seconds = sum(c.found.seconds for c in found if c.found)
+    unfinished = sum(1 for c in found if c.found is None)
+    text = f"The {len(found)} search(es) took {duration(seconds)}"
+    text += f", within the budget of {duration(budget_s)} they were given" if budget_s and seconds <= budget_s else (
+        f", OVER the budget of {duration(budget_s)} they were given" if budget_s else "")  # fmt: skip
+    stopped = [c.label for c in found if c.found and c.found.stopped]
+    if stopped:
+        text += f"; {', '.join(stopped)} stopped before closing in, for want of time"
+    if unfinished:
+        text += f"; {unfinished} did not finish (its steps are shown, with no answer)"
+    return text + "."
 
 
 def held_at(c: Capacity) -> str:
