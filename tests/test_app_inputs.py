@@ -14,7 +14,11 @@ from contract.knobs import KnobError, check_app_files, env_file, env_lines, pars
 from contract.serve import server_plan
 from lab import ROOT, app_image
 from lab.app_venv import check_locustfile, conflicts, error_tail, server_pins, venv_key
+from lab.backends.compose import CONTAINER_LOCUSTFILE
+from lab.backends.compose import locust_argv as compose_locust_argv
+from lab.backends.native import NativeBackend
 
+from .conftest import lab_env, make_place
 from .test_compose import render
 
 
@@ -144,3 +148,23 @@ def test_app_setup_runs_in_the_apps_folder_with_its_environment(tmp_path: Path):
            "APP_SETUP": 'echo "$DATABASE_URL" > said.txt; exit 3'}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "contract.serve", "setup"], env=env, cwd=ROOT, timeout=60, check=False)
     assert done.returncode == 3 and (tmp_path / "said.txt").read_text() == "postgresql://me@elsewhere/app\n"
+
+
+def test_the_teams_locustfile_is_loaded_beside_the_labs_on_both_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    team = tmp_path / "locustfile.py"
+    monkeypatch.setenv("LOCUSTFILE", str(team))
+    native_argv = NativeBackend(make_place(tmp_path / "state")).locust_argv({}, tmp_path)
+    assert native_argv[native_argv.index("-f") + 1] == f"{ROOT / 'locust' / 'locustfile.py'},{team}"
+    argv = compose_locust_argv({}, tmp_path)
+    assert argv[argv.index("-f") + 1] == f"/lab/locust/locustfile.py,{CONTAINER_LOCUSTFILE}"
+    assert f"{team}:{CONTAINER_LOCUSTFILE}:ro" in argv and f"LOCUSTFILE={CONTAINER_LOCUSTFILE}" in argv
+
+
+def test_capacity_refuses_a_locustfile_before_anything_starts(tmp_path: Path):
+    (tmp_path / "locustfile.py").write_text("")
+    place = make_place(tmp_path / "state", 9)
+    env = lab_env(place, APP="shop:app", LOCUSTFILE=str(tmp_path / "locustfile.py"))
+    done = subprocess.run([sys.executable, "-m", "lab", "capacity", "--backend", "native"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=env)  # fmt: skip
+    assert done.returncode == 2 and "LOCUSTFILE is not run by `make capacity`" in done.stderr
+    assert not place.state.exists() or not any(place.state.iterdir())
