@@ -32,8 +32,11 @@ def rps(x: float) -> str:
     return f"{x:.3g}"
 
 
-def shape(c: Candidate) -> str:
-    return f"{c.workers} process{'es' if c.workers > 1 else ''} × {c.threads} thread{'s' if c.threads > 1 else ''}"
+def shape(c: Candidate, interface: str) -> str:
+    processes = f"{c.workers} process{'es' if c.workers > 1 else ''}"
+    if interface == "asgi":
+        return f"{processes}, each an event loop"
+    return f"{processes} × {c.threads} thread{'s' if c.threads > 1 else ''}"
 
 
 def capacity(t: Tried, slo_ms: float) -> str:
@@ -55,7 +58,7 @@ def pick(d: Deploy) -> str:
         return "No configuration can be advised: " + "; ".join(left(x, decision) for x in d.left_out) + "."
     c = held.tried.candidate
     memory = f", about {held.memory_mb:.0f} MB" if held.memory_mb is not None else ""
-    said = f"Deploy `{c.label}` at CPUS={decision.budget.cpus:g} ({shape(c)}{memory}): "
+    said = f"Deploy `{c.label}` at CPUS={decision.budget.cpus:g} ({shape(c, decision.interface)}{memory}): "
     if d.basis == "closed_loop":
         return (f"{said}{closed(held.tried)}, the most of the candidates. No capacity search found a range within the "
                 f"time budget ({held.tried.capacity}), so this judges the closed loops' throughput, not the load held "
