@@ -291,6 +291,8 @@ class Knobs:
         if self.db_pool == "0":
             pool_size = 10**6  # a connection per request: no pool caps the requests in flight
         c = self.server.in_flight(self.workers, self.threads, pool_size)
+        if setting("APP") and os.environ.get("APP_INTERFACE") == "asgi":  # an app's event loop in each worker, under
+            c = self.workers * pool_size  # Gunicorn too (Uvicorn's worker), not one request per sync worker
         p = self.server.processes(self.workers, self.threads, pool_size)
         if self.cpu_offload is Offload.PROCESS:  # prime counts run in a pool of one process per core
             p = max(p, os.cpu_count() or 1)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from contract.endpoint import TIMELINE_COLUMNS
+from contract.knobs import parse
 from contract.modes import MODES
 from lab import ROOT, duration
 from lab.bench import decide as decide_module
@@ -131,6 +132,15 @@ def test_development_servers_and_configurations_over_memory_are_never_picked():
     d = deploy(decision(tried(runserver, 100, 120), tried(PROCESSES, 60, 70), tried(GTHREAD, 40, 45), memory_mb=100))
     assert d.pick and d.pick.label == GTHREAD.label  # 4 workers x 40 MB is over 100 MB
     assert {(x.label, x.why) for x in d.left_out} == {(runserver.label, "development"), (PROCESSES.label, "memory")}
+
+
+def test_an_asgi_app_under_gunicorn_holds_an_event_loop_of_requests_per_worker_not_one(monkeypatch: pytest.MonkeyPatch):
+    gunicorn = parse({"MODE": "gunicorn", "WORKERS": "2"})
+    assert gunicorn.capacity(100) == (2, 2)  # the currency app's sync workers: one request each
+    monkeypatch.setenv("APP", "catalog:app")
+    monkeypatch.setenv("APP_INTERFACE", "asgi")
+    assert gunicorn.capacity(100) == (200, 2)  # as many as async-workers holds with two processes
+    assert gunicorn.capacity(100)[0] == parse({"MODE": "async-workers", "WORKERS": "2"}).capacity(100)[0]
 
 
 def test_where_no_search_found_a_range_the_pick_judges_the_closed_loops_and_says_so():
