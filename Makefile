@@ -43,7 +43,7 @@ help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
 	@echo "Usage: make <target> [MODE=...] [WORKLOAD=io|cpu] [CPUS=1] [BACKEND=auto|native|compose] ..."
 	@echo "Past one machine: make serve BIND=0.0.0.0 on the server's host; make bench|capacity TARGET=http://host:port;"
-	@echo "  LOCUST_REMOTE_WORKERS=N LOCUST_BIND=0.0.0.0 on a bench for make worker MASTER=host on other hosts"
+	@echo "  LOCUST_REMOTE_WORKERS=N LOCUST_BIND=0.0.0.0 on a bench or capacity for make worker MASTER=host on other hosts"
 	@echo "Your own app: make bench EXPERIMENT=examples/apps/experiment.toml APP=package.module:app APP_DIR=folder"
 	@echo "  PATHS=\"/a:3 /b?x=1\" or LOCUSTFILE=file, [APP_SETUP=command APP_REQUIREMENTS=file APP_ENV=file] (README: Your own app)"
 	@echo "  make bench APP=... APP_DIR=... PATHS=... [CPUS=1 MEMORY=MB MINUTES=20]: which mode, workers and threads to deploy"

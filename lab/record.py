@@ -184,6 +184,19 @@ class KindStats:
 
 
 @dataclass(frozen=True)
+class OpenShare:
+    """One Locust worker's part of an open-arrival window: its slot, its rate (the run's over the workers), what it
+    offered, and its arrivals answered and still waiting at the end."""
+
+    worker: str  # Locust's id for it: its host's name, then a random part
+    slot: int
+    rate: float
+    offered: int
+    answered: int
+    waiting: int
+
+
+@dataclass(frozen=True)
 class OpenArrivals:
     """`locust.open`: what an open-arrival run offered and sent, and latency from each arrival's intended start."""
 
@@ -204,6 +217,7 @@ class OpenArrivals:
     p50_second_half_ms: float | None = None
     p95_first_half_ms: float | None = None
     p95_second_half_ms: float | None = None
+    workers: tuple[OpenShare, ...] = ()  # Locust's workers, each offering its share; none for one Locust process
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ With --lab-arrival-rate the users stop being a closed loop: requests arrive at t
 (constant or Poisson) whatever the replies, each user taking the next arrival from one shared
 schedule, and --lab-open-file keeps each measured arrival's latency counted from its intended
 start, not its actual send (so a slow server is not sent less work and its queue is not hidden).
+
+Run distributed (--processes, or workers on other hosts), each worker offers its share of the
+arrivals (contract/open_arrivals.py), and at the end sends the master its arrivals and timeline rows
+through Locust's messages: the master writes the files a lone Locust writes.
 """
 
 import csv
@@ -27,10 +31,12 @@ import lab_ui  # noqa: F401  (the Lab tab and page of `make up`; idle in headles
 from locust.argument_parser import LocustArgumentParser
 from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
-from locust.runners import Runner, WorkerRunner
+from locust.rpc.protocol import Message
+from locust.runners import STATE_MISSING, MasterRunner, Runner, WorkerRunner
 
 from contract.endpoint import TIMELINE_COLUMNS, request_name, seeded_rates
 from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, app_paths, setting
+from contract.open_arrivals import Arrivals, OpenReport, Share, merge, slots
 from locust import FastHttpUser, events, task
 
 RATES = seeded_rates()
@@ -43,6 +49,10 @@ TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request
 
 LATE_S = 0.01  # an arrival sent this long after its intended start was late: every user was busy
 DROP_S = 2.0  # one this late is dropped unsent: the generator could not keep up with the rate
+# Locust's custom messages of a distributed run: a worker's share of the arrivals, the start of the master's
+# window, its request for what the worker measured, and the answer (its arrivals and timeline rows).
+SHARE, WINDOW, ASK, REPORT = "lab_open_share", "lab_window_start", "lab_open_ask", "lab_open_report"
+REPORT_WAIT = 15.0  # seconds the master waits for its workers' answers
 
 
 class ErrorCount(TypedDict):
@@ -75,22 +85,17 @@ def _runner(environment: Environment) -> Runner:
     return environment.runner
 
 
-class Arrivals:
-    """The open model's schedule: intended start times at a set rate, shared by every user of this process."""
+class WorkerReport(TypedDict):
+    """What a worker sends the master at the end of a run."""
 
-    def __init__(self) -> None:
-        self.rate, self.poisson, self.next_at = 0.0, False, 0.0
-        self.counts = {"offered": 0, "sent": 0, "late": 0, "dropped": 0}
-        self.latencies: list[tuple[float, float, bool | None]] = []  # (intended start, ms from it, ok or None: unanswered)
-        self.pending: set[float] = set()  # measured arrivals not answered yet
-
-    def take(self) -> float:
-        at = self.next_at
-        self.next_at += random.expovariate(self.rate) if self.poisson else 1 / self.rate
-        return at
+    share: dict[str, int]  # Share's fields
+    open: OpenReport | None
+    rows: list[tuple[str, ...]]
 
 
-arrivals = Arrivals()
+arrivals = Arrivals()  # the open model's schedule, shared by every user of this process
+shares: dict[str, Share] = {}  # master: the share it gave each worker
+reports: dict[str, WorkerReport] = {}  # master: each worker's answer
 
 
 class Converter(FastHttpUser):
@@ -220,6 +225,8 @@ def _options(parser: LocustArgumentParser) -> None:
 
 def _window(environment: Environment, edge: Literal["start", "end"], at: float) -> None:
     """The measured window, in wall-clock seconds, for the bench to align its CPU readings with."""
+    if edge == "start" and isinstance(environment.runner, MasterRunner):
+        environment.runner.send_message(WINDOW)  # its workers measure from now on (each its own warm-up would differ)
     path = _parsed(environment).lab_window
     if path and not isinstance(environment.runner, WorkerRunner):
         window[edge] = at
@@ -231,7 +238,15 @@ def _window(environment: Environment, edge: Literal["start", "end"], at: float) 
 @events.test_start.add_listener
 def _start(environment: Environment, **kwargs: object) -> None:
     options = _parsed(environment)
-    arrivals.rate, arrivals.poisson, arrivals.next_at = options.lab_arrival_rate, options.lab_arrivals == "poisson", time.time()
+    runner = _runner(environment)
+    if isinstance(runner, MasterRunner):  # before its spawn messages, so each worker knows its share when it starts
+        shares.clear()
+        shares.update(slots(sorted((worker.id for worker in runner.clients.ready), key=runner.get_worker_index)))
+        for worker, share in shares.items():
+            runner.send_message(SHARE, {"workers": share.workers, "slot": share.slot}, client_id=worker)
+    arrivals.start(options.lab_arrival_rate, options.lab_arrivals == "poisson", time.time())
+    if isinstance(runner, WorkerRunner):
+        return  # it measures from its master's window start to its master's request (_window_started, _answer)
     warmup = options.lab_warmup
     if warmup <= 0:
         _window(environment, "start", time.time())
@@ -265,31 +280,79 @@ def _record(
 
 @events.test_stop.add_listener
 def _write_timeline(environment: Environment, **kwargs: object) -> None:
+    runner = _runner(environment)
+    if isinstance(runner, WorkerRunner):
+        return  # it sent its arrivals and rows when the master asked (_answer)
     options = _parsed(environment)
     if "start" in window:
         # the measured window's failures, most frequent first: the record says why a run failed
-        errors = sorted(_runner(environment).stats.errors.values(), key=lambda e: -e.occurrences)
+        errors = sorted(runner.stats.errors.values(), key=lambda e: -e.occurrences)
         window["errors"] = [{"error": str(e.error), "occurrences": e.occurrences} for e in errors[:5]]
         _window(environment, "end", time.time())
-    if options.lab_open_file and arrivals.rate > 0:
-        ended = window.get("end", time.time())
-        # arrivals no user took before the end (every user was busy) were offered all the same, and never sent
-        while arrivals.next_at <= ended and "start" in window:
-            if arrivals.take() >= window["start"]:
-                arrivals.counts["offered"] += 1
-                arrivals.counts["dropped"] += 1
-        # an arrival still unanswered at the end waited at least until then: left out, the slowest would vanish
-        unanswered = [(at, (ended - at) * 1000, None) for at in arrivals.pending if at <= ended]
-        kept = [a for a in arrivals.latencies if a[0] <= ended] + unanswered
-        with open(options.lab_open_file, "w") as out:
-            json.dump({"rate": arrivals.rate, "poisson": arrivals.poisson, **arrivals.counts, "unanswered": len(unanswered),
-                       "latencies": kept}, out)  # fmt: skip
-    path = options.lab_timeline
-    if not path or not timeline:
-        return
-    if isinstance(environment.runner, WorkerRunner):  # one file per load-generating process
-        path = f"{path}.{os.getpid()}"
-    with open(path, "w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(TIMELINE_COLUMNS)
-        writer.writerows(timeline)
+    open_file = options.lab_open_file if options.lab_arrival_rate > 0 else ""
+    if isinstance(runner, MasterRunner):
+        if not (open_file or options.lab_timeline):
+            return
+        asked = _ask(runner)
+        opened: OpenReport | None = merge({w: (Share(**r["share"]), r["open"]) for w, r in reports.items() if r["open"]}, asked)
+        rows = [row for report in reports.values() for row in report["rows"]]
+    else:
+        opened = arrivals.report(window.get("start"), window.get("end", time.time())) if open_file else None
+        rows = timeline
+    if opened is not None and open_file:
+        with open(open_file, "w") as out:
+            json.dump(opened, out)
+    if options.lab_timeline and rows:
+        with open(options.lab_timeline, "w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(TIMELINE_COLUMNS)
+            writer.writerows(rows)
+
+
+def _ask(runner: MasterRunner) -> list[str]:
+    """Asks each worker given a share for what it measured, and waits for the answers of those still connected
+    (REPORT_WAIT at most). Returns the workers asked: the merge names those that did not answer."""
+    asked = list(shares)
+    reports.clear()
+    for worker in asked:
+        runner.send_message(ASK, None, client_id=worker)
+    deadline = time.monotonic() + REPORT_WAIT
+
+    def connected(worker: str) -> bool:
+        return worker in runner.clients and runner.clients[worker].state != STATE_MISSING
+
+    while any(w not in reports and connected(w) for w in asked) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    return asked
+
+
+def _answer(environment: Environment, msg: Message, **kwargs: object) -> None:
+    """A worker, when its master's run ends: its arrivals, counted to now by its own clock (the hosts' clocks
+    may differ), and its timeline rows."""
+    measuring["on"] = False
+    options = _parsed(environment)
+    report = arrivals.report(window.get("start"), time.time()) if options.lab_arrival_rate > 0 else None
+    share = {"workers": arrivals.share.workers, "slot": arrivals.share.slot}
+    _runner(environment).send_message(REPORT, WorkerReport(share=share, open=report, rows=timeline))
+
+
+def _take_share(environment: Environment, msg: Message, **kwargs: object) -> None:
+    arrivals.share, arrivals.origin = Share(**msg.data), time.time()
+
+
+def _window_started(environment: Environment, msg: Message, **kwargs: object) -> None:
+    """A worker: its master's window has started; its arrivals are counted from now, by its own clock."""
+    window["start"] = time.time()
+    measuring["on"] = True
+
+
+@events.init.add_listener
+def _messages(environment: Environment, **kwargs: object) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.register_message(REPORT, lambda environment, msg: reports.__setitem__(msg.node_id, msg.data))
+    elif isinstance(runner, WorkerRunner):
+        measuring["on"] = False  # until its master's window starts
+        runner.register_message(SHARE, _take_share)
+        runner.register_message(WINDOW, _window_started)
+        runner.register_message(ASK, _answer)

@@ -1,6 +1,7 @@
 """Past one machine, for real: three hosts made of network namespaces on this machine, the server and its
 PostgreSQL on one (`make serve`, under a CPU limit), the bench's Locust master on another (TARGET=...), and
-two Locust workers on a third (`make worker`); a bench and a capacity search run across them.
+two Locust workers on a third (`make worker`); a bench and a capacity search run across them, the search's open
+arrivals offered by the two workers, each its share.
 
 The hosts are `ip netns` namespaces, each with a veth pair to a bridge in a fourth namespace of its own (a
 bridge in the root namespace would send their traffic through this machine's firewall, whose FORWARD
@@ -13,6 +14,7 @@ that the CPU limit and the server's report of its own CPU read.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -173,6 +175,15 @@ def records(results: Path, kind: str) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted((folder / "runs").glob("*.json"))]
 
 
+def answered(step: dict[str, Any]) -> list[int]:
+    return [w["answered"] for w in step["locust"]["open"]["workers"]]
+
+
+def near_poisson(count: int, expected: float) -> bool:
+    """A Poisson count within four standard deviations of its mean (and two arrivals, for the window's edges)."""
+    return abs(count - expected) <= 4 * math.sqrt(expected) + 2
+
+
 def test_a_bench_and_a_capacity_search_run_across_three_hosts(tmp_path: Path) -> None:
     experiment = tmp_path / "across.toml"
     experiment.write_text(EXPERIMENT)
@@ -202,9 +213,9 @@ def test_a_bench_and_a_capacity_search_run_across_three_hosts(tmp_path: Path) ->
 
         cgroup_from, own_from = readings()
         master_env = lab_env(master_place, LAB_RESULTS=str(results), TARGET=target, **SERVED)
+        master_env.update(LOCUST_REMOTE_WORKERS="2", LOCUST_BIND=ADDRESSES["master"])
         bench = started.run(hosts.argv("master", [PYTHON, "-m", "lab", "bench", str(experiment), "--backend", "remote"]),
-                            {**master_env, "LOCUST_REMOTE_WORKERS": "2", "LOCUST_BIND": ADDRESSES["master"]},
-                            tmp_path / "bench.out", 300)  # fmt: skip
+                            master_env, tmp_path / "bench.out", 300)  # fmt: skip
         capacity = started.run(hosts.argv("master", [PYTHON, "-m", "lab", "capacity", "--backend", "remote", "--steps", "2"]),
                                {**master_env, "SLO_P95_MS": "300"}, tmp_path / "capacity.out", 300)  # fmt: skip
         cgroup_to, own_to = readings()
@@ -230,8 +241,20 @@ def test_a_bench_and_a_capacity_search_run_across_three_hosts(tmp_path: Path) ->
 
     steps = records(results, "capacity")
     assert steps and all(s["where"]["target"] == target and s["machine"]["hostname"] == HOSTNAMES["master"] for s in steps)
-    assert steps[0]["status"] == "ok" and steps[0]["capacity_step"]["offered_rps"] > 0, steps[0]  # held or not: a shared machine
-    assert "capacity: the range of offered rates" in capacity, capacity[-2000:]
+    assert "capacity: the range of offered rates" in capacity and "no prediction" not in capacity, capacity[-2000:]
+    for step in steps:  # held or not (a shared machine), each window's arrivals came from both workers, each its share
+        assert step["status"] == "ok", step["reason"]
+        assert step["where"]["locust_workers"]["connected"] == 2, step["where"]["locust_workers"]
+        assert step["where"]["locust_workers"]["hosts"] == {HOSTNAMES["workers"]: 2}
+        arrivals, nominal = step["locust"]["open"], step["capacity_step"]["nominal_rps"]
+        seconds = step["locust"]["measured_seconds"]
+        shares = arrivals["workers"]
+        assert sorted(w["slot"] for w in shares) == [0, 1] and all(math.isclose(w["rate"], nominal / 2) for w in shares), shares
+        assert all(n > 0 for n in answered(step)), shares
+        assert step["timeline"]["rows"] > 0  # the workers' rows, written by the master: the first step's prediction reads them
+        assert arrivals["sent"] == sum(w["answered"] + w["waiting"] for w in shares), (arrivals["sent"], shares)
+        for offered, rate in [(arrivals["offered"], nominal), *((w["offered"], nominal / 2) for w in shares)]:
+            assert near_poisson(offered, rate * seconds), (offered, rate, seconds)
 
     # the server's own report against the cgroup read on its host, over the bench and the search
     cgroup_used = cgroup_to - cgroup_from
@@ -243,5 +266,6 @@ def test_a_bench_and_a_capacity_search_run_across_three_hosts(tmp_path: Path) ->
         f"\nacross three hosts: {across['locust']['rps']:.1f} req/s, p50 {across['locust']['p50_ms']:.0f} ms; server CPU over "
         f"the bench and the search: cgroup {cgroup_used:.3f} s, its report {own_tree:.3f} s (process tree), "
         f"{own_cgroup:.3f} s (its cgroup); within the run {readings_of_run['server_to_cgroup']}; workers "
-        f"{[w['utilisation'] for w in workers_of_run['workers']]}"
+        f"{[w['utilisation'] for w in workers_of_run['workers']]}; capacity windows (nominal, offered req/s, answered per "
+        f"worker): {[(s['capacity_step']['nominal_rps'], s['locust']['open']['offered_rps'], answered(s)) for s in steps]}"
     )

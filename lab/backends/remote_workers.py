@@ -52,11 +52,6 @@ def master_argv(argv: list[str], config: RunConfig, backend: str, work: Path) ->
         return argv
     if backend == "compose":
         raise LabError("LOCUST_REMOTE_WORKERS takes a Locust that runs as a process of this host: BACKEND=native or remote")
-    if config.arrival_rate:  # each Locust process would schedule every arrival: the rate would be multiplied
-        raise LabError(
-            f"LOCUST_REMOTE_WORKERS={workers}: open arrivals (make capacity, arrival_rate) are scheduled by one Locust "
-            "process and are not split across workers: run them with LOCUST_REMOTE_WORKERS=0"
-        )
     if config.locust_processes > 1:
         raise LabError("LOCUST_REMOTE_WORKERS and locust_processes both make workers: use one or the other")
     bind, port = address("LOCUST_BIND"), int_setting("LOCUST_MASTER_PORT")

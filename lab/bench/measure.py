@@ -4,7 +4,6 @@ from the kernel around the measured window."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import resource
@@ -21,7 +20,7 @@ from lab.backends import App, Backend
 from lab.backends.remote_workers import master_argv
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
-from lab.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, ServerCpu
+from lab.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, OpenShare, ServerCpu
 from lab.stats import quantile
 
 if TYPE_CHECKING:
@@ -187,25 +186,9 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     )
     pg_cpu = None if pg_to is None or pg_from is None else pg_to - pg_from
     parts = {"server": cpu, "postgres": pg_cpu, "load_generator": in_window}
-    _merge_timeline(timeline)
     kept = requests_timeline.summary(timeline, str(timeline.relative_to(folder))) if timeline.exists() else None
     whole = machine_cpu.window(machine_from, machine_to, parts)
     return Measured(stats, server, loadgen, kept if kept and kept.rows else None, whole)
-
-
-def _merge_timeline(path: Path) -> None:
-    """--processes writes one file per load-generating process: merge them into one."""
-    parts = sorted(path.parent.glob(path.name + ".*"))
-    if parts:
-        rows: list[list[str]] = []
-        for part in parts:
-            with part.open(newline="") as f:
-                reader = csv.reader(f)
-                header = next(reader)
-                rows.extend(reader)
-            part.unlink()
-        with path.open("w", newline="") as f:
-            csv.writer(f).writerows([header, *rows])
 
 
 def open_arrivals(path: Path, start: float, seconds: float) -> OpenArrivals:
@@ -216,6 +199,8 @@ def open_arrivals(path: Path, start: float, seconds: float) -> OpenArrivals:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         raise LabError(f"Locust wrote no open-arrival record ({path.name})") from None
+    if missing := data.get("missing"):  # the window would lack their arrivals: its rate and latencies would be wrong
+        raise LabError(f"Locust worker(s) {', '.join(missing)} sent the master no account of their open arrivals")
     latencies = sorted(data["latencies"], key=lambda a: a[0])
     ms = [latency for _, latency, _ in latencies]
     failed = sum(1 for *_, ok in latencies if ok is False)
@@ -234,6 +219,7 @@ def open_arrivals(path: Path, start: float, seconds: float) -> OpenArrivals:
         p50_ms=_ms(ms, 0.50), p95_ms=_ms(ms, 0.95), p99_ms=_ms(ms, 0.99),
         p50_first_half_ms=_ms(first, 0.50), p50_second_half_ms=_ms(second, 0.50),
         p95_first_half_ms=_ms(first, 0.95), p95_second_half_ms=_ms(second, 0.95),
+        workers=tuple(OpenShare(**worker) for worker in data.get("workers", [])),
     )  # fmt: skip
 
 
