@@ -44,10 +44,15 @@ SECRET_KEYS = ("DB_PASSWORD", "DJANGO_SECRET_KEY")
 POSTGRES_PORT = 5432  # where PostgreSQL's image listens; compose's DATABASE_URL says postgres:5432 too
 LOCUST_WORKER_PORT = 5557  # Locust's default --master-bind-port, where workers reach the master
 # What a container reads from a project folder compose mounts whole (`.:/lab` for Locust): a
-# ConfigMap carries these files instead. Locust imports the contract, and contract.endpoint reads
-# the seeded pairs from db/init.sql beside it.
+# ConfigMap carries these files instead: the locustfile with the Lab tab it imports (its page and
+# script beside it), the contract it imports, and db/init.sql, where contract.endpoint reads the
+# seeded pairs.
 FOLDER_FILES: dict[str, tuple[str, ...]] = {
-    ".": ("locust/locustfile.py", "db/init.sql", *sorted(f"contract/{p.name}" for p in (ROOT / "contract").glob("*.py"))),
+    ".": (
+        *sorted(f"locust/{p.name}" for p in (ROOT / "locust").iterdir() if p.suffix in (".py", ".html", ".js")),
+        "db/init.sql",
+        *sorted(f"contract/{p.name}" for p in (ROOT / "contract").glob("*.py")),
+    ),
 }
 # Readiness probes. The app's tolerates a minute or more of late answers: /healthz is one more
 # request to a server that may serve one at a time, so under load it waits in line, and a

@@ -235,3 +235,16 @@ def test_kubectl_kustomize_renders_the_folder(tmp_path: Path, monkeypatch: pytes
     app = next(d for d in built if d["kind"] == "Deployment" and d["metadata"]["name"] == "app")
     assert app["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/lab/concurrency-lab-django:official"
     validate(built)
+
+
+def test_locusts_pods_carry_every_module_the_locustfile_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compose mounts the project folder into Locust's container; the pods get a ConfigMap of its files
+    instead, so a module the locustfile imports (the Lab tab, the open-arrival schedule) must be in it."""
+    files = render(tmp_path / "out", monkeypatch, MODE="gunicorn")
+    carried = {key.replace("--", "/") for doc in objects(files) if doc["kind"] == "ConfigMap" for key in doc.get("data", {})}
+    source = (ROOT / "locust" / "locustfile.py").read_text()
+    imported = set(re.findall(r"^(?:from|import) ((?:contract\.)?\w+)", source, re.MULTILINE))
+    own = {f"locust/{name}.py" for name in imported if (ROOT / "locust" / f"{name}.py").exists()}
+    own |= {f"{name.replace('.', '/')}.py" for name in imported if name.startswith("contract.")}
+    assert own and own <= carried, own - carried
+    assert {"locust/lab_page.html", "locust/lab_tab.js", "db/init.sql"} <= carried
