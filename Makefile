@@ -126,9 +126,13 @@ else
 		$(if $(REPEATS),--repeats $(REPEATS))
 endif
 
-capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (open arrivals); EXPERIMENT=capacity for many
+capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (open arrivals); EXPERIMENT=capacity for many; with APP= and no MODE, decide as make bench APP= does
+ifneq ($(and $(DECIDE),$(filter file undefined,$(origin MODE))),)
+	$(PY) -m lab decide --backend $(BACKEND) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(filter 1 yes true,$(DETACH)),--detach)
+else
 	$(PY) -m lab capacity --backend $(BACKEND) $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT)) \
 		$(if $(filter 1 yes true,$(DETACH)),--detach)
+endif
 
 serve: setup ## PostgreSQL and the app of MODE alone, for a lab on another host (TARGET); BIND=0.0.0.0 beyond loopback
 	$(PY) -m lab serve
@@ -148,6 +152,7 @@ knobs: ## list the knobs and their defaults
 
 test: setup ## run the test suite (real PostgreSQL, servers and Locust)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.knobs import SETTINGS, KnobError, Knobs, env_file, env_lines, from_environ, setting
-from contract.modes import Mode
+from contract.modes import MODES, Mode
 
 SERVICES_DIR = Path("services")  # where the services are, from the folder it runs in (the images' /lab)
 # What a server reads beside the knobs; the lab passes them, so a server never falls back on a default of its own.
@@ -30,15 +30,19 @@ class ServerPlan:
 
 
 # Your own app (APP=): the production modes serve it by their server, through the lab's entry module (the app
-# inside the lab's middleware) in place of the currency app. Which interfaces each serves, and how.
+# inside the lab's middleware) in place of the currency app. Which interfaces each serves, and how it serves them
+# (the currency app's summaries in the mode table name Django and FastAPI, which an app need not be).
 APP_ENTRY = "contract.app_entry:app"
-APP_SERVES: dict[str, tuple[str, ...]] = {
-    "gunicorn": ("wsgi", "asgi"),  # sync workers; an ASGI app on Uvicorn's worker for Gunicorn
-    "gthread": ("wsgi",),
-    "async": ("asgi",),  # Uvicorn, one process
-    "async-workers": ("asgi",),  # Uvicorn, WORKERS processes
-    "granian": ("wsgi",),
-    "granian-asgi": ("asgi",),
+APP_SERVES: dict[str, dict[str, str]] = {
+    "gunicorn": {
+        "wsgi": "Gunicorn, WORKERS processes, each one request at a time (its sync worker)",
+        "asgi": "Gunicorn managing WORKERS processes, each Uvicorn's worker: an event loop",
+    },
+    "gthread": {"wsgi": "Gunicorn, WORKERS processes x THREADS threads (its gthread worker)"},
+    "async": {"asgi": "Uvicorn, one process, one event loop"},
+    "async-workers": {"asgi": "Uvicorn, WORKERS processes, each an event loop"},
+    "granian": {"wsgi": "Granian (a Rust HTTP server) over WSGI, WORKERS processes x THREADS threads"},
+    "granian-asgi": {"asgi": "Granian (a Rust HTTP server) over ASGI, WORKERS processes, each an event loop"},
 }
 GUNICORN_ASGI_WORKER = "uvicorn.workers.UvicornWorker"
 
@@ -52,6 +56,11 @@ def app_skip(mode: Mode, kind: str) -> str | None:
         served = " and ".join(s.upper() for s in serves)
         return f"MODE={mode.name} ({mode.program}) serves {served} apps, and APP is {kind.upper()}"
     return None
+
+
+def app_summary(mode: str, kind: str) -> str:
+    """How `mode` serves an app of this interface, for reports (the mode table's summary where it cannot)."""
+    return APP_SERVES.get(mode, {}).get(kind) or MODES[mode].summary
 
 
 def with_app_env(env: dict[str, str]) -> dict[str, str]:

@@ -9,7 +9,7 @@ folder alone.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lab.model.deploy import Budget, Candidate, Demand, Interface, NotTried, PathDemand
@@ -110,6 +110,13 @@ def read_decision(folder: Path) -> Decision | None:
     if not path.exists():
         return None
     try:
-        return read(Decision, _read(path))
+        decision = read(Decision, _read(path))
     except JsonError as error:
         raise RecordError(f"{path}: {error}") from None
+    # a decision written before candidates carried their interface keeps it at the top only
+    kind = decision.interface
+    return replace(
+        decision,
+        tried=[replace(t, candidate=replace(t.candidate, interface=kind)) for t in decision.tried],
+        not_tried=[replace(n, candidate=replace(n.candidate, interface=kind)) for n in decision.not_tried],
+    )

@@ -410,7 +410,6 @@ class CapacityFound:
     cause: str | None = None  # why the capacity lies more than 10% from the prediction, as the records show it
 
 
-
 # ---------------------------------------------------------------- the record
 
 

@@ -38,6 +38,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutil.rmtree(TEMP_ROOT, ignore_errors=True)
     elif exitstatus != 0:
         print(f"\ntests: the session's folders (server and PostgreSQL logs, records) are kept in {TEMP_ROOT}")
+
+
 # LAB_TEST_PORT_BASE shifts every test port, so that two test sessions can run side by side
 _BASE = int(os.environ.get("LAB_TEST_PORT_BASE", "0"))
 TEST_PORTS = {"APP_PORT": 18000 + _BASE, "PG_PORT": 15433 + _BASE, "LOCUST_PORT": 18089 + _BASE}

@@ -17,6 +17,7 @@ import pytest
 from contract.endpoint import TIMELINE_COLUMNS
 from contract.knobs import parse
 from contract.modes import MODES
+from contract.serve import app_summary
 from lab import ROOT, duration
 from lab.bench import decide as decide_module
 from lab.bench import run
@@ -141,6 +142,20 @@ def test_an_asgi_app_under_gunicorn_holds_an_event_loop_of_requests_per_worker_n
     monkeypatch.setenv("APP_INTERFACE", "asgi")
     assert gunicorn.capacity(100) == (200, 2)  # as many as async-workers holds with two processes
     assert gunicorn.capacity(100)[0] == parse({"MODE": "async-workers", "WORKERS": "2"}).capacity(100)[0]
+
+
+def test_an_asgi_app_under_gunicorn_is_named_by_uvicorn_s_worker_and_the_report_by_its_servers():
+    asgi = [c for c in candidates("asgi", COMPUTES, Budget(1, 2)).tried if c.mode == "gunicorn"]
+    assert [c.label for c in asgi] == ["gunicorn+uvicorn ×1"] and ONE.label == "gunicorn 1×1"
+    assert "Uvicorn's worker" in app_summary("gunicorn", "asgi") and "Django" not in app_summary("gunicorn", "wsgi")
+    assert app_summary("threaded", "wsgi") == MODES["threaded"].summary  # a mode that cannot serve an app keeps its own
+
+
+def test_every_candidate_level_with_the_pick_is_named_not_the_runner_up_alone():
+    d = deploy(decision(tried(PROCESSES, 45, 55), tried(GTHREAD, 40, 50), tried(ONE, 48, 52)))
+    said = deploy_words.runner_up(d)
+    assert d.pick and len(d.level_with) == 2 and "level with the pick" in said
+    assert all(f"`{label}`" in said for label in d.level_with)
 
 
 def test_where_no_search_found_a_range_the_pick_judges_the_closed_loops_and_says_so():

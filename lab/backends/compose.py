@@ -6,6 +6,7 @@ own cgroup on the host (cgroup v1 or v2), as the native backend reads its server
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,9 @@ def chosen_images() -> dict[str, str]:
     return {image.variable: chosen.get(image.variable, image.official) for image in images.IMAGES}
 
 
+RAISED = re.compile(r"^(?:[\w.]+\.)?\w+(?:Error|Exception): (.+)$")  # a traceback's last line, its module dropped
+
+
 def compose(*args: str) -> list[str]:
     return ["docker", "compose", "--project-directory", str(ROOT), *args]
 
@@ -53,7 +57,8 @@ def run(args: list[str], env: dict[str, str], timeout: float = 900) -> str:
     registry was the problem."""
     result = subprocess.run(compose(*args), env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
-        said = result.stderr.strip()[-1500:]
+        # compose's warnings (buildx missing, ...) come first; a failure's own words are the lines after them
+        said = "\n".join(line for line in result.stderr.strip().splitlines() if "level=warning" not in line)[-1500:]
         if not engine_answers():
             raise LabError("the Docker engine stopped answering: start one with `make engine`")
         if env.get("IMAGES", "official") == "official" and any(word in said for word in REGISTRY_WORDS):
@@ -155,7 +160,14 @@ class ComposeApp:
         return f"concurrency-lab-{self.env['SERVICE']}:{self.env['IMAGES']}"
 
     def start(self) -> None:
-        run(["up", "--detach", "--wait", *build_flags(self.env), "postgres", "app"], self.env)
+        try:
+            run(["up", "--detach", "--wait", *build_flags(self.env), "postgres", "app"], self.env)
+        except LabError as error:  # the server's own last words say why it exited
+            said = subprocess.run(compose("logs", "--no-color", "--no-log-prefix", "--tail", "12", "app"), env=self.env,
+                                  capture_output=True, text=True, timeout=60, check=False).stdout.strip()  # fmt: skip
+            raised = [m.group(1) for line in said.splitlines() if (m := RAISED.match(line))]
+            headline = f"{raised[-1]}: " if raised else ""  # the exception the server died of, before compose's words
+            raise LabError(f"{headline}{error}\nthe app's log ends:\n{said}" if said else str(error)) from None
         self.id = self.container()
         self.pid = container_pid(self.id)
         self.limit = ComposeLimit(self.knobs.cpus, self.pid)
@@ -192,8 +204,17 @@ class ComposeApp:
 LOCUST_CONTAINER = "concurrency-lab-bench-locust"  # named, so that its cgroup can be read while it runs
 
 
+def writable(results: Path) -> None:
+    """The folders Locust's container writes in a results folder, open to it: it runs as its image's own user."""
+    for sub in ("locust", "timeline"):
+        (results / sub).mkdir(parents=True, exist_ok=True)
+        (results / sub).chmod(0o777)
+
+
 def locust_argv(options: dict[str, object], results: Path) -> list[str]:
-    """Locust's headless run in a locust-master container, writing into the results folder, mounted."""
+    """Locust's headless run in a locust-master container, writing into the results folder, mounted (a decision
+    measures each path in a folder of its own, made after the backend opened)."""
+    writable(results)
     mapped = {k: CONTAINER_RESULTS / Path(v).relative_to(results) if isinstance(v, Path) else v for k, v in options.items()}
     mapped["--host"] = CONTAINER_APP
     pull = ["--pull", "never"] if choice_setting("IMAGES") == "local" else []
@@ -239,9 +260,7 @@ class ComposeBackend:
     def open(self, folder: Path | None, cpus: list[float]) -> str:
         prepare(cpus)
         if folder is not None:
-            for sub in ("locust", "timeline"):  # Locust's container runs as its image's own user
-                (folder / sub).mkdir(parents=True, exist_ok=True)
-                (folder / sub).chmod(0o777)
+            writable(folder)
         source = choice_setting("IMAGES")
         print(f"bench: compose backend on {source} images: " + ", ".join(self.images().values()), flush=True)
         return f"the {self.images()['POSTGRES_IMAGE']} image"

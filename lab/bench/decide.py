@@ -251,7 +251,8 @@ def decide(*, backend_name: str = "native", minutes: float = DEFAULT_MINUTES, pl
     if budget_s < least + 2 * run_seconds(CLOSED_WARMUP, CLOSED_SECONDS):
         raise LabError(f"a time budget of {duration(budget_s)} cannot hold even the paths' runs and a closed loop: "
                        f"give MINUTES={math.ceil((least + 120) / 60)} or more")  # fmt: skip
-    manifest = {"name": name, "kind": "decision", "app": app, "paths": setting("PATHS"), "started_at": now(),
+    manifest = {"name": name, "kind": "decision", "app": app, "interface": interface, "paths": setting("PATHS"),
+                "started_at": now(),
                 "description": f"How to serve APP={app} at CPUS={cpus:g}: each path alone, then the candidates the "
                                "model chose, each a closed loop and a capacity search."}  # fmt: skip
     (folder / "experiment.json").write_text(json.dumps(manifest, indent=2))

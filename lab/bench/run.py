@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from contract import interpreter
-from contract.knobs import Knobs, int_setting
+from contract.knobs import Knobs, int_setting, setting
 from lab import ROOT, backends, duration, intervals, stack_state
 from lab.backends import App, Backend
 from lab.backends.remote_workers import bounding, workers_of_run
@@ -127,7 +127,11 @@ def _measure_one(record: RunRecord, app: App, config: RunConfig, backend: Backen
     try:
         app.start()
     except LabError as error:
-        return replace(record, cpu_limit=_limit(app, knobs), reason=f"the app did not start: {str(error).splitlines()[0]}")
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or ["(no message)"]
+        if len(lines) > 1:  # the whole of it on the terminal; the record keeps its first and last lines
+            print(f"bench: the app did not start: {error}", file=sys.stderr, flush=True)
+        said = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"  # a tool's last line says why it stopped
+        return replace(record, cpu_limit=_limit(app, knobs), reason=f"the app did not start: {said}")
     record = replace(record, cpu_limit=_limit(app, knobs), where=dict(app.facts()))
     try:
         verified = verify(app, knobs)
@@ -261,6 +265,7 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
                     "backends": sorted({where(c)[0].name for c in experiment.runs}),
                     "started_at": now(),
                     "machine": write(where(experiment.runs[0])[1]),
+                    **({"app": setting("APP"), "interface": os.environ.get("APP_INTERFACE")} if setting("APP") else {}),
                 },
                 indent=2,
             ),

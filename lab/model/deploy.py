@@ -91,10 +91,13 @@ class Candidate:
     threads: int
     reason: Reason
     needed: float  # requests in flight the budget's CPUs need at this demand
+    interface: Interface = "wsgi"
 
     @property
     def label(self) -> str:
         server = MODES[self.mode]
+        if self.mode == "gunicorn" and self.interface == "asgi":  # Uvicorn's worker: an event loop, no threads
+            return f"gunicorn+uvicorn ×{self.workers}"
         if server.default_threads is not None:
             return f"{self.mode} {self.workers}×{self.threads}"
         return f"{self.mode} ×{self.workers}" if server.default_workers is not None else self.mode
@@ -143,10 +146,10 @@ def _shapes(interface: Interface, demand: Demand, budget: Budget) -> list[Candid
     per_process = min(MAX_THREADS, max(1, math.ceil(needed / procs)))
     if interface == "asgi":
         return [
-            Candidate("async", 1, 1, "event_loop", needed),
-            Candidate("async-workers", procs, 1, "event_loop", needed),
-            Candidate("granian-asgi", procs, 1, "rust", needed),
-            Candidate("gunicorn", procs, 1, "event_loop", needed),  # Uvicorn's worker under Gunicorn
+            Candidate("async", 1, 1, "event_loop", needed, interface),
+            Candidate("async-workers", procs, 1, "event_loop", needed, interface),
+            Candidate("granian-asgi", procs, 1, "rust", needed, interface),
+            Candidate("gunicorn", procs, 1, "event_loop", needed, interface),  # Uvicorn's worker under Gunicorn
         ]
     return [
         Candidate("gunicorn", procs, 1, "cpu", needed),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.modes import MODES
+from contract.serve import app_summary
 from lab import intervals
 from lab.quick_check import QuickCheck
 from lab.record import RunRecord
@@ -77,7 +78,8 @@ def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]
     sections = [Section("Conclusions", bullets=words.conclusions(rows), warnings=warnings)]
     if picks := words.advice(rows):
         sections.append(Section("Which to pick", bullets=picks))
-    modes = [f"`{m}`: {MODES[m].summary}" for m in MODES if any(r.mode == m for r in rows)]
+    kind = manifest.get("interface")  # an app's runs (APP=): its servers, not the currency app's frameworks
+    modes = [f"`{m}`: {app_summary(m, kind) if kind else MODES[m].summary}" for m in MODES if any(r.mode == m for r in rows)]
     sections.append(Section("Modes compared", bullets=modes))
     runs = [tables.runs(rows), tables.cpu(rows), *filter(None, [tables.kinds(rows)])]
     sections.append(Section("Runs: measured and predicted", paragraphs=[words.THEORY], tables=runs))

@@ -268,7 +268,7 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
         ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.tick_params(labelsize=7, which="both")
         ax.set_title(f"{c.label} · {c.workload} · CPUS={c.cpus:g}", fontsize=9)
-    for ax in list(axes.flat)[len(ordered):]:
+    for ax in list(axes.flat)[len(ordered) :]:
         ax.set_visible(False)
     fig.supxlabel("offered load (arrivals/s, as the steps' windows really offered them)", fontsize=9)
     fig.supylabel("p95 from intended start (ms)", fontsize=9)

@@ -100,7 +100,9 @@ def runner_up(d: Deploy) -> str:
             beat = "whose estimate is the higher, inside the overlap"
         else:
             beat = "as light in processes and memory: either would do, and the model ranked the pick first"
-        return f"{said}: level with the pick (their ranges overlap), {beat}."
+        also = [f"`{label}`" for label in d.level_with if label != r.label]
+        others = f" Also level with the pick: {', '.join(also)}." if also else ""
+        return f"{said}: level with the pick (their ranges overlap), {beat}.{others}"
     return f"{said}: clearly below the pick (their ranges are apart)."
 
 

@@ -20,8 +20,16 @@ KINDS = ("run", "io p50/p95/p99 ms", "io req/s", "cpu p50/p95/p99 ms", "cpu req/
 QUICK = ("mode", "workload", "each reply", "total", "÷ nothreading", "post's total", "post's ÷ nothreading")
 PARITY = ("run", "native req/s", "compose req/s", "compose/native", "native p95 ms", "compose p95 ms",
           "compose/native p95", "gap over 15%: cause")  # fmt: skip
-CAPACITY = ("configuration", "capacity: offered req/s", "p95 crosses near", "predicted req/s", "crossing/predicted",
-            "model saturation req/s (D_cpu ms)", "steps: offered req/s → p95 ms [95% interval]", "search took")
+CAPACITY = (
+    "configuration",
+    "capacity: offered req/s",
+    "p95 crosses near",
+    "predicted req/s",
+    "crossing/predicted",
+    "model saturation req/s (D_cpu ms)",
+    "steps: offered req/s → p95 ms [95% interval]",
+    "search took",
+)
 
 
 def n(value: object, digits: int = 1) -> str:
