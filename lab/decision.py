@@ -63,6 +63,11 @@ class Tried:
     lower_bound_only: bool
     steps: int
     seconds: float
+    measured_mb: float | None = None  # its workers' resident memory together, after its closed loop (its server's report)
+
+    def memory_mb(self, demand: Demand) -> float | None:
+        """What it takes in memory: as measured in its own closed loop, else workers x the plainest server's worker."""
+        return self.measured_mb if self.measured_mb is not None else self.candidate.memory_mb(demand)
 
 
 @dataclass(frozen=True)

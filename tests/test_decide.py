@@ -358,3 +358,11 @@ def test_a_whole_decision_with_its_runs_faked_states_its_budget_keeps_its_figure
     d = deploy(decided)
     assert d.pick and d.pick.tried.candidate.in_flight("wsgi") > 1  # the waits need more than one request in flight
     assert "## Which to deploy: shop:app at CPUS=1" in build(folder).with_name("report.md").read_text()
+
+
+def test_a_candidate_s_memory_is_what_its_own_workers_took_where_it_was_measured():
+    estimated = tried(PROCESSES, 45, 55)  # 4 workers x the plainest server's 40 MB: 160, under a budget of 200
+    assert estimated.memory_mb(WAITS) == 4 * (WAITS.rss_mb or 0) < 200
+    measured = replace(estimated, measured_mb=300.0)  # its own workers, after its closed loop, took more
+    d = deploy(decision(measured, tried(GTHREAD, 40, 50), memory_mb=200))
+    assert d.pick and d.pick.label == GTHREAD.label and [(x.label, x.why) for x in d.left_out] == [(PROCESSES.label, "memory")]

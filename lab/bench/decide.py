@@ -109,6 +109,12 @@ def figures(record: RunRecord, folder: Path, path: str, weight: int, root: Path)
     )  # fmt: skip
 
 
+def workers_mb(record: RunRecord) -> float | None:
+    """Its worker processes' resident memory together after the run, as its server reported it; None without one."""
+    rss = record.server_after.worker_rss_bytes if record.server_after else ()
+    return round(sum(rss) / MB, 1) if rss else None
+
+
 @dataclass
 class Deciding:
     """A decision as it goes: where it runs, what it has recorded, and its clock."""
@@ -192,7 +198,7 @@ def try_candidate(state: Deciding, candidate: Candidate, interface: Interface, d
                   closed_p95_ms=m.locust.p95_ms if m else None, failed=None if m else record.reason,
                   capacity="not searched: its server did not start or verify", capacity_low_rps=None,
                   capacity_high_rps=None, capacity_estimate_rps=None, lower_bound_only=False, steps=0,
-                  seconds=round(time.monotonic() - started, 1))  # fmt: skip
+                  seconds=round(time.monotonic() - started, 1), measured_mb=workers_mb(record))  # fmt: skip
     if record.verification is None or not record.verification.ok:  # its server never served: a search would not either
         return tried, 0
     config = RunConfig(knobs, SEARCH_WARMUP, MIN_WINDOW_S, arrivals=choice_setting("ARRIVALS"))

@@ -111,7 +111,7 @@ def deploy(decision: Decision) -> Deploy:
     memory = decision.budget.memory_mb
     for tried in decision.tried:
         c = tried.candidate
-        mb = c.memory_mb(decision.demand)
+        mb = tried.memory_mb(decision.demand)
         if MODES[c.mode].development:
             left.append(Left(c.label, "development"))
         elif memory is not None and mb is not None and mb > memory:

@@ -12,8 +12,8 @@ from lab.report.document import Section, Table
 
 PATHS = ("path", "weight", "measured in", "requests", "p50 ms [95%]", "in the server ms", "CPU ms/req", "wait ms",
          "wait share", "MB per worker")  # fmt: skip
-TRIED = ("configuration", "why tried", "memory MB", "model saturation req/s", "closed loop: users → req/s [95%], p95 ms",
-         "capacity at the target", "search")  # fmt: skip
+TRIED = ("configuration", "why tried", "memory MB (its workers, measured)", "model saturation req/s",
+         "closed loop: users → req/s [95%], p95 ms", "capacity at the target", "search")  # fmt: skip
 METHOD = (
     "Each path of PATHS was measured alone at one user, in the plainest server of the app's interface: its latency, "
     "the server's CPU per request (its cgroup), each worker's memory (the server's report) and so its wait (time in the "
@@ -194,7 +194,7 @@ def tried_table(d: Deploy) -> Table:
     for t in decision.tried:
         c = t.candidate
         x = bound(c, decision.interface, decision.demand, decision.budget)
-        mb = c.memory_mb(decision.demand)
+        mb = t.memory_mb(decision.demand)
         loop = "failed" if t.closed_rps is None else f"{t.users} → {rps(t.closed_rps)}" + (
             f" [{rps(t.closed_rps_low)}, {rps(t.closed_rps_high)}]" if t.closed_rps_low and t.closed_rps_high else ""
         ) + (f", p95 {t.closed_p95_ms:.0f}" if t.closed_p95_ms is not None else "")  # fmt: skip
