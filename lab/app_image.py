@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 from contract.knobs import KnobError, env_file, from_environ, setting
 from contract.serve import APP_SERVES
 from lab import ROOT
-from lab.app_venv import CONTRACT, SERVER_PINS, WHEELS, error_tail, prepare, server_pins
+from lab.app_venv import CONTRACT, INCLUDE_RE, SERVER_PINS, WHEELS, error_tail, prepare, server_pins
 from lab.place import Place
 from lab.procs import LabError
 
@@ -61,6 +62,29 @@ def _download(folder: Path, requirements: Path, say: Callable[[str], None]) -> N
     stamp.write_text(key)
 
 
+# a requirement on a path of the host, or a file of constraints beside it: neither reaches the image's build
+LOCAL = re.compile(r"^(?:-e|--editable|-c|--constraint)\b|^(?:\.{1,2}/|/|file:)")
+
+
+def flattened(path: Path, seen: frozenset[Path] = frozenset()) -> str:
+    """The requirements file as the image's pip reads it, alone in the build context: each `-r` file it includes
+    (relative to it, as pip reads them) written in its place; a local path or constraints file refused, by its line."""
+    if path.resolve() in seen:
+        return ""
+    lines = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = raw.split(" #", 1)[0].strip()
+        if included := INCLUDE_RE.match(text):
+            lines += [f"# from {included.group(1)}", flattened(path.parent / included.group(1), seen | {path.resolve()})]
+        elif LOCAL.match(text):
+            raise LabError(f"APP_REQUIREMENTS: {path}:{number} ({text}) names a file of this host, which the app's "
+                           "image cannot read: require packages by name and version (a local package built into a "
+                           "wheel, or its folder inside APP_DIR)")  # fmt: skip
+        else:
+            lines.append(raw)
+    return "\n".join(lines) + "\n"
+
+
 def stage(place: Place | None = None, say: Callable[[str], None] = print) -> Path:
     """The app image's build context, made anew but for its wheels (kept while the requirements stay the same)."""
     folder = context(place)
@@ -74,7 +98,7 @@ def stage(place: Place | None = None, say: Callable[[str], None] = print) -> Pat
         (folder / "app").mkdir()
     requirements = folder / "requirements.txt"
     source = setting("APP_REQUIREMENTS")
-    requirements.write_text(Path(source).read_text(encoding="utf-8") if source else "")
+    requirements.write_text(flattened(Path(source)) if source else "")
     (folder / "servers.txt").write_text("".join(f"{pin.text}\n" for pin in server_pins().values()))
     shutil.copytree(CONTRACT, folder / "contract", ignore=IGNORED)
     shutil.copy(ROOT / "services" / "django" / "gunicorn.conf.py", folder / "gunicorn.conf.py")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from lab import ROOT, images
+from lab.app_image import flattened
+from lab.procs import LabError
 
 from .conftest import PYTHON, make_place, processes_of, run_bench
 from .test_compose_engine import engine_answers
@@ -111,3 +114,16 @@ def test_a_plain_docker_compose_builds_the_apps_image_and_serves_it(tmp_path: Pa
     finally:
         subprocess.run([*compose, "down", "--volumes", "--remove-orphans", "--timeout", "5"], env={**env, **derived},
                        capture_output=True, timeout=120)  # fmt: skip
+
+
+def test_the_app_image_reads_included_requirements_in_place_and_refuses_files_of_this_host(tmp_path: Path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "common.txt").write_text("httpx==0.28.1\n-r ../requirements.txt\n")  # a loop, read once
+    main = tmp_path / "requirements.txt"
+    main.write_text("# the app\n-r base/common.txt\npsycopg[binary]==3.3.9\n")
+    text = flattened(main)
+    assert "httpx==0.28.1" in text and "psycopg[binary]==3.3.9" in text and "\n-r " not in text
+    for local in ("-e ./pkg", "./wheels/pkg.whl", "-c constraints.txt", "file:///tmp/pkg"):
+        main.write_text(f"httpx==0.28.1\n{local}\n")
+        with pytest.raises(LabError, match=rf"requirements.txt:2 \({re.escape(local)}\) names a file of this host"):
+            flattened(main)
