@@ -11,7 +11,7 @@ spread, never from a fixed percentage.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
@@ -154,6 +154,13 @@ def quantile_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int | No
         r = int(np.searchsorted(cdf, 1 - tail, side="left")) + 1
         return r if r <= n else None
 
+    return split_tails(lower, upper, alpha)
+
+
+def split_tails(
+    lower: Callable[[float], int | None], upper: Callable[[float], int | None], alpha: float
+) -> tuple[int | None, int | None]:
+    """alpha/2 in each tail where both sides fit; else the side that fits, one-sided at the whole alpha."""
     low, high = lower(alpha / 2), upper(alpha / 2)
     if low is not None and high is not None:
         return low, high
