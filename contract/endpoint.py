@@ -19,6 +19,7 @@ from pathlib import Path
 
 from contract import cgroup, interpreter
 from contract.knobs import REQUEST_WORKLOADS, Offload, setting
+from contract.primes import count_primes as count_primes  # the services count primes through the endpoint
 
 CODE_PATTERN = r"^[A-Za-z]{3}$"
 CODE_RE = re.compile(CODE_PATTERN)
@@ -126,18 +127,6 @@ def parse_query(params: Mapping[str, str], default_workload: str) -> Conversion:
     if workload not in REQUEST_WORKLOADS:
         raise BadRequest(f"parameter 'workload' must be one of {', '.join(REQUEST_WORKLOADS)}")
     return Conversion(codes[0], codes[1], workload)
-
-
-def count_primes(limit: int) -> int:
-    """Trial division in pure Python: the CPU-bound work, deliberately unoptimised."""
-    count = 0
-    for n in range(2, limit):
-        for divisor in range(2, int(n**0.5) + 1):
-            if n % divisor == 0:
-                break
-        else:
-            count += 1
-    return count
 
 
 def query_for(conversion: Conversion, settings: Settings) -> tuple[str, tuple[float | str, ...]]:

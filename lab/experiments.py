@@ -15,11 +15,11 @@ from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contract.knobs import KNOBS, KnobError, Knobs, applies, parse, setting
+from contract.knobs import KNOBS, KnobError, Knobs, Offload, applies, parse, setting
 from contract.modes import MODES
 from contract.serve import app_skip
 from lab import ROOT
-from lab.backends import BACKENDS
+from lab.backend_names import BACKENDS
 
 EXPERIMENTS = ROOT / "experiments"
 # An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.
@@ -83,7 +83,7 @@ def run_names(knobs: Knobs) -> RunNames:
     if knobs.db_pool == "0":
         parts.append("nopool")
         label += " (no pool)"
-    if knobs.cpu_offload != "none":
+    if knobs.cpu_offload is not Offload.NONE:
         parts.append(f"offload-{knobs.cpu_offload}")
         label += f" +{knobs.cpu_offload} offload"
     return RunNames("-".join(parts), label)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from contract.knobs import KNOBS, KnobError, Knobs
+from contract.knobs import KNOBS, KnobError, Knobs, Offload
 from lab import experiments
 from lab.experiments import RunConfig, run_names
 from lab.machine import Machine
@@ -120,7 +120,7 @@ class ServerReport:
     threads: int | None = None
     db_pool: str | None = None
     db_pool_size: int | None = None
-    cpu_offload: str | None = None
+    cpu_offload: Offload | None = None
     offload_processes: int | None = None
     pid: int | None = None
     master_pid: int | None = None

@@ -1,5 +1,5 @@
 """The compose backend: the same runs as native, with PostgreSQL, the app and Locust in containers
-(compose.yaml). The commands are built here, in one place; CPU time is read from each container's
+(compose.yaml), run through compose_cli.py; CPU time is read from each container's
 own cgroup on the host (cgroup v1 or v2), as the native backend reads its server's.
 """
 
@@ -17,18 +17,19 @@ from pathlib import Path
 from contract import cgroup
 from contract.cgroup import CpuUsage
 from contract.knobs import Knobs, choice_setting, setting
-from lab import ROOT, app_image, images, stack_state
+from lab import app_image, images, stack_state
 from lab.app_venv import facts as app_facts
-from lab.backends import RunFacts, stop_leftovers
+from lab.backends.compose_cli import compose, down, engine_answers, run
+from lab.backends.leftovers import stop_leftovers
+from lab.backends.seam import LocustOptions, RunFacts
 from lab.machine import interpreter_facts
 from lab.place import Place
 from lab.procs import LabError
-from lab.stack_state import StackState, StateHook
+from lab.stack_state import StateHook
 
 CONTAINER_RESULTS = Path("/results")  # where a bench's Locust container sees the results folder
 CONTAINER_APP = "http://app:8000"
 CONTAINER_LOCUSTFILE = "/team/locustfile.py"  # LOCUSTFILE, mounted into the bench's Locust container
-REGISTRY_WORDS = ("pull", "registry", "manifest", "resolve", "docker.io", "no such host", "TLS handshake")
 
 
 def compose_env(knobs: Knobs) -> dict[str, str]:
@@ -46,27 +47,6 @@ def chosen_images() -> dict[str, str]:
 
 
 RAISED = re.compile(r"^(?:[\w.]+\.)?\w+(?:Error|Exception): (.+)$")  # a traceback's last line, its module dropped
-
-
-def compose(*args: str) -> list[str]:
-    return ["docker", "compose", "--project-directory", str(ROOT), *args]
-
-
-def run(args: list[str], env: dict[str, str], timeout: float = 900) -> str:
-    """A compose command; a failure raises with its output, and names IMAGES=local where the
-    registry was the problem."""
-    result = subprocess.run(compose(*args), env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        # compose's warnings (buildx missing, ...) come first; a failure's own words are the lines after them
-        said = "\n".join(line for line in result.stderr.strip().splitlines() if "level=warning" not in line)[-1500:]
-        if not engine_answers():
-            raise LabError("the Docker engine stopped answering: start one with `make engine`")
-        if env.get("IMAGES", "official") == "official" and any(word in said for word in REGISTRY_WORDS):
-            last = said.splitlines()[-1] if said else ""
-            raise LabError(f"docker compose could not get the official images ({last}): on a machine with no image "
-                           "registry, use IMAGES=local (stand-ins built here from Debian)")  # fmt: skip
-        raise LabError(f"docker compose {' '.join(args[:2])} failed: {said}")
-    return result.stdout
 
 
 def engine_cpus() -> int:
@@ -102,10 +82,6 @@ def container_ended(container: str) -> str | None:
         return "its container is gone" if engine_answers() else "the Docker engine stopped answering"
     status, code = result.stdout.split()
     return None if status == "running" else f"its container is {status} (exit code {code})"
-
-
-def engine_answers() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
 
 
 def container_pid(container: str) -> int | None:
@@ -211,7 +187,7 @@ def writable(results: Path) -> None:
         (results / sub).chmod(0o777)
 
 
-def locust_argv(options: dict[str, object], results: Path) -> list[str]:
+def locust_argv(options: LocustOptions, results: Path) -> list[str]:
     """Locust's headless run in a locust-master container, writing into the results folder, mounted (a decision
     measures each path in a folder of its own, made after the backend opened)."""
     writable(results)
@@ -231,11 +207,6 @@ def locust_argv(options: dict[str, object], results: Path) -> list[str]:
 def cpu_seconds(container: str) -> float | None:
     usage = cgroup_usage(container_pid(container)) if container else None
     return None if usage is None else usage.cpu_seconds
-
-
-def down(env: dict[str, str] | None = None) -> None:
-    """Every container, network and volume of the project; raises when compose cannot."""
-    run(["down", "--volumes", "--remove-orphans", "--timeout", "5"], env or dict(os.environ))
 
 
 class ComposeBackend:
@@ -271,7 +242,7 @@ class ComposeBackend:
     def app(self, knobs: Knobs, record: StateHook) -> ComposeApp:
         return ComposeApp(knobs)  # the engine owns the container's processes: `make down` stops them through compose
 
-    def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
+    def locust_argv(self, options: LocustOptions, results: Path) -> list[str]:
         return locust_argv(options, results)
 
     def locust_env(self, knobs: Knobs) -> dict[str, str]:
@@ -310,9 +281,6 @@ class ComposeBackend:
                 yield ComposeStack(app.url, limit, locust_url, "make logs (docker compose logs)", app)
             finally:
                 down(env)
-
-    def down(self, state: StackState) -> None:
-        down(self.env)
 
 
 @dataclass

@@ -18,12 +18,13 @@ from contract.knobs import Knobs, setting
 from contract.serve import resolve, server_plan
 from lab import ROOT, machine_cpu, stack_state
 from lab.app_venv import facts as app_facts
-from lab.backends import RunFacts, stop_leftovers
-from lab.cpulimit import CpuLimit, leftover_pids, make_limit
+from lab.backends.leftovers import stop_leftovers
+from lab.backends.seam import LocustOptions, RunFacts
+from lab.cpulimit import CpuLimit, make_limit
 from lab.machine import interpreter_facts
 from lab.place import Place
-from lab.procs import check_port_free, reap, signals_deferred, spawn, stop_group, wait_http_ok
-from lab.stack_state import StackState, StateHook
+from lab.procs import check_port_free, reap, signals_deferred, spawn, wait_http_ok
+from lab.stack_state import StateHook
 
 BIN = Path(sys.executable).parent
 LOCUSTFILE = ROOT / "locust" / "locustfile.py"
@@ -195,17 +196,6 @@ class Stack:
         self.pg.stop()
 
 
-def stop_processes(place: Place, state: StackState) -> None:
-    """What a native stack file names, whatever is left in the server's cgroup, and PostgreSQL."""
-    for pgid in (state.get("locust"), state.get("app")):
-        if pgid:
-            stop_group(pgid)
-    for pid in leftover_pids(place.cgroup_name):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    place.postgres().stop()
-
-
 class NativeBackend:
     """Runs as local processes: one PostgreSQL for the whole experiment, an app per run."""
 
@@ -231,7 +221,7 @@ class NativeBackend:
     def app(self, knobs: Knobs, record: StateHook) -> AppServer:
         return AppServer(knobs, self.place, self.pg.url, record)
 
-    def locust_argv(self, options: dict[str, object], results: Path) -> list[str]:
+    def locust_argv(self, options: LocustOptions, results: Path) -> list[str]:
         argv = [str(BIN / "locust"), "-f", locustfiles(), "--headless", "--only-summary"]
         return argv + [str(part) for pair in options.items() for part in pair]
 
@@ -263,6 +253,3 @@ class NativeBackend:
                 yield stack
             finally:
                 stack.stop()
-
-    def down(self, state: StackState) -> None:
-        stop_processes(self.place, state)

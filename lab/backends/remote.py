@@ -27,11 +27,12 @@ from urllib.parse import urlsplit
 from contract.cgroup import CpuUsage
 from contract.knobs import Knobs, setting
 from lab import machine_cpu, stack_state
-from lab.backends import RunFacts, stop_leftovers
+from lab.backends.leftovers import stop_leftovers
 from lab.backends.native import NativeBackend
+from lab.backends.seam import LocustOptions, RunFacts
 from lab.place import Place
-from lab.procs import LabError, stop_group
-from lab.stack_state import StackState, StateHook
+from lab.procs import LabError
+from lab.stack_state import StateHook
 
 # What a server reports of itself and a run must match (lab/bench/verification.py), with CPUS, checked against
 # its limit: the knobs a lab on another host measures it with.
@@ -232,7 +233,7 @@ class RemoteBackend:
     def app(self, knobs: Knobs, record: StateHook) -> RemoteApp:
         return RemoteApp(self.url, knobs)
 
-    def locust_argv(self, options: dict[str, Any], results: Path) -> list[str]:
+    def locust_argv(self, options: LocustOptions, results: Path) -> list[str]:
         return self.local.locust_argv(options, results)
 
     def locust_env(self, knobs: Knobs) -> dict[str, str]:
@@ -264,8 +265,3 @@ class RemoteBackend:
             app = RemoteApp(self.url, knobs)
             app.start()
             yield RemoteServing(app.url, app.limit)
-
-    def down(self, state: StackState) -> None:
-        """Only the local Locust a bench of this backend left; the target is not the lab's to stop."""
-        if locust := state.get("locust"):
-            stop_group(locust)

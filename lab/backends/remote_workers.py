@@ -22,13 +22,13 @@ import socket
 import time
 from functools import partial
 from pathlib import Path
-from typing import TypedDict
 
 from contract.knobs import int_setting
 from lab import ROOT, stack_state
-from lab.backends import stop_leftovers
+from lab.backends.leftovers import stop_leftovers
 from lab.backends.native import BIN, LOCUSTFILE
 from lab.backends.remote import address
+from lab.backends.seam import WorkerFacts, WorkersFacts
 from lab.experiments import RunConfig
 from lab.place import Place
 from lab.procs import LabError, check_port_free, reap, signals_deferred, spawn, tail, wait_until
@@ -75,30 +75,6 @@ def _over_window(samples: list[tuple[float, float]], start: float, end: float) -
     if last[0] <= first[0]:
         return None
     return last[1] - first[1], last[0] - first[0]
-
-
-class WorkerFacts(TypedDict):
-    """One worker of a run: its Locust id (its host's name, then a random part), and its CPU over the window."""
-
-    id: str
-    host: str
-    index: int | None  # Locust's number for it, in the order workers joined
-    cpu_seconds: float | None  # between the reports that enclose the measured window
-    over_seconds: float | None
-    utilisation: float | None  # of a core
-    locust_cpu_percent: float | None  # Locust's own figure: its last 5 s before the master's last report
-    reports: int
-
-
-class WorkersFacts(TypedDict):
-    """A run's `where.locust_workers`: how many joined its master, on which hosts, and whether any bounded it."""
-
-    expected: int | None
-    connected: int
-    hosts: dict[str, int]
-    workers: list[WorkerFacts]
-    busiest: float | None
-    bounded: bool
 
 
 def workers_of_run(work: Path, run_id: str) -> WorkersFacts | None:

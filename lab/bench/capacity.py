@@ -34,9 +34,8 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from statistics import fmean
-from typing import Any
 
-from contract.knobs import choice_setting, int_setting
+from contract.knobs import Knobs, choice_setting, int_setting
 from lab import ROOT, duration
 from lab import timeline as requests_timeline
 from lab.bench.measure import _paths as locust_paths
@@ -701,7 +700,7 @@ def explained(f: CapacityFound) -> str:
     return "; ".join([*parts, f"{f.steps} steps, {f.runs} runs, {duration(f.seconds)}{stopped}"])
 
 
-def configurations(experiment: Experiment | None, knobs: Any) -> tuple[list[RunConfig], float]:
+def configurations(experiment: Experiment | None, knobs: Knobs) -> tuple[list[RunConfig], float]:
     """`make capacity`'s configurations: an experiment's runs (its slo_p95_ms, else SLO_P95_MS; its
     arrivals, else ARRIVALS), or the one configuration of the knobs in the environment."""
     slo = float(int_setting("SLO_P95_MS"))

@@ -16,7 +16,7 @@ from contract.endpoint import request_name
 from contract.knobs import REQUEST_WORKLOADS
 from lab import ROOT, machine_cpu
 from lab import timeline as requests_timeline
-from lab.backends import App, Backend
+from lab.backends import App, Backend, LocustOptions
 from lab.backends.remote_workers import master_argv
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
@@ -86,13 +86,13 @@ def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
     return work, timelines / f"{config.id}.csv", work / f"{config.id}.window.json"
 
 
-def locust_options(config: RunConfig, url: str, folder: Path) -> dict[str, object]:
+def locust_options(config: RunConfig, url: str, folder: Path) -> LocustOptions:
     """A headless run's options, whichever backend runs Locust."""
     work, timeline, window_file = _paths(folder, config)
     # open arrivals: every user at once, so that arrivals do not wait for users still being spawned
     knobs = config.knobs
     users, spawn_rate = (config.open_users, 10 * config.open_users) if config.arrival_rate else (knobs.users, knobs.spawn_rate)
-    options: dict[str, object] = {
+    options: LocustOptions = {
         "--host": url, "--users": users, "--spawn-rate": f"{spawn_rate:g}",
         "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
         "--json-file": work / config.id, "--loglevel": "WARNING", "--exit-code-on-error": 0,
