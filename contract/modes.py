@@ -47,7 +47,9 @@ class Mode:
 RUNSERVER = ("python", "manage.py", "runserver", "--noreload", "--skip-checks")
 GUNICORN = ("gunicorn", "--config", "gunicorn.conf.py", "--bind", "{host}:{port}")
 UVICORN = ("uvicorn", "--host", "{host}", "--port", "{port}", "--no-access-log")
-GRANIAN = ("granian", "--host", "{host}", "--port", "{port}", "--workers", "{workers}", "--no-ws")
+# Granian replaces a worker that dies only when told to (as Gunicorn always does), half a second after it died
+GRANIAN = ("granian", "--host", "{host}", "--port", "{port}", "--workers", "{workers}", "--no-ws",
+           "--respawn-failed-workers", "--respawn-interval", "0.5")  # fmt: skip
 
 MODES: dict[str, Mode] = {
     m.name: m

@@ -20,7 +20,7 @@ from lab.records import load_records
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 from .test_compose_engine import ENV, engine_answers, leftovers, standins  # noqa: F401 (a fixture)
-from .test_faults import experiment, measuring, recorded, stack
+from .test_faults import assert_refused, experiment, measuring, recorded, stack
 
 OFFSET = 25  # ports apart from the other compose tests'
 ENGINE_PIDFILE = ROOT / ".lab" / "engine" / "dockerd.pid"
@@ -44,6 +44,9 @@ def test_a_compose_bench_killed_hard_is_cleaned_up_by_the_next_command_and_resum
     proc, results, place = start_bench(tmp_path, OFFSET)
     assert wait_until(lambda: len(recorded(results)) >= 1 or proc.poll() is not None, 300), proc.communicate()
     assert wait_until(lambda: measuring(place), 120)
+    # a second lab, while this one runs: refused as on native (tests/test_faults.py), nothing of this one touched
+    second = [["up", "--backend", "compose"], ["bench", str(tmp_path / "tiny.toml"), "--backend", "compose"]]
+    assert_refused(place, proc, "make bench EXPERIMENT=tiny", "compose", second, LAB_RESULTS=str(results), **ENV)
     proc.kill()
     proc.communicate(timeout=30)
     kept = {p.name: p.read_bytes() for p in recorded(results)}

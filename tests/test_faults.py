@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -195,10 +196,19 @@ def _in_run(place: Place, program: str, timeout: float = 90) -> list[int]:
     return _pids_of(place, program)
 
 
+def _worker_pids(place: Place) -> list[int]:
+    """The worker processes the server reports itself running (its /healthz)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{place.app_port}/healthz", timeout=10) as response:
+        return list(json.loads(response.read())["server"]["worker_pids"])
+
+
 def test_a_server_or_database_dying_mid_run_fails_that_run_with_its_reason_and_the_experiment_goes_on(tmp_path):
-    # 1 gunicorn: a worker killed (the master replaces it); 2 granian: its master killed;
-    # 3 threaded: PostgreSQL killed; 4 async: must get a working database again
-    path, results, place = case(tmp_path, '["gunicorn", "granian", "threaded", "async"]', 34, run_time=4)
+    # 1 gunicorn: a worker killed (the master replaces it); 2 granian: its master killed; 3 granian-asgi: a worker
+    # killed (its master replaces it); 4 gthread: told to drop a worker (SIGTTOU),
+    # so that the server no longer runs the run's WORKERS=2; 5 threaded: PostgreSQL killed; 6 async: must get a
+    # working database again
+    modes = '["gunicorn", "granian", "granian-asgi", "gthread", "threaded", "async"]'
+    path, results, place = case(tmp_path, modes, 34, run_time=4)
     proc = start_bench(place, results, path)
     try:
         _, *workers = _in_run(place, "gunicorn")
@@ -207,6 +217,12 @@ def test_a_server_or_database_dying_mid_run_fails_that_run_with_its_reason_and_t
         master_granian = _in_run(place, "granian")[0]
         os.kill(master_granian, signal.SIGKILL)
         wait_for_records(results, 2, proc)
+        _in_run(place, "granian")
+        granian_worker = _worker_pids(place)[0]
+        os.kill(granian_worker, signal.SIGKILL)
+        wait_for_records(results, 3, proc)
+        os.kill(_in_run(place, "gunicorn")[0], signal.SIGTTOU)  # Gunicorn's master: one worker fewer
+        wait_for_records(results, 4, proc)
         _in_run(place, "manage.py")
         postmaster = int((place.state / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
         os.kill(postmaster, signal.SIGKILL)
@@ -214,13 +230,21 @@ def test_a_server_or_database_dying_mid_run_fails_that_run_with_its_reason_and_t
     finally:
         proc.kill()
     assert proc.returncode == 0, out + err
-    gunicorn, granian, threaded, fastapi = load_records(results / "latest")
+    gunicorn, granian, granian_asgi, gthread, threaded, fastapi = load_records(results / "latest")
     assert gunicorn["status"] == "ok", gunicorn["reason"]
     replaced = [f for f in gunicorn["findings"] if f["kind"] == "workers_replaced"]
     assert replaced and replaced[0]["gone"][0]["pid"] == workers[0], gunicorn["findings"]
     assert any(f"worker process(es) {workers[0]}" in w for w in gunicorn["warnings"])
     assert granian["status"] == "failed"
     assert granian["reason"].startswith("the server died during the run: its process was killed by SIGKILL"), granian["reason"]
+    # Granian, told to, replaces its worker as Gunicorn does: the run goes on and says which worker died
+    replaced = [f for f in granian_asgi["findings"] if f["kind"] == "workers_replaced"]
+    assert replaced and replaced[0]["gone"][0]["pid"] == granian_worker, (granian_asgi["reason"], granian_asgi["findings"])
+    assert gthread["status"] == "failed"
+    assert gthread["reason"] == (
+        "after the run, the server no longer ran the run's configuration: workers is 1 in the server, 2 in the run"
+    ), gthread["reason"]
+    assert gthread["server_after"]["differences"] and gthread["verification"]["server"]["workers"] == 2
     assert threaded["status"] == "failed" and "PostgreSQL had stopped" in threaded["reason"], threaded["reason"]
     assert fastapi["status"] == "ok", fastapi["reason"]
     assert "FAILED: the server died during the run" in out
@@ -300,16 +324,25 @@ def test_a_port_another_program_holds_stops_the_bench_before_anything_starts(tmp
     assert not processes_of(place.state)
 
 
+def assert_refused(place: Place, running: subprocess.Popen[bytes] | subprocess.Popen[str], what: str, backend: str,
+                   commands: list[list[str]], **env: str) -> None:  # fmt: skip
+    """Each of `commands`, started while `running` (the lab that runs `what`) holds the stack, is refused in the
+    same words on every backend: what runs, its pid and backend, and how to stop it; the running lab goes on."""
+    for args in commands:
+        result = lab(place, *args, **env)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"the lab is already running: {what} (pid {running.pid}, {backend} backend" in result.stderr
+        assert "stop it with `make down` first" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert running.poll() is None  # the running lab is left alone
+
+
 def test_a_second_lab_is_refused_while_one_runs_whatever_it_is(tmp_path):
     place = make_place(tmp_path / "state", 38)
     up = lab_up(place, "async")
     try:
-        for args in (["up"], ["bench", str(experiment(tmp_path, '["async"]'))], ["demo"], ["capacity"]):
-            result = lab(place, *args, LAB_RESULTS=str(tmp_path / "results"))
-            assert result.returncode == 2, result.stdout + result.stderr
-            assert f"the lab is already running: make up MODE=async (pid {up.pid}, native backend" in result.stderr
-            assert "stop it with `make down` first" in result.stderr
-            assert up.poll() is None  # the running lab is left alone
+        commands = [["up"], ["bench", str(experiment(tmp_path, '["async"]'))], ["demo"], ["capacity"]]
+        assert_refused(place, up, "make up MODE=async", "native", commands, LAB_RESULTS=str(tmp_path / "results"))
         assert lab(place, "down").returncode == 0
         up.wait(timeout=30)
     finally:

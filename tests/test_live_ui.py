@@ -215,6 +215,47 @@ def apply(page: Any, **fields: str) -> None:
     assert not page.locator("#apply-error").is_visible(), page.inner_text("#apply-error")
 
 
+def switch_to_gunicorn_with_two_workers_and_keep(page: Any, count: int, timeout: float) -> None:
+    """From the page: MODE=gunicorn, WORKERS=2; once both workers serve (two processes on the timeline), keep a run.
+    The few seconds' wait: distributed Locust workers send their rows each second, and a window kept before any
+    row of it has reached the master is recorded without a timeline."""
+    apply(page, MODE="gunicorn", WORKERS="2", THREADS="")
+    wait_for("gunicorn 2×1 to run", lambda: "gunicorn 2×1 runs" in page.inner_text("#running"), timeout)
+    wait_for("two worker processes on the timeline", lambda: "in 2 process(es)" in page.inner_text("#figures"), 30)
+    time.sleep(3)
+    keep_run(page, count)
+
+
+def section(md: str, title: str) -> str:
+    """One `## title` section of report.md, up to the next."""
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", md, re.M | re.S)
+    assert found, f"report.md has no section {title!r}:\n{md}"
+    return found.group(1)
+
+
+def assert_the_report_compares(folder: Path, place: Any, labels: list[str]) -> None:
+    """`lab report` on the kept runs sets them side by side: each run in the runs table with its measured req/s,
+    and the conclusions and the pick name the configurations compared."""
+    report = subprocess.run([PYTHON, "-m", "lab", "report", str(folder)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env=lab_env(place))  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert (folder / "report.html").exists()
+    md = (folder / "report.md").read_text()
+    runs = section(md, "Runs: measured and predicted")
+    table = runs[runs.index("| run |") :].split("\n\n")[0].splitlines()  # the first table: the runs, measured
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    rows = {cells[0]: dict(zip(header, cells, strict=True))
+            for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])}  # fmt: skip
+    for record, label in zip(load_records(folder), labels, strict=True):
+        row = rows.get(f"{label} · {record['config']['workload']}")
+        assert row is not None, f"{label} is not in the runs table:\n" + "\n".join(table)
+        assert row["req/s"] == f"{record['locust']['rps']:.1f}", (label, row, record["locust"]["rps"])
+    assert len(rows) == len(labels), table
+    conclusions, pick = section(md, "Conclusions"), section(md, "Which to pick")
+    assert all(label in conclusions for label in labels), conclusions
+    assert re.search(r"pick (" + "|".join(map(re.escape, labels)) + r")\b", pick), pick
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="NO DEBIAN CHROMIUM: the browser test did not run (.ci/run installs it)")
 def swarm_and_open_the_lab_tab(browser: Any, locust: str) -> Any:
@@ -269,12 +310,9 @@ def test_the_lab_tab_and_page_in_a_real_browser(tmp_path):
             time.sleep(4)
             keep_run(page, 2)
 
-            apply(page, MODE="gunicorn", WORKERS="2", THREADS="")
-            wait_for("gunicorn 2×1 to run", lambda: "gunicorn 2×1 runs" in page.inner_text("#running"), 60)
-            wait_for("two worker processes on the timeline", lambda: "in 2 process(es)" in page.inner_text("#figures"), 30)
+            switch_to_gunicorn_with_two_workers_and_keep(page, 3, 60)
             if SCREENSHOTS:
                 page.screenshot(path=str(Path(SCREENSHOTS) / "lab-page.png"), full_page=True)
-            keep_run(page, 3)
 
             # a bad value: the command line's own words, and nothing restarts
             page.locator("#settings [name=THREADS]").fill("0")
@@ -295,10 +333,7 @@ def test_the_lab_tab_and_page_in_a_real_browser(tmp_path):
     assert all(r["status"] == "ok" and r["verification"]["ok"] for r in records), [r["reason"] for r in records]
     assert records[2]["config"]["workers"] == 2 and records[2]["verification"]["server"]["workers"] == 2
     assert all(r["locust"]["requests"] > 0 and r["timeline"]["rows"] > 0 for r in records)
-    report = subprocess.run([PYTHON, "-m", "lab", "report", str(folder)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, env=lab_env(place))  # fmt: skip
-    assert report.returncode == 0, report.stderr
-    assert (folder / "report.html").exists()
+    assert_the_report_compares(folder, place, ["threaded", "async", "gunicorn 2×1"])
     print(f"browser test: {time.monotonic() - started:.0f} s")
 
 
@@ -320,6 +355,7 @@ def test_the_lab_on_compose_with_two_locust_workers(tmp_path):
     from lab import images
 
     images.build_standins(print)
+    started = time.monotonic()
     place = make_place(tmp_path / "lab", OFFSET + 1)
     results = tmp_path / "results"
     up = Up(place, ARGS="--backend compose --locust-workers 2", IMAGES="local", LAB_CONTROL_PORT=str(place.locust_port + 500),
@@ -345,12 +381,17 @@ def test_the_lab_on_compose_with_two_locust_workers(tmp_path):
             assert len(apps) == 1
             time.sleep(4)
             keep_run(page, 2)
+            switch_to_gunicorn_with_two_workers_and_keep(page, 3, 120)
             browser.close()
     finally:
         up.stop()
     assert up.proc.returncode == 0, "".join(up.lines)
     [folder] = results.glob("live-*")
     records = load_records(folder)
-    assert [(r["config"]["mode"], r["backend"], r["status"]) for r in records] == [("threaded", "compose", "ok"),
-                                                                                   ("async", "compose", "ok")]  # fmt: skip
+    assert [(r["config"]["mode"], r["backend"], r["status"]) for r in records] == [
+        ("threaded", "compose", "ok"), ("async", "compose", "ok"), ("gunicorn", "compose", "ok")
+    ], [r["reason"] for r in records]  # fmt: skip
+    assert records[2]["config"]["workers"] == 2 and records[2]["verification"]["server"]["workers"] == 2
     assert all(r["config"]["locust_processes"] == 2 and r["timeline"]["rows"] > 0 for r in records)
+    assert_the_report_compares(folder, place, ["threaded", "async", "gunicorn 2×1"])
+    print(f"compose browser test: {time.monotonic() - started:.0f} s")

@@ -289,6 +289,9 @@ class LiveLab:
                                "the ramp-up), and again at each reset of the statistics")  # fmt: skip
             requests = sum(int(e["num_requests"]) for e in window["entries"])
             failures = sum(int(e["num_failures"]) for e in window["entries"])
+            if requests <= 0 or not window["rows"]:  # Locust's workers report their requests about once a second
+                raise LabError("nothing answered in the measured window has reached Locust yet: keep the run in a "
+                               "few seconds")  # fmt: skip
             last = self.read(requests, failures)
             limit = self.stack.limit
             applied = LimitApplied(self.server_knobs.cpus, limit.describe() if limit else None, bool(limit and limit.enforced))
