@@ -100,7 +100,9 @@ class LabWSGI:
             return [body]
 
         def timed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, [*headers, *timer.headers().items()], exc_info)
+            own = timer.headers()  # an app's own timing headers (the lab's currency app sends them) give way to these
+            kept = [(name, value) for name, value in headers if name.lower() not in {k.lower() for k in own}]
+            return start_response(status, [*kept, *own.items()], exc_info)
 
         return self.app(environ, timed)
 
@@ -130,7 +132,10 @@ class LabASGI:
 
         async def timed(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *_encoded(timer.headers())]}
+                own = _encoded(timer.headers())
+                names = {name for name, _ in own}
+                kept = [(name, value) for name, value in message.get("headers", ()) if name.lower() not in names]
+                message = {**message, "headers": [*kept, *own]}
             await send(message)
 
         await self.app(scope, receive, timed)

@@ -28,7 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from contract.knobs import KnobError, env_file, setting
-from contract.serve import app_interface
+from contract.serve import SERVER_SETTINGS, app_interface
 from lab import ROOT
 from lab.place import Place
 
@@ -230,7 +230,9 @@ def prepare(place: Place | None = None, say: Callable[[str], None] = _say) -> st
         folder = app_venv(Path(requirements), place or Place(), say)
         os.environ["APP_PYTHON"] = str(folder / "bin" / "python")  # every server, APP_SETUP and the check below
     own = env_file(setting("APP_ENV")) if setting("APP_ENV") else {}  # an app may read its environment as it imports
-    kind = app_interface({**os.environ, **own})
+    # ... what the lab gives its servers among it (a Django project's settings read them on import)
+    given = {"DATABASE_URL": (place or Place()).postgres().url, **{name: setting(name) for name in SERVER_SETTINGS}}
+    kind = app_interface({**given, **os.environ, **own})
     os.environ["APP_INTERFACE"] = kind
     _prepared[inputs] = kind
     return kind

@@ -76,6 +76,34 @@ def test_the_wsgi_middleware_adds_the_timing_headers_and_answers_the_report():
     assert status == "200 OK" and report["workload"] is None and report["pid"] and report["cpu"]["process_tree_seconds"] >= 0
 
 
+def test_an_app_s_own_timing_headers_give_way_to_the_middleware_s():
+    """The lab's currency app sends the timing headers itself: served as an app, each is sent once, the middleware's."""
+
+    def timed_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("X-Request-Start", "1"), ("Content-Type", "text/plain")])
+        return [b"hello"]
+
+    async def timed_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-request-start", b"1")]})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    sent: list[tuple[str, str]] = []
+    list(wrap(timed_wsgi)({"PATH_INFO": "/x", "REQUEST_METHOD": "GET"}, lambda status, headers, exc=None: sent.extend(headers)))
+    starts = [v for k, v in sent if k.lower() == "x-request-start"]
+    assert len(starts) == 1 and starts[0] != "1" and ("Content-Type", "text/plain") in sent
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    asyncio.run(wrap(timed_asgi)({"type": "http", "path": "/x", "method": "GET", "headers": []}, receive, send))
+    starts = [v for k, v in messages[0]["headers"] if k == b"x-request-start"]
+    assert len(starts) == 1 and starts[0] != b"1"
+
+
 def test_the_asgi_middleware_adds_the_timing_headers_and_answers_the_report():
     status, headers, body = asyncio.run(call_asgi(wrap(hello_asgi), "/anything"))
     assert status == 200 and body == b"hello" and all(h in headers for h in TIMING)
@@ -173,20 +201,16 @@ def test_a_bench_of_an_example_app_records_each_mode_that_serves_it(tmp_path: Pa
     assert not processes_of(place.state)
 
 
-ONE_MODE = """
-warmup = 0.5
-run_time = 1.5
-users = 2
-[[matrix]]
-modes = ["gunicorn"]
-workloads = "io"
-"""
+def one_mode(folder: Path, mode: str = "gunicorn", **keys: float) -> Path:
+    """An experiment of one mode's io run, with these keys."""
+    path = folder / "one.toml"
+    path.write_text("".join(f"{k} = {v}\n" for k, v in keys.items()) + f'[[matrix]]\nmodes = ["{mode}"]\nworkloads = "io"\n')
+    return path
 
 
 @pytest.mark.slow
 def test_app_setup_runs_once_with_the_labs_database_and_a_failing_path_fails_the_run(tmp_path: Path):
-    experiment = tmp_path / "one.toml"
-    experiment.write_text(ONE_MODE)
+    experiment = one_mode(tmp_path, warmup=0.5, run_time=1.5, users=2)
     said = tmp_path / "setup.txt"
     place = make_place(tmp_path / "state", 6)
     result = run_bench(place, tmp_path / "results", str(experiment), APP="wsgi_shop:app", APP_DIR=str(APPS),
@@ -195,4 +219,33 @@ def test_app_setup_runs_once_with_the_labs_database_and_a_failing_path_fails_the
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "latest" / "runs").glob("*.json")]
     assert len(records) == 1 and records[0]["status"] == "failed", result.stdout + result.stderr
     assert "/nope answered HTTP 404 at one user" in records[0]["reason"]
+    assert not processes_of(place.state)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "app", "app_dir"),
+    [("gunicorn", "banksite.wsgi:application", "services/django"), ("async", "api.main:app", "services/fastapi")],
+)
+def test_the_lab_s_own_currency_app_through_app_gives_the_built_in_mode_s_figures(
+    tmp_path: Path, smoke_results: Path, mode: str, app: str, app_dir: str
+):
+    """The currency endpoint's Django (WSGI) and FastAPI (ASGI) apps served through APP=, the path any app takes,
+    against the same mode's built-in run of the smoke experiment (same knobs): the same throughput within noise."""
+    experiment = one_mode(tmp_path, mode, io_seconds=0.05, warmup=1, run_time=3, users=4, cpus=1)  # the smoke's knobs
+    place = make_place(tmp_path / "state", 44)
+    result = run_bench(place, tmp_path / "results", str(experiment), APP=app, APP_DIR=app_dir,
+                       PATHS="/currency/convert?from=usd&to=gbp")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    [through] = [json.loads(p.read_text()) for p in (tmp_path / "results" / "latest" / "runs").glob("*.json")]
+    [built_in] = [json.loads(p.read_text()) for p in (smoke_results / "runs").glob(f"*-{mode}-io-*.json")]
+    assert through["status"] == "ok" and built_in["status"] == "ok", through["reason"]
+    assert through["verification"]["server"]["workload"] is None  # served by the middleware's report: the APP path
+    assert {k: through["config"][k] for k in ("workers", "threads", "users", "cpus", "io_seconds")} == {
+        k: built_in["config"][k] for k in ("workers", "threads", "users", "cpus", "io_seconds")
+    }
+    a, b = through["intervals"]["rps"], built_in["intervals"]["rps"]
+    ratio = a["estimate"] / b["estimate"]
+    # within noise: the two runs' throughput intervals overlap, or differ by less than this machine's run-to-run spread
+    assert (a["low"] <= b["high"] and b["low"] <= a["high"]) or abs(ratio - 1) < 0.1, (a, b)
     assert not processes_of(place.state)
