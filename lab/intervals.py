@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab.stats import Interval, batch_means_interval, mean_interval, quantile_interval
@@ -21,24 +22,38 @@ PERCENTILES = (50, 95, 99)
 BATCHES = 5  # few seconds per batch in a short run, and still a t-interval with 4 degrees of freedom
 
 
-def as_json(interval: Interval) -> dict[str, float | int | None]:
-    """An interval as a record keeps it: an unbounded side is None (JSON has no infinity)."""
+@dataclass(frozen=True)
+class Figure:
+    """One figure's 95% interval as a record keeps it: an unbounded side is None (JSON has no infinity)."""
 
-    def finite(x: float) -> float | None:
-        return round(x, 4) if math.isfinite(x) else None
+    estimate: float | None
+    low: float | None
+    high: float | None
+    n: int = 0
 
-    return {"estimate": finite(interval.estimate), "low": finite(interval.low), "high": finite(interval.high),
-            "n": interval.n}  # fmt: skip
+    @classmethod
+    def of(cls, interval: Interval) -> Figure:
+        def finite(x: float) -> float | None:
+            return round(x, 4) if math.isfinite(x) else None
+
+        return cls(finite(interval.estimate), finite(interval.low), finite(interval.high), interval.n)
+
+    def interval(self) -> Interval:
+        low, high = -math.inf if self.low is None else self.low, math.inf if self.high is None else self.high
+        return Interval(self.estimate or 0.0, low, high, n=self.n)
 
 
-def from_json(data: Mapping[str, float | int | None]) -> Interval:
-    estimate = data.get("estimate")
-    low, high = data.get("low"), data.get("high")
-    return Interval(float(estimate or 0.0), -math.inf if low is None else float(low),
-                    math.inf if high is None else float(high), n=int(data.get("n") or 0))  # fmt: skip
+@dataclass(frozen=True)
+class RunIntervals:
+    """`intervals` of a run's record: how sure its throughput and latency percentiles are."""
+
+    rps: Figure | None = None
+    p50_ms: Figure | None = None
+    p95_ms: Figure | None = None
+    p99_ms: Figure | None = None
 
 
-def of_run(timeline: Path, rps: float) -> dict[str, dict[str, float | int | None]]:
+def of_run(timeline: Path, rps: float) -> RunIntervals:
     """Intervals for a run's throughput and latency percentiles, from its timeline. The timeline keeps
     up to a cap of requests: the throughput interval is the per-second series' relative spread applied
     to the run's own throughput, so a capped timeline still says how steady the run was."""
@@ -49,9 +64,8 @@ def of_run(timeline: Path, rps: float) -> dict[str, dict[str, float | int | None
             if row.get("client_ms"):
                 latencies.append(float(row["client_ms"]))
                 ends.append(int(row["end_us"]) / 1e6)
-    found = {f"p{p}_ms": as_json(quantile_interval(latencies, p / 100)) for p in PERCENTILES}
-    found["rps"] = as_json(_throughput(ends, rps))
-    return found
+    p50, p95, p99 = (Figure.of(quantile_interval(latencies, p / 100)) for p in PERCENTILES)
+    return RunIntervals(Figure.of(_throughput(ends, rps)), p50, p95, p99)
 
 
 def _throughput(ends: list[float], rps: float) -> Interval:

@@ -19,6 +19,7 @@ from typing import ClassVar, Literal
 from contract.knobs import KNOBS, KnobError, Knobs, Offload
 from lab import experiments
 from lab.experiments import RunConfig, run_names
+from lab.intervals import RunIntervals
 from lab.machine import Machine
 from lab.machine_cpu import MachineWindow
 from lab.quick_check import QuickCheck
@@ -441,7 +442,7 @@ class RunRecord:
     calibration: Calibration | None = None
     capacity_step: CapacityStep | None = None
     measure_again: bool = False  # its backend went away: RESUME=1 measures it again
-    intervals: dict[str, dict[str, float | int | None]] | None = None  # how sure its figures are (lab.intervals)
+    intervals: RunIntervals | None = None  # how sure its figures are (lab.intervals)
 
     @property
     def ok(self) -> bool:

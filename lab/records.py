@@ -139,7 +139,7 @@ def summary_row(record: RunRecord) -> dict[str, object]:
         "reason": record.reason,
         "repeat": record.config.repeat,
         **{
-            f"{figure}_{side}": ((record.intervals or {}).get(figure) or {}).get(side)
+            f"{figure}_{side}": getattr(getattr(record.intervals, figure, None), side, None)
             for figure in INTERVAL_FIGURES
             for side in ("low", "high")
         },

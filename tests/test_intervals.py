@@ -44,17 +44,17 @@ def _timeline(path: Path, seconds: int, per_second: int, seed: int = 1) -> Path:
 
 def test_a_steady_run_has_a_narrow_throughput_interval_around_its_own_figure(tmp_path):
     found = intervals.of_run(_timeline(tmp_path / "t.csv", 20, 50), rps=50.0)
-    rps = intervals.from_json(found["rps"])
+    rps = found.rps.interval()
     assert rps.estimate == 50.0 and rps.low < 50 < rps.high and rps.relative_half_width < 0.05
-    p95 = intervals.from_json(found["p95_ms"])
+    p95 = found.p95_ms.interval()
     assert p95.low < p95.estimate < p95.high and p95.n > 900
     assert 50 * -math.log(0.05) == pytest.approx(p95.estimate, rel=0.25)  # exponential with mean 50 ms
 
 
 def test_too_few_requests_leave_an_interval_unbounded_not_invented(tmp_path):
     found = intervals.of_run(_timeline(tmp_path / "t.csv", 2, 5), rps=5.0)
-    assert found["p99_ms"]["high"] is None  # a p99 of ten requests has no upper bound
-    assert not intervals.from_json(found["p99_ms"]).known
+    assert found.p99_ms.high is None  # a p99 of ten requests has no upper bound
+    assert not found.p99_ms.interval().known
 
 
 def test_repeats_give_a_mean_with_its_interval_and_the_run_to_run_spread():

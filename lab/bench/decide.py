@@ -31,7 +31,6 @@ from lab.bench.capacity import FIRST_REQUESTS, MIN_WINDOW_S, STEP_OVERHEAD, firs
 from lab.bench.run import Entry, Where, keep, link_latest, now, opened, results_folder, run_one
 from lab.decision import DECISION_FILE, PATHS_FILE, Decision, PathFigures, Tried, write_json
 from lab.experiments import Experiment, RunConfig, for_app
-from lab.intervals import from_json
 from lab.model.deploy import Budget, Candidate, Demand, Interface, NotTried, bound, candidates, mean_demand
 from lab.place import Place
 from lab.procs import LabError
@@ -96,7 +95,7 @@ def figures(record: RunRecord, folder: Path, path: str, weight: int, root: Path)
     if not times or not cpu_s or cpu_s <= 0:
         raise LabError(f"PATHS {path} alone at one user: the run recorded no server-side times or no CPU per request")
     handler_ms, cpu_ms = sum(times) / len(times), cpu_s * 1000
-    p50 = from_json(record.intervals["p50_ms"]) if record.intervals and "p50_ms" in record.intervals else None
+    p50 = record.intervals.p50_ms.interval() if record.intervals and record.intervals.p50_ms else None
     rss = record.server_after.worker_rss_bytes if record.server_after else ()
     return PathFigures(
         path=path, weight=weight, served_by=record.config.label, requests=m.locust.requests,
@@ -189,7 +188,7 @@ def try_candidate(state: Deciding, candidate: Candidate, interface: Interface, d
     record = state.run(RunConfig(knobs, CLOSED_WARMUP, CLOSED_SECONDS), state.folder, state.index)
     state.index += 1
     m = record.measured if record.ok else None
-    rps = from_json(record.intervals["rps"]) if m and record.intervals and "rps" in record.intervals else None
+    rps = record.intervals.rps.interval() if m and record.intervals and record.intervals.rps else None
     print(f"    {f'{m.locust.rps:.1f} req/s, p95 {m.locust.p95_ms or 0:.0f} ms' if m else f'FAILED: {record.reason}'}",
           flush=True)  # fmt: skip
     tried = Tried(candidate=candidate, users=users, closed_rps=m.locust.rps if m else None,

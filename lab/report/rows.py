@@ -38,8 +38,8 @@ class Row:
             return Interval(0.0, 0.0, 0.0)
         if len(self.repeats) > 1:
             return intervals.across(r.measured.locust.rps for r in self.repeats if r.measured)
-        own = self.record.intervals.get("rps") if self.record.intervals else None
-        within = intervals.from_json(own) if own else Interval(self.rps, -math.inf, math.inf)
+        own = self.record.intervals.rps if self.record.intervals else None
+        within = own.interval() if own else Interval(self.rps, -math.inf, math.inf)
         if self.spread is None:
             return within
         half = max(self.spread * self.rps, (within.high - within.low) / 2 if within.known else 0.0)
