@@ -316,13 +316,14 @@ users = {users}
 @pytest.mark.slow
 def test_past_capacity_open_arrivals_show_the_queue_growing_where_a_closed_loop_does_not(tmp_path):
     """One sync Gunicorn worker serves under 20 requests/s (each waits 50 ms in the database); 30
-    arrivals/s pile up, so latency grows over the run, while the same number of users in a closed
-    loop (measured after one full turn of its users) only wait their turn, as steadily at the end as
-    at the start."""
+    arrivals/s pile up, so latency grows over the run, while 70 users in a closed loop (measured after
+    one full turn of its users) only wait their turn, as steadily at the end as at the start. The open
+    run has users enough that the queue never fills them within the run, even on a machine slow enough
+    to serve half as many (70, what RunConfig.open_users gives at 30/s, were filled midway there: the
+    latency stopped growing)."""
     place = make_place(tmp_path / "state", 10)
     results = {}
-    users = 70  # what an open run at 30/s brings (RunConfig.open_users)
-    for kind, arrivals, warmup in (("open", "arrival_rate = 30", 0.5), ("closed", "", 4)):
+    for kind, arrivals, warmup, users in (("open", "arrival_rate = 30", 0.5, 200), ("closed", "", 4, 70)):
         experiment = tmp_path / f"{kind}.toml"
         experiment.write_text(OVERLOAD.format(arrivals=arrivals, users=users, warmup=warmup))
         result = run_bench(place, tmp_path / kind, str(experiment))
