@@ -384,3 +384,10 @@ def test_a_candidate_s_memory_is_what_its_own_workers_took_where_it_was_measured
     measured = replace(estimated, measured_mb=300.0)  # its own workers, after its closed loop, took more
     d = deploy(decision(measured, tried(GTHREAD, 40, 50), memory_mb=200))
     assert d.pick and d.pick.label == GTHREAD.label and [(x.label, x.why) for x in d.left_out] == [(PROCESSES.label, "memory")]
+
+
+def test_a_pick_held_past_the_model_s_saturation_is_said_so_not_explained_by_a_short_queue():
+    d = deploy(decision(tried(ONE, 400, 600, 550)))  # one process at 2 ms of CPU saturates at 500 req/s
+    assert d.pick and d.pick.capacity.estimate > d.pick.model.throughput
+    said = deploy_words.reason(d)
+    assert "is no ceiling for this server under load" in said and "queue stays short" not in said

@@ -78,11 +78,18 @@ def reason(d: Deploy) -> str:
         concurrency = (f"the concurrency bound C / (W + D_cpu) = {x.in_flight} / {ms(demand.service_s)} ms = "
                        f"{rps(x.concurrency_bound)} req/s")  # fmt: skip
     binds = "the CPU binds" if x.binding == CPU else "concurrency binds"
-    share = f"{d.pick.capacity.estimate / x.throughput:.0%} of" if x.throughput > 0 else "a share of"
-    return (f"The model's reason: a request costs {ms(demand.d_cpu_s)} ms of CPU and waits {ms(demand.wait_s)} ms on "
-            f"average; for `{c.label}`, {binds}: {cpu}; {concurrency}. At the target it held {share} that "
-            f"saturation ({rps(x.throughput)} req/s): below it, the queue stays short enough for p95 ≤ "
-            f"{d.decision.slo_p95_ms:g} ms.")  # fmt: skip
+    said = (f"The model's reason: a request costs {ms(demand.d_cpu_s)} ms of CPU and waits {ms(demand.wait_s)} ms on "
+            f"average; for `{c.label}`, {binds}: {cpu}; {concurrency}.")  # fmt: skip
+    held = d.pick.capacity.estimate / x.throughput if x.throughput > 0 else None
+    if held is None or held <= 1:
+        share = f"{held:.0%} of" if held is not None else "a share of"
+        share = f"at least {share}" if d.pick.tried.lower_bound_only else share  # nothing broke: a floor
+        return (f"{said} At the target it held {share} that saturation ({rps(x.throughput)} req/s): below it, the "
+                f"queue stays short enough for p95 ≤ {d.decision.slo_p95_ms:g} ms.")  # fmt: skip
+    # no queue is stable past saturation: the saturation from each path alone did not bound this server under load
+    return (f"{said} At the target it held {held:.0%} of that saturation ({rps(x.throughput)} req/s): the model's "
+            "figure, from each path alone at one user, is no ceiling for this server under load (a request may take "
+            "less CPU among many than alone).")  # fmt: skip
 
 
 def runner_up(d: Deploy) -> str:
