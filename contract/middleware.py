@@ -101,7 +101,8 @@ class LabWSGI:
 
         def timed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             own = timer.headers()  # an app's own timing headers (the lab's currency app sends them) give way to these
-            kept = [(name, value) for name, value in headers if name.lower() not in {k.lower() for k in own}]
+            names = {name.lower() for name in own}
+            kept = [(name, value) for name, value in headers if name.lower() not in names]
             return start_response(status, [*kept, *own.items()], exc_info)
 
         return self.app(environ, timed)

@@ -96,7 +96,7 @@ def figures(record: RunRecord, folder: Path, path: str, weight: int, root: Path)
         raise LabError(f"PATHS {path} alone at one user: the run recorded no server-side times or no CPU per request")
     handler_ms, cpu_ms = sum(times) / len(times), cpu_s * 1000
     p50 = record.intervals.p50_ms.interval() if record.intervals and record.intervals.p50_ms else None
-    rss = record.server_after.worker_rss_bytes if record.server_after else ()
+    rss = worker_rss(record)
     return PathFigures(
         path=path, weight=weight, served_by=record.config.label, requests=m.locust.requests,
         p50_ms=p50.estimate if p50 else m.locust.p50_ms,
@@ -108,9 +108,14 @@ def figures(record: RunRecord, folder: Path, path: str, weight: int, root: Path)
     )  # fmt: skip
 
 
+def worker_rss(record: RunRecord) -> tuple[int, ...]:
+    """Each worker process's resident memory after the run, as its server reported it (none without a report)."""
+    return record.server_after.worker_rss_bytes if record.server_after else ()
+
+
 def workers_mb(record: RunRecord) -> float | None:
-    """Its worker processes' resident memory together after the run, as its server reported it; None without one."""
-    rss = record.server_after.worker_rss_bytes if record.server_after else ()
+    """Its worker processes' resident memory together after the run; None without a report."""
+    rss = worker_rss(record)
     return round(sum(rss) / MB, 1) if rss else None
 
 
