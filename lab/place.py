@@ -19,6 +19,7 @@ class Place:
     app_port: int = field(default_factory=lambda: int_setting("APP_PORT"))
     pg_port: int = field(default_factory=lambda: int_setting("PG_PORT"))
     locust_port: int = field(default_factory=lambda: int_setting("LOCUST_PORT"))
+    control_port: int = field(default_factory=lambda: int_setting("LAB_CONTROL_PORT"))  # `make up`'s Lab page form
 
     @property
     def logs(self) -> Path:

@@ -29,6 +29,9 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 def stop_on_signals() -> None:
+    # Ctrl-C explicitly too: a background job of a non-interactive shell (and some CI runners) starts with
+    # SIGINT ignored, and Python leaves an ignored SIGINT ignored, so such a lab could not be interrupted.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupted)
 

@@ -42,7 +42,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # LAB_TEST_PORT_BASE shifts every test port, so that two test sessions can run side by side
 _BASE = int(os.environ.get("LAB_TEST_PORT_BASE", "0"))
-TEST_PORTS = {"APP_PORT": 18000 + _BASE, "PG_PORT": 15433 + _BASE, "LOCUST_PORT": 18089 + _BASE}
+TEST_PORTS = {"APP_PORT": 18000 + _BASE, "PG_PORT": 15433 + _BASE, "LOCUST_PORT": 18089 + _BASE,
+              "LAB_CONTROL_PORT": 18200 + _BASE}  # fmt: skip
 
 
 def make_place(state: Path, offset: int = 0) -> Place:
@@ -51,6 +52,7 @@ def make_place(state: Path, offset: int = 0) -> Place:
         app_port=TEST_PORTS["APP_PORT"] + offset,
         pg_port=TEST_PORTS["PG_PORT"] + offset,
         locust_port=TEST_PORTS["LOCUST_PORT"] + offset,
+        control_port=TEST_PORTS["LAB_CONTROL_PORT"] + offset,
     )
 
 
@@ -66,6 +68,7 @@ def lab_env(place: Place, **extra: str) -> dict[str, str]:
         APP_PORT=str(place.app_port),
         PG_PORT=str(place.pg_port),
         LOCUST_PORT=str(place.locust_port),
+        LAB_CONTROL_PORT=str(place.control_port),
         PYTHONPATH=str(ROOT),
         **extra,
     )

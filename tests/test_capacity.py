@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import random
 import subprocess
 from dataclasses import replace
 
@@ -17,114 +16,29 @@ from lab import ROOT
 from lab.bench.capacity import (
     CpuModel,
     Range,
-    Window,
     capacity_range,
     configurations,
     contradiction,
     cpu_model,
     crossing,
-    judge,
     longest_step,
     next_rate,
     predict,
-    read_window,
     share,
-    unstable,
-    verdict_of,
 )
+from lab.bench.step_judge import read_window, unstable
 from lab.experiments import ExperimentError, expand, load
-from lab.model import capacity_at, simulate
+from lab.model import capacity_at
 from lab.record import CapacityFound, ModelCounts, RunRecord
 from lab.records import load_records
 from lab.report.capacity import Capacity, capacity_picks
 from lab.report.words import capacity_pick
-from lab.stats import Interval, correlated_quantile_interval, quantile_interval, unknown
+from lab.stats import Interval, quantile, unknown
 
 from .conftest import PYTHON, knobs, lab_env, make_place, processes_of, run_bench
 from .records import run_record
 
 OK = run_record()
-
-
-def window(answered: list[float], waiting: list[float] | None = None, *, seconds: float = 60.0, offered: int | None = None,
-           failed: int = 0) -> Window:  # fmt: skip
-    waiting = waiting or []
-    sent = len(answered) + len(waiting)
-    return Window(seconds, sent if offered is None else offered, sent, failed, answered, waiting)
-
-
-def steady(n: int = 300, centre: float = 100.0, seed: int = 1) -> list[float]:
-    """Latencies of a stable queue well under any target: independent, around `centre` ms."""
-    rng = random.Random(seed)
-    return [centre + rng.expovariate(1 / 20) for _ in range(n)]
-
-
-# ---------------------------------------------------------------- judging a step
-
-
-def test_a_step_holds_when_its_p95_interval_lies_under_the_target_breaks_over_it_and_is_unsure_across_it():
-    assert verdict_of(Interval(250, 220, 280, n=300), 300)[0] == "held"
-    assert verdict_of(Interval(350, 320, 400, n=300), 300)[0] == "broke"
-    verdict, why = verdict_of(Interval(290, 260, 330, n=300), 300)
-    assert verdict == "unsure" and "straddles the target of 300 ms" in why
-    # too few requests to bound it from above (p95 needs 72): never held, however low the estimate
-    assert verdict_of(unknown(100.0, n=50), 300)[0] == "unsure"
-    assert verdict_of(Interval(100, 90, math.inf, n=50), 300)[0] == "unsure"
-
-
-def p95_interval(windows: list[list[float]]) -> Interval:
-    return correlated_quantile_interval(windows, 0.95)
-
-
-def test_the_p95_interval_is_widened_for_a_queues_correlated_latencies_and_not_for_independent_ones():
-    # M/D/1 at 70% of saturation: neighbours wait behind the same requests
-    queue = list(simulate(servers=1, rate=6.7, service=0.105, n=800, seed=3).responses * 1000)
-    widened, plain = p95_interval([queue]), quantile_interval(queue, 0.95)
-    assert widened.estimate == plain.estimate
-    assert widened.low <= plain.low and widened.high >= plain.high and widened.width > 1.3 * plain.width
-    assert widened.n < 0.7 * len(queue)  # the independent requests it is worth
-    shuffled = random.Random(0).sample(queue, len(queue))  # the same values, the order forgotten
-    assert p95_interval([shuffled]).width < 1.3 * quantile_interval(shuffled, 0.95).width
-    # two windows at one rate: each is worth what its own correlation allows, not penalised for differing
-    assert p95_interval([shuffled, shuffled[::-1]]).n > 1.5 * p95_interval([shuffled]).n
-
-
-def test_a_step_is_judged_on_its_windows_together_and_breaks_when_it_could_not_hold_its_rate():
-    assert judge([OK], [window(steady())], 300).verdict == "held"
-    assert judge([OK], [window(steady(centre=400))], 300).verdict == "broke"
-    near = steady(n=80, centre=240, seed=2)  # a p95 near the target, from few requests: it could be either
-    assert judge([OK], [window(near)], 300).verdict == "unsure"
-    pooled = judge([OK, OK], [window(near), window(steady(n=80, centre=240, seed=3))], 300).p95
-    assert pooled and pooled.n > 80  # the windows taken together
-    failed = run_record(status="failed", reason="the server died")
-    assert judge([failed], [], 300).why == "the run failed: the server died"
-    # a window the machine or the load generator bounded says nothing of the server: left out, or unsure alone
-    busy = run_record(bounded_by_machine=True)
-    alone = judge([busy], [], 300)
-    assert (alone.verdict, alone.straddles) == ("unsure", True) and "bounded" in alone.why
-    assert judge([busy, OK], [window(steady())], 300).verdict == "held"
-    assert "sent 280 of 300 arrivals offered" in judge([OK], [window(steady(280), offered=300)], 300).why
-    assert "failed" in judge([OK], [window(steady(), failed=6)], 300).why
-
-
-def test_a_queue_growing_across_the_window_breaks_the_step_even_with_its_p95_under_the_target():
-    rng = random.Random(4)
-    growing = [100 + 150 * i / 300 + rng.uniform(0, 10) for i in range(300)]  # 100 ms to 250 ms: p95 about 245
-    assert quantile_interval(growing, 0.95).below(300)
-    judged = judge([OK], [window(growing)], 300)
-    assert judged.verdict == "broke" and "the queue grew" in judged.why and "median rose" in judged.why
-    drifting = [100 + 30 * i / 300 + rng.expovariate(1 / 20) for i in range(300)]  # rising beyond chance, by 20 ms
-    assert unstable(window(drifting), 300) is None
-    assert judge([OK], [window(drifting)], 300).verdict == "held"
-
-
-def test_arrivals_left_waiting_at_the_end_longer_than_requests_took_break_the_step_but_a_burst_does_not():
-    answered = steady()
-    early = max(answered[:100])
-    piled = unstable(window(answered, [early + 500, early + 400, early + 300, early + 200]), 300)
-    assert piled and "4 arrivals were still waiting at the end" in piled
-    assert unstable(window(answered, [early / 2] * 9), 300) is None  # a burst just before the end waits, not long
-    assert unstable(window(answered, [early + 100, early + 50]), 300) is None  # one or two: chance
 
 
 # ---------------------------------------------------------------- the search
@@ -340,7 +254,8 @@ def test_past_capacity_open_arrivals_show_the_queue_growing_where_a_closed_loop_
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["start_us"]))
     half = len(rows) // 2
     first, second = ([float(r["client_ms"]) for r in part] for part in (rows[:half], rows[half:]))
-    assert max(second) < 1.5 * max(first)  # a closed loop's latency stays level: the users wait, not the queue
+    # a closed loop's latency stays level: the users wait, not the queue (a high quantile, not one maximum)
+    assert quantile(second, 0.9) < 1.5 * quantile(first, 0.9)
 
 
 # ---------------------------------------------------------------- the report's picks

@@ -275,7 +275,7 @@ def test_the_lab_tab_and_page_in_a_real_browser(tmp_path):
     started = time.monotonic()
     place = make_place(tmp_path / "lab", OFFSET)
     results = tmp_path / "results"
-    up = Up(place, LAB_CONTROL_PORT=str(place.locust_port + 500), LAB_RESULTS=str(results), MODE="threaded",
+    up = Up(place, LAB_RESULTS=str(results), MODE="threaded",
             IO_SECONDS="1", USERS="4", SPAWN_RATE="4")  # fmt: skip
     locust = f"http://127.0.0.1:{place.locust_port}"
     try:
@@ -358,7 +358,7 @@ def test_the_lab_on_compose_with_two_locust_workers(tmp_path):
     started = time.monotonic()
     place = make_place(tmp_path / "lab", OFFSET + 1)
     results = tmp_path / "results"
-    up = Up(place, ARGS="--backend compose --locust-workers 2", IMAGES="local", LAB_CONTROL_PORT=str(place.locust_port + 500),
+    up = Up(place, ARGS="--backend compose --locust-workers 2", IMAGES="local",
             LAB_RESULTS=str(results), MODE="threaded", IO_SECONDS="1", USERS="4", SPAWN_RATE="4", UP_TIMEOUT="600")  # fmt: skip
     locust = f"http://127.0.0.1:{place.locust_port}"
     try:

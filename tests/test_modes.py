@@ -62,7 +62,8 @@ def test_an_offloading_mode_counts_primes_in_each_workers_process_pool(mode, pla
     def cpu_seconds(processes: list[psutil.Process]) -> float:
         return sum(p.cpu_times().user + p.cpu_times().system for p in processes)
 
-    with running(place, database, mode=mode, workload="cpu", primes_limit=50_000, cpus=0, cpu_offload="process") as app:
+    # prime counts of about a fifth of a second each: the pools' share is many of psutil's 10 ms ticks, not a few
+    with running(place, database, mode=mode, workload="cpu", primes_limit=200_000, cpus=0, cpu_offload="process") as app:
         report = server_report(app.url, app.knobs)  # every worker up, its pool started
         workers = [psutil.Process(pid) for pid in report["worker_pids"]]
         pools = [child for worker in workers for child in worker.children()]

@@ -13,9 +13,9 @@ A bounded search of steps, each one or two runs ("windows") recorded like any ot
 A step's window is sized from its rate (about 300 requests, 10 to 60 s). Its p95 comes with a 95%
 interval from order statistics, widened for the correlation between neighbours in a queue: the
 step held when the interval lies under the target, broke when it lies over it, or when its queue
-was not stable (latency rising across the window, or arrivals left waiting at the end longer than
-a stable queue explains). A step straddling the target gets one more, longer window and is judged
-on both; still straddling, it is unsure. The answer is a range of offered rates (arrivals per
+was not stable (latency, or the count in flight, rising across the window: step_judge.py). A step
+straddling the target gets one more, longer window and is judged on both; still straddling, it is
+unsure. The answer is a range of offered rates (arrivals per
 second the windows really offered): between the highest that held and the lowest that broke; "at
 least" when nothing broke, "below" when even the first step broke. Beside it, where p95 crosses
 the target along the steps (`crossing`): the steadier figure from one search to the next.
@@ -40,6 +40,7 @@ from lab import ROOT, duration
 from lab import timeline as requests_timeline
 from lab.bench.measure import _paths as locust_paths
 from lab.bench.run import Entry, Where, link_latest, now, opened, results_folder, run_one
+from lab.bench.step_judge import MAX_FAILURES, Judgement, Window, bounded, judge, read_window
 from lab.experiments import Experiment, RunConfig
 from lab.model import Arrivals, ServedQueue, served_queue
 from lab.model.bounds import parallelism
@@ -48,7 +49,7 @@ from lab.place import Place
 from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, RunRecord, Verdict
 from lab.records import RecordError, read_records, write_record, write_summary
 from lab.stack_state import StateHook
-from lab.stats import Interval, correlated_quantile_interval, slope_intercept, trend_interval
+from lab.stats import Interval, slope_intercept
 from lab.typedjson import read, write
 
 # The first step: low enough that requests rarely wait for one another.
@@ -68,120 +69,8 @@ BRACKET = 1.2  # move by this much until one rate holds and one breaks
 CLOSE = 1.15  # stop once the lowest rate that broke is within 15% of the highest that held
 FINEST = 1.04  # gaps narrower than 4% between unsure rates are not worth a step
 FALLBACK_SHARE = 0.5  # without a prediction: start at this share of the throughput model's saturation
-# Judging a step.
-MAX_FAILURES = 0.01
-SENT_SHARE = 0.95  # a step that sent less than this share of what it offered could not offer the rate
-RISE_SHARE = 0.25  # a median rising less than this share of the target is drift, not a growing queue
-MAX_OVERDUE = 2  # arrivals still waiting at the end, longer than any request of the first third took
 DIFFERS = 0.10  # a capacity more than 10% from the prediction is called out
 STEP_OVERHEAD = 8.0  # seconds each window adds to its warm-up and measurement (start, verify, stop)
-
-
-# ---------------------------------------------------------------- judging a step
-
-
-@dataclass(frozen=True)
-class Window:
-    """One run's open arrivals, as the judgement needs them, in arrival order."""
-
-    seconds: float
-    offered: int
-    sent: int  # answered, and still unanswered at the end
-    failed: int
-    answered_ms: list[float]  # latency from the intended start
-    waiting_ms: list[float]  # unanswered at the end: waited at least this long
-
-    @property
-    def latencies_ms(self) -> list[float]:
-        return self.answered_ms + self.waiting_ms
-
-
-def read_window(path: Path, seconds: float) -> Window:
-    """A window from the open-arrival file Locust writes (intended start, ms, ok: None when unanswered)."""
-    data = json.loads(path.read_text())
-    arrivals = sorted(data["latencies"], key=lambda a: a[0])
-    answered = [ms for _, ms, ok in arrivals if ok is not None]
-    return Window(seconds=seconds, offered=data["offered"], sent=len(arrivals), failed=sum(ok is False for *_, ok in arrivals),
-                  answered_ms=answered, waiting_ms=[ms for _, ms, ok in arrivals if ok is None])  # fmt: skip
-
-
-def unstable(window: Window, slo_ms: float) -> str | None:
-    """Why this window's queue was not stable, or None. Past saturation a queue grows for as long as
-    arrivals come, whatever a short window's p95 says: its latency rises across the window, and the
-    arrivals still waiting at its end have waited longer than requests took at its start."""
-    answered = window.answered_ms
-    if len(answered) < 3:
-        return None
-    trend = trend_interval(answered)  # medians of the first and last thirds, each with its interval
-    if trend.rising and trend.change > RISE_SHARE * slo_ms:
-        return (f"the median rose from {trend.first.estimate:.0f} to {trend.last.estimate:.0f} ms across the window "
-                "(first third to last, beyond chance): the queue grew")  # fmt: skip
-    # A stable queue has about rate x latency arrivals in it at any time (Little's law), each of which has
-    # waited no longer than requests usually take: at the end, one that waited longer than every request
-    # of the first third is a chance of about 3 / n. A burst of arrivals just before the end waits too,
-    # but not that long.
-    early = max(answered[: len(answered) // 3])
-    overdue = [ms for ms in window.waiting_ms if ms > early]
-    if len(overdue) > MAX_OVERDUE:
-        return (f"{len(overdue)} arrivals were still waiting at the end, longer than any of the first third took "
-                f"({early:.0f} ms), where the rate explains at most {MAX_OVERDUE}: the queue grew")  # fmt: skip
-    return None
-
-
-def verdict_of(p95: Interval, slo_ms: float) -> tuple[Verdict, str]:
-    """Held when the whole interval is under the target, broke when it is over, unsure when it straddles."""
-    said = f"p95 {p95.estimate:.0f} ms [{p95.low:.0f}, {p95.high:.0f}] (as from {p95.n} independent requests)"
-    if p95.below(slo_ms):
-        return "held", f"{said}: under the target of {slo_ms:g} ms"
-    if p95.above(slo_ms):
-        return "broke", f"{said}: over the target of {slo_ms:g} ms"
-    return "unsure", f"{said}: straddles the target of {slo_ms:g} ms"
-
-
-@dataclass(frozen=True)
-class Judgement:
-    verdict: Verdict
-    why: str
-    p95: Interval | None = None
-
-    retry: bool = False  # unsure for want of a clean window: another could tell
-
-    @property
-    def straddles(self) -> bool:
-        """Unsure, and another window could tell: its p95 straddles the target, or it had no clean window."""
-        return self.verdict == "unsure" and (self.p95 is not None or self.retry)
-
-
-def bounded(record: RunRecord) -> bool:
-    """The load generator or the machine (other work on it too), not the server, bounded the run: its
-    latency says nothing of the server's capacity, either way."""
-    return bool(record.bounded_by_load_generator or record.bounded_by_machine)
-
-
-def judge(records: list[RunRecord], windows: list[Window], slo_ms: float) -> Judgement:
-    """A step's verdict from its clean windows taken together (independent runs at one rate); a window the
-    load generator or the machine bounded is not among them."""
-    for record in records:
-        if not record.ok:
-            return Judgement("broke", f"the run failed: {record.reason}")
-    if not windows and any(bounded(record) for record in records):
-        return Judgement("unsure", "bounded by the load generator or the machine, not the server", retry=True)
-    offered, sent = sum(w.offered for w in windows), sum(w.sent for w in windows)
-    if offered and sent < SENT_SHARE * offered:
-        return Judgement("broke", f"sent {sent} of {offered} arrivals offered: every user was busy")
-    for window in windows:
-        if reason := unstable(window, slo_ms):
-            return Judgement("broke", reason)
-    # the unanswered count as waiting until the end: a lower bound, so a p95 over the target stays over
-    sent = sum(len(w.latencies_ms) for w in windows)
-    if not sent:
-        return Judgement("broke", "no arrival was sent")
-    failed = sum(w.failed for w in windows)
-    if failed >= MAX_FAILURES * sent:
-        return Judgement("broke", f"{failed / sent:.1%} of requests failed")
-    p95 = correlated_quantile_interval([w.latencies_ms for w in windows], 0.95)
-    verdict, why = verdict_of(p95, slo_ms)
-    return Judgement(verdict, why, p95)
 
 
 # ---------------------------------------------------------------- the search

@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from contract.knobs import Knobs, int_setting
+from contract.knobs import Knobs
 from lab.backends import Serving
+from lab.place import Place
 from lab.procs import check_port_free
 
 
 def control_port() -> int:
-    return int_setting("LAB_CONTROL_PORT")
+    return Place().control_port
 
 
 def check_free() -> None:
