@@ -7,6 +7,7 @@ start, the same way on both backends, naming what runs and how to stop it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -82,8 +83,31 @@ def _write(place: Place, state: Mapping[str, object]) -> None:
 def claimed(place: Place, backends: list[str], command: str, stop_leftovers: Callable[[StackState], None]) -> Iterator[StateHook]:
     """Hold the stack file for the duration; yields a hook that records pids as they start.
 
-    A lab that runs already makes this refuse; `stop_leftovers` stops what a stack file left by a
-    killed lab says runs. SIGTERM and SIGHUP stop the holder as Ctrl-C does."""
+    A lab that runs already makes this refuse: an exclusive lock on the place's lock file, held until the
+    block ends (the kernel lets it go however the holder ends), decides between two commands started
+    together, where reading the stack file and then writing it would let both pass. `stop_leftovers`
+    stops what a stack file left by a killed lab says runs. SIGTERM and SIGHUP stop the holder as Ctrl-C does."""
+    place.state.mkdir(parents=True, exist_ok=True)
+    with _locked(place):
+        yield from _claim(place, backends, command, stop_leftovers)
+
+
+@contextmanager
+def _locked(place: Place) -> Iterator[None]:
+    fd = os.open(place.state / "stack.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = read(place)
+            what = describe(holder) if holder else f"a lab command starting at {place.state}"
+            raise LabError(f"the lab is already running: {what}; stop it with `make down` first, or wait for it") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _claim(place: Place, backends: list[str], command: str, stop_leftovers: Callable[[StackState], None]) -> Iterator[StateHook]:
     prior = read(place)
     if running(prior):
         raise LabError(f"the lab is already running: {describe(prior)}; stop it with `make down` first, or wait for it")
@@ -104,7 +128,6 @@ def claimed(place: Place, backends: list[str], command: str, stop_leftovers: Cal
         state.update(pids)
         _write(place, state)
 
-    place.state.mkdir(parents=True, exist_ok=True)
     _write(place, state)
     try:
         yield record

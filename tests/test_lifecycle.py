@@ -35,9 +35,12 @@ def lab(place, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 class Up:
     """`python -m lab up` in the background, its output collected as it comes."""
 
-    def __init__(self, place, **env: str) -> None:
+    def __init__(self, place, *, sigint_ignored: bool = False, **env: str) -> None:
+        # a background job of a non-interactive shell starts with SIGINT ignored, as some CI runners do
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.proc = subprocess.Popen([PYTHON, "-m", "lab", "up"], cwd=ROOT, env=lab_env(place, **env),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=ignore)  # fmt: skip
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
 
@@ -46,15 +49,27 @@ class Up:
         return "".join(self.lines)
 
 
-def start_up(place, **env: str) -> Up:
+def start_up(place, *, sigint_ignored: bool = False, **env: str) -> Up:
     """Start the lab and wait until it says it is up (as a user would before pressing Ctrl-C)."""
-    up = Up(place, **env)
+    up = Up(place, sigint_ignored=sigint_ignored, **env)
     if not wait_until(lambda: "stops everything" in up.output or up.proc.poll() is not None, 90, 0.1):
         up.proc.kill()
         pytest.fail(f"lab up did not come up in 90 s:\n{up.output}")
     assert up.proc.poll() is None, up.output
     assert http_status(f"http://127.0.0.1:{place.locust_port}/") == 200
     return up
+
+
+def stop(up: Up) -> None:
+    """Whatever a test found, the lab it started stops (SIGTERM, which the lab takes as Ctrl-C), so that one
+    failure stays one failure and leaves no process for the next test to trip on."""
+    if up.proc.poll() is None:
+        up.proc.terminate()
+        try:
+            up.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.proc.kill()
+            up.proc.wait()
 
 
 def assert_nothing_left(place) -> None:
@@ -79,11 +94,33 @@ def test_up_then_down_from_another_shell(lab_place):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_everything(lab_place):
-    up = start_up(lab_place, MODE="async")
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "started-with-sigint-ignored"])
+def test_ctrl_c_stops_everything(lab_place, sigint_ignored):
+    up = start_up(lab_place, sigint_ignored=sigint_ignored, MODE="async")
     up.proc.send_signal(signal.SIGINT)
-    assert up.proc.wait(timeout=30) == 0  # Ctrl-C is how a foreground `make up` ends
+    try:
+        assert up.proc.wait(timeout=30) == 0  # Ctrl-C is how a foreground `make up` ends
+    finally:
+        stop(up)
     assert wait_until(lambda: "stopped everything it started" in up.output, 5)
+    assert_nothing_left(lab_place)
+
+
+@pytest.mark.slow
+def test_two_labs_started_together_one_runs_the_other_says_which_holds_it(lab_place):
+    first, second = Up(lab_place, MODE="threaded"), Up(lab_place, MODE="threaded")
+    try:
+        assert wait_until(lambda: first.proc.poll() is not None or second.proc.poll() is not None, 90, 0.1)
+        loser, winner = (first, second) if first.proc.poll() is not None else (second, first)
+        assert loser.proc.wait(timeout=5) == 2, loser.output
+        assert wait_until(lambda: "the lab is already running" in loser.output, 5), loser.output
+        assert "stop it with `make down` first" in loser.output and "Traceback" not in loser.output
+        assert wait_until(lambda: "stops everything" in winner.output, 90, 0.1) and winner.proc.poll() is None
+        winner.proc.send_signal(signal.SIGINT)
+        assert winner.proc.wait(timeout=30) == 0
+    finally:
+        for up in (first, second):
+            stop(up)
     assert_nothing_left(lab_place)
 
 
