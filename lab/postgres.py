@@ -21,13 +21,14 @@ import psycopg
 
 from contract.endpoint import SEED_SQL
 from contract.knobs import setting
-from lab.procs import LabError, alive, check_port_free, tail, wait_until
+from lab.procs import LabError, alive, check_port_free, started_at, tail, wait_until
 
 PG_USER = "lab"
 PG_DATABASE = "lab"
 SYSTEM_USER = "labpg"
 # Enough for the largest thread and pool counts the lab allows (see DB_POOL_SIZE).
 MAX_CONNECTIONS = 300
+SERVER_START_S = 2.0  # postmaster.pid keeps the start in whole seconds: a process that began further off is not it
 
 
 def find_binaries() -> Path:
@@ -94,11 +95,17 @@ class Postgres:
         os.chown(self.log, entry.pw_uid, entry.pw_gid)
 
     def pid(self) -> int | None:
+        """The running server of this data folder, from its postmaster.pid: the pid, checked against the
+        server's start time on the file's third line, so that the pid of a stale file, which another process
+        may have since, is never taken for the server (nor signalled)."""
         try:
-            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+            pid, started = int(lines[0]), float(lines[2])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if alive(pid) else None
+        began = started_at(pid)
+        # PostgreSQL writes its start in whole seconds, a moment after its process began
+        return pid if began is not None and abs(began - started) < SERVER_START_S and alive(pid) else None
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+import psutil
+
 
 class LabError(RuntimeError):
     """A failure the user can act on; shown as one clear message, never a traceback."""
@@ -108,6 +110,36 @@ def alive(pid: int) -> bool:
 
 def group_alive(pgid: int) -> bool:
     return _exists(os.killpg, pgid)
+
+
+# A pid is a number the kernel hands out again once its process is gone: after a crash and a reboot, or a
+# long uptime, a pid the lab recorded may be a stranger's. A process is the one recorded only if it also
+# started when it was recorded to (psutil's create_time is boot time plus the start in clock ticks: the
+# same figure for the same process on every reading).
+SAME_START_S = 0.05
+
+
+def started_at(pid: int) -> float | None:
+    """When this process started (seconds since the epoch), or None when there is none by that pid."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def same_process(pid: int, started: float | None) -> bool:
+    """The process recorded as `pid`, started at `started`, runs still; an unknown start is no proof."""
+    now = started_at(pid)
+    return now is not None and started is not None and abs(now - started) < SAME_START_S and alive(pid)
+
+
+def own_group(pgid: int, started: float | None) -> bool:
+    """A process group the lab started, whose leader started at `started`: its leader runs still and is that
+    process; or the leader is gone and members remain (the kernel gives no new process a pid that still
+    names a group, so the group is the one recorded)."""
+    if started_at(pgid) is not None:
+        return same_process(pgid, started)
+    return group_alive(pgid)
 
 
 def stop_group(pgid: int, timeout: float = 10.0, leader: subprocess.Popen[bytes] | None = None) -> None:

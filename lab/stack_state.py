@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Protocol, TypedDict, cast
 
 from lab.place import Place
-from lab.procs import LabError, alive, stop_on_signals
+from lab.procs import LabError, alive, same_process, started_at, stop_on_signals
 
 
 class StackState(TypedDict, total=False):
     supervisor: int  # the lab process that holds the stack
+    supervisor_started: float  # when it started: a pid alone may name a stranger's process by now
     command: str  # what the user ran, in their words (`make bench EXPERIMENT=smoke`)
     started_at: str
     backends: list[str]
@@ -30,6 +31,8 @@ class StackState(TypedDict, total=False):
     cgroup: str
     app: int | None  # process groups the native backend started, for `make down` from another shell
     locust: int | None
+    app_started: float | None  # when each group's leader started
+    locust_started: float | None
 
 
 PIDS = {"app", "locust"}
@@ -50,9 +53,10 @@ def read(place: Place) -> StackState:
 
 
 def running(state: StackState) -> bool:
-    """A lab process holds this stack now (not one that was killed and left it behind)."""
+    """A lab process holds this stack now (not one that was killed and left it behind, nor a stranger's
+    process that has its pid since)."""
     supervisor = state.get("supervisor")
-    return supervisor is not None and supervisor != os.getpid() and alive(supervisor)
+    return supervisor is not None and supervisor != os.getpid() and same_process(supervisor, state.get("supervisor_started"))
 
 
 def describe(state: StackState) -> str:
@@ -65,6 +69,8 @@ def describe(state: StackState) -> str:
 def stop_supervisor(state: StackState) -> None:
     """Ask the lab process that started the stack to stop it (it stops what it started), and wait."""
     supervisor = state.get("supervisor")
+    if supervisor and not running(state) and supervisor != os.getpid() and alive(supervisor):
+        print(f"lab: pid {supervisor} is no longer the lab's supervisor (it started at another time): left alone")
     if supervisor and running(state):
         os.kill(supervisor, signal.SIGTERM)
         deadline = time.monotonic() + 30
@@ -117,7 +123,8 @@ def _claim(place: Place, backends: list[str], command: str, stop_leftovers: Call
         place.stack_file.unlink(missing_ok=True)
     stop_on_signals()
     state: dict[str, object] = {
-        "supervisor": os.getpid(), "command": command, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "supervisor": os.getpid(), "supervisor_started": started_at(os.getpid()), "command": command,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "backends": backends, "pg_port": place.pg_port, "cgroup": place.cgroup_name,
     }  # fmt: skip
 
@@ -126,6 +133,7 @@ def _claim(place: Place, backends: list[str], command: str, stop_leftovers: Call
         if unknown:
             raise ValueError(f"the stack file keeps no {sorted(unknown)}")
         state.update(pids)
+        state.update({f"{name}_started": started_at(pid) if pid else None for name, pid in pids.items()})
         _write(place, state)
 
     _write(place, state)

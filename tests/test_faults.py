@@ -348,3 +348,31 @@ def test_a_second_lab_is_refused_while_one_runs_whatever_it_is(tmp_path):
     finally:
         up.kill()
     assert_nothing_left(place)
+
+
+def test_a_recorded_pid_that_a_stranger_has_since_is_left_alone(tmp_path):
+    """After a crash and a reboot the pids a lab recorded may be other processes': `make down` (and the next
+    lab, which stops what a killed one left) signals only a process that started when its record says."""
+    place = make_place(tmp_path / "state", 13)
+    stranger = subprocess.Popen(["sleep", "120"], start_new_session=True)  # its own group, as the lab's are
+    try:
+        began = psutil.Process(stranger.pid).create_time()
+        earlier = began - 3600  # the lab's own process of that pid started an hour before this one
+        place.state.mkdir(parents=True)
+        place.stack_file.write_text(json.dumps({
+            "supervisor": stranger.pid, "supervisor_started": earlier, "command": "make up MODE=async",
+            "backends": ["native"], "app": stranger.pid, "app_started": earlier, "locust": stranger.pid,
+            "locust_started": earlier,
+        }))  # fmt: skip
+        data = place.postgres().data
+        data.mkdir(parents=True)
+        (data / "postmaster.pid").write_text(f"{stranger.pid}\n{data}\n{int(earlier)}\n{place.pg_port}\n")
+        down = subprocess.run([PYTHON, "-m", "lab", "down"], cwd=ROOT, env=lab_env(place), capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert stranger.poll() is None, "the stranger was signalled"
+        assert f"pid {stranger.pid} is no longer the lab's supervisor" in down.stdout
+        assert f"pid {stranger.pid} is no longer the lab's app" in down.stdout
+    finally:
+        stranger.kill()
+        stranger.wait()

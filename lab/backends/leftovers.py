@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from typing import Literal
 
 from lab.backends import compose_cli
 from lab.cpulimit import leftover_pids
 from lab.place import Place
-from lab.procs import stop_group
+from lab.procs import own_group, started_at, stop_group
 from lab.stack_state import StackState
 
 
@@ -24,11 +25,22 @@ def started(state: StackState) -> list[str]:
     return state.get("backends") or ["native"]
 
 
+def stop_group_named(state: StackState, name: Literal["app", "locust"]) -> None:
+    """The process group the stack file names, if it is still the one the lab started; never a stranger's."""
+    pgid = state.get(name)
+    if not pgid:
+        return
+    started = state.get("app_started") if name == "app" else state.get("locust_started")
+    if own_group(pgid, started):
+        stop_group(pgid)
+    elif started_at(pgid) is not None:
+        print(f"lab: pid {pgid} is no longer the lab's {name} (it started at another time): left alone", flush=True)
+
+
 def stop_processes(place: Place, state: StackState) -> None:
     """What a native stack file names, whatever is left in the server's cgroup, and PostgreSQL."""
-    for pgid in (state.get("locust"), state.get("app")):
-        if pgid:
-            stop_group(pgid)
+    for name in ("locust", "app"):
+        stop_group_named(state, name)
     for pid in leftover_pids(place.cgroup_name):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -37,8 +49,7 @@ def stop_processes(place: Place, state: StackState) -> None:
 
 def stop_local_locust(place: Place, state: StackState) -> None:
     """Only the local Locust a bench of the remote backend left."""
-    if locust := state.get("locust"):
-        stop_group(locust)
+    stop_group_named(state, "locust")
 
 
 def stop_compose(place: Place, state: StackState) -> None:
