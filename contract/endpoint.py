@@ -11,11 +11,12 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
+from typing import Literal
 
 from contract import cgroup, interpreter
 from contract.knobs import REQUEST_WORKLOADS, Offload, setting
@@ -28,14 +29,36 @@ SEED_SQL = Path(__file__).resolve().parent.parent / "db" / "init.sql"
 _SEED_ROW = re.compile(r"\('([a-z]{3})',\s*'([a-z]{3})',\s*([0-9.]+)\)")
 
 # pg_sleep sits in the FROM list so that the wait and the read are one real query.
-RATE_SQL = "SELECT rate FROM rates WHERE from_code = %s AND to_code = %s"
-RATE_WAIT_SQL = "SELECT rate FROM rates, pg_sleep(%s) WHERE from_code = %s AND to_code = %s"
+# The rate, and how long PostgreSQL itself took over the statement (ms, read as the row is made, after any
+# pg_sleep): the query's part of a request as the database saw it, apart from the driver's round trip and,
+# in an event loop, the other requests the loop ran before this one resumed.
+_PG_MS = "1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())"
+RATE_SQL = f"SELECT rate, {_PG_MS} FROM rates WHERE from_code = %s AND to_code = %s"
+RATE_WAIT_SQL = f"SELECT rate, {_PG_MS} FROM rates, pg_sleep(%s) WHERE from_code = %s AND to_code = %s"
 
 
 # The per-request timeline Locust writes and the lab reads: where (pid, thread) and when (the server's
 # own start and end, from the headers below) each request was served, its status, the client's
 # latency, and its kind.
-TIMELINE_COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms", "workload")
+# The handler's phases (Server-Timing), and those that wait on something else: their CPU is not the handler's own.
+TIMED_PHASES = ("pool", "db", "pg", "cpu", "own")
+WAITING_PHASES = ("pool", "db")
+TIMELINE_COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms", "workload",
+                    # where the time went (lab/latency_parts.py): the client's own stamps, then the handler's phases
+                    "intended_us", "sent_us", "received_us", *(f"{phase}_ms" for phase in TIMED_PHASES))  # fmt: skip
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """The phases of a Server-Timing header, in ms (`db;dur=101.2, total;dur=103.0`)."""
+    phases = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if name and duration:
+            try:
+                phases[name] = float(duration)
+            except ValueError:
+                continue
+    return phases
 
 
 def request_name(workload: str) -> str:
@@ -145,25 +168,65 @@ def not_found(conversion: Conversion) -> str:
 
 
 class Timer:
-    """Where and when a request was served, for the response headers the timeline is drawn from."""
+    """Where and when a request was served, for the response headers the timeline is drawn from, with its
+    handler's time in phases that the lab splits each request's latency into (Server-Timing):
 
-    def __init__(self) -> None:
+    - pool: waiting for a database connection (connecting, where there is no pool);
+    - db: the query, its wait in PostgreSQL included, as the handler waited for it;
+    - pg: the same statement as PostgreSQL ran it (from the answer's second column: `queried`);
+    - cpu: the prime count, as long as it took (its CPU, and any wait for the GIL or a process pool);
+    - own: the handler's own CPU time outside pool and db. A handler that holds its thread from start to
+      end (`one_thread`, a sync view) owns its thread's CPU time over it; an async handler's thread runs
+      other requests between its awaits, so only the laps it marks as its own count (the prime count,
+      by its thread's CPU in the loop, or by its wall time when a process pool counts it).
+
+    Phases are laps: `mark()` starts one, `lap(name)` ends it and starts the next."""
+
+    def __init__(self, *, one_thread: bool = True) -> None:
         self.start_us = time.time_ns() // 1000
         self.phases: dict[str, float] = {}
+        self.one_thread = one_thread
+        self._cpu_start = time.thread_time()
+        self._waiting_cpu = 0.0  # seconds of the thread's CPU inside the waiting phases
+        self._own_laps: float | None = None  # seconds of laps an async handler marked as its own, if any
+        self.mark()
 
-    def phase(self, name: str, started: float) -> None:
-        self.phases[name] = self.phases.get(name, 0.0) + (time.perf_counter() - started) * 1000
+    def mark(self) -> None:
+        self._lap_wall, self._lap_cpu = time.perf_counter(), time.thread_time()
+
+    def lap(self, name: str, *, own: Literal["cpu", "wall"] | None = None) -> None:
+        wall, cpu = time.perf_counter() - self._lap_wall, time.thread_time() - self._lap_cpu
+        self.phases[name] = self.phases.get(name, 0.0) + wall * 1000
+        if name in WAITING_PHASES:
+            self._waiting_cpu += cpu
+        if own is not None:
+            self._own_laps = (self._own_laps or 0.0) + (cpu if own == "cpu" else wall)
+        self.mark()
+
+    def queried(self, row: Sequence[object] | None) -> None:
+        """The statement's own time in PostgreSQL, from the row it answered (none for a pair it does not know)."""
+        if row is not None and len(row) > 1 and isinstance(row[1], int | float | Decimal):
+            self.phases["pg"] = float(row[1])
+
+    def own_cpu_ms(self) -> float | None:
+        """None where it is not known: an async handler that marked no lap as its own (its few steps between
+        awaits are then part of its time waiting inside the handler)."""
+        if self.one_thread:
+            return max(0.0, time.thread_time() - self._cpu_start - self._waiting_cpu) * 1000
+        return None if self._own_laps is None else self._own_laps * 1000
 
     def headers(self) -> dict[str, str]:
+        own = self.own_cpu_ms()
         end_us = time.time_ns() // 1000
-        timing = ", ".join(f"{name};dur={ms:.3f}" for name, ms in self.phases.items())
-        total = f"total;dur={(end_us - self.start_us) / 1000:.3f}"
+        timing = [f"{name};dur={ms:.3f}" for name, ms in self.phases.items()]
+        timing += [f"own;dur={own:.3f}"] if own is not None else []
+        timing += [f"total;dur={(end_us - self.start_us) / 1000:.3f}"]
         return {
             "X-Worker-Pid": str(os.getpid()),
             "X-Thread-Id": str(threading.get_native_id()),
             "X-Request-Start": str(self.start_us),
             "X-Request-End": str(end_us),
-            "Server-Timing": f"{timing}, {total}" if timing else total,
+            "Server-Timing": ", ".join(timing),
         }
 
 

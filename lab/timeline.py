@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
+from lab import latency_parts
+from lab.latency_parts import LatencyParts
 from lab.stats import quantile
 
 # Linux delays an ACK by at least 40 ms (TCP_DELACK_MIN). A reply held back by Nagle's algorithm until
@@ -50,6 +52,7 @@ class TimelineSummary:
     rows: int
     outside_handler_ms: OutsideHandler | None = None
     processes_seen: int | None = None
+    parts: LatencyParts | None = None  # where the requests' time went (None for a timeline without the stamps)
 
 
 def read(path: Path) -> list[Request]:
@@ -66,10 +69,11 @@ def read(path: Path) -> list[Request]:
         ]  # fmt: skip
 
 
-def summary(path: Path, file: str) -> TimelineSummary:
+def summary(path: Path, file: str, same_clock: bool = True) -> TimelineSummary:
     """What a record keeps of its timeline (`file`, relative to the results folder): how many requests
     it holds, percentiles (p10, p50, p90) of client latency minus server handler time, in ms (None
-    without data), and how many server processes served requests."""
+    without data), how many server processes served requests, and where their time went (`same_clock`:
+    the client's and the server's stamps are one host's clock)."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     gaps = [float(row["client_ms"]) - (int(row["end_us"]) - int(row["start_us"])) / 1000 for row in rows if row.get("client_ms")]
@@ -78,7 +82,7 @@ def summary(path: Path, file: str) -> TimelineSummary:
         return round(quantile(gaps, p / 100) or 0.0, 2)
 
     outside = OutsideHandler(p10=at(10), p50=at(50), p90=at(90)) if gaps else None
-    return TimelineSummary(file, len(rows), outside, len({row["pid"] for row in rows}))
+    return TimelineSummary(file, len(rows), outside, len({row["pid"] for row in rows}), latency_parts.summarise(rows, same_clock))
 
 
 def delayed_ack(summary: TimelineSummary | None) -> float | None:

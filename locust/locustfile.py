@@ -34,7 +34,7 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 from locust.runners import STATE_MISSING, MasterRunner, Runner, WorkerRunner
 
-from contract.endpoint import TIMELINE_COLUMNS, request_name, seeded_rates
+from contract.endpoint import TIMED_PHASES, TIMELINE_COLUMNS, request_name, seeded_rates, server_timing
 from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, app_paths, setting
 from contract.open_arrivals import Arrivals, OpenReport, Share, merge, slots
 from locust import FastHttpUser, events, task
@@ -71,6 +71,7 @@ class Window(TypedDict, total=False):
 measuring = {"on": True}
 window: Window = {}
 timeline: list[tuple[str, ...]] = []
+intended_of: dict[object, float] = {}  # open arrivals: each user's request in flight, by its greenlet, and its intended start
 
 
 def _parsed(environment: Environment) -> Namespace:
@@ -124,6 +125,7 @@ class Converter(FastHttpUser):
             return
         if counted:
             arrivals.pending.add(intended)
+        intended_of[gevent.getcurrent()] = intended  # the request's listener reads it: the generator's own lag
         ok = self.send()
         if counted:
             arrivals.pending.discard(intended)
@@ -270,12 +272,24 @@ def _record(
     name: str = "",
     **kwargs: object,
 ) -> None:
+    received = time.time()
+    intended = intended_of.pop(gevent.getcurrent(), None)
     if not measuring["on"] or response is None or len(timeline) >= TIMELINE_CAP:
         return
     headers = getattr(response, "headers", None) or {}
     values = tuple(headers.get(name) or "" for name in TIMELINE_HEADERS)
     if all(values):
-        timeline.append((*values, str(response.status_code), f"{response_time:.3f}", KIND_OF.get(name, "")))
+        sent = kwargs.get("start_time")
+        phases = server_timing(headers.get("Server-Timing") or "")
+        timeline.append((
+            *values, str(response.status_code), f"{response_time:.3f}", KIND_OF.get(name, ""),
+            _us(intended), _us(sent if isinstance(sent, float) else None), _us(received),
+            *(f"{phases[phase]:.3f}" if phase in phases else "" for phase in TIMED_PHASES),
+        ))  # fmt: skip
+
+
+def _us(seconds: float | None) -> str:
+    return str(round(seconds * 1e6)) if seconds is not None else ""
 
 
 @events.test_stop.add_listener

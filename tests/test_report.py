@@ -16,11 +16,12 @@ from lab.report.build import build
 from .conftest import PYTHON
 
 CHARTS = ("chart-throughput.png", "chart-latency.png", "chart-timeline-io.png", "chart-timeline-cpu.png",
-          "chart-mix-latency.png", "chart-timeline-mix.png")  # fmt: skip
+          "chart-mix-latency.png", "chart-timeline-mix.png", "chart-time-parts.png")  # fmt: skip
 SECTIONS = (
     "## Conclusions",
     "## Which to pick",
     "## Runs: measured and predicted",
+    "## Where the time went",
     "## Charts",
     "## The post's quick check",
     "## Machine",

@@ -16,7 +16,7 @@ from contract.endpoint import request_name
 from contract.knobs import REQUEST_WORKLOADS
 from lab import ROOT, machine_cpu
 from lab import timeline as requests_timeline
-from lab.backends import App, Backend, LocustOptions
+from lab.backends import App, Backend, LocustOptions, remote_workers
 from lab.backends.remote_workers import master_argv
 from lab.experiments import RunConfig
 from lab.procs import LabError, reap, signals_deferred, spawn
@@ -186,7 +186,9 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     )
     pg_cpu = None if pg_to is None or pg_from is None else pg_to - pg_from
     parts = {"server": cpu, "postgres": pg_cpu, "load_generator": in_window}
-    kept = requests_timeline.summary(timeline, str(timeline.relative_to(folder))) if timeline.exists() else None
+    # the client's and the server's stamps share a clock unless one of them is on another host
+    same_clock = backend.name != "remote" and not remote_workers.expected()
+    kept = requests_timeline.summary(timeline, str(timeline.relative_to(folder)), same_clock) if timeline.exists() else None
     whole = machine_cpu.window(machine_from, machine_to, parts)
     return Measured(stats, server, loadgen, kept if kept and kept.rows else None, whole)
 

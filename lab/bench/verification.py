@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contract.cgroup import CpuUsage
-from contract.endpoint import seeded_rates
+from contract.endpoint import seeded_rates, server_timing
 from contract.knobs import Knobs, Offload, app_paths, int_setting, setting
 from contract.middleware import REPORT_PATH
 from lab import timeline as requests_timeline
@@ -50,11 +50,7 @@ def get(url: str, timeout: float = 120) -> tuple[int, dict[str, str], dict[str, 
 
 def timing(headers: dict[str, str], phase: str) -> float:
     """Seconds of one phase (db, cpu) from the Server-Timing header."""
-    for part in headers.get("server-timing", "").split(","):
-        name, _, duration = part.strip().partition(";dur=")
-        if name == phase:
-            return float(duration) / 1000
-    return 0.0
+    return server_timing(headers.get("server-timing", "")).get(phase, 0.0) / 1000
 
 
 def report_path() -> str:

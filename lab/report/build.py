@@ -13,7 +13,7 @@ from lab import intervals
 from lab.quick_check import QuickCheck
 from lab.record import RunRecord
 from lab.records import RecordError, read_records
-from lab.report import charts, deploy, deploy_words, tables, words
+from lab.report import charts, deploy, deploy_words, tables, time_parts, words
 from lab.report.capacity import Capacity, capacities
 from lab.report.document import Report, Section, markdown, page
 from lab.report.parity import parity
@@ -83,6 +83,10 @@ def sections_of(folder: Path, records: list[RunRecord], manifest: dict[str, Any]
     sections.append(Section("Modes compared", bullets=modes))
     runs = [tables.runs(rows), tables.cpu(rows), *filter(None, [tables.kinds(rows)])]
     sections.append(Section("Runs: measured and predicted", paragraphs=[words.THEORY], tables=runs))
+    if parts := time_parts.table(rows):
+        drawn = time_parts.chart(rows, folder / "chart-time-parts.png")
+        sections.append(Section("Where the time went", paragraphs=[time_parts.INTRO], tables=[parts],
+                                images=[("Each run's mean latency in its parts", drawn)] if drawn else []))  # fmt: skip
     if pairs := parity(rows):
         sections.append(Section("The same runs on both backends", paragraphs=[words.PARITY], tables=[tables.parity(pairs)]))
     sections.append(Section("Charts", images=_charts(folder, rows)))

@@ -26,7 +26,7 @@ DPI = 110
 LANE_REQUESTS = 3.5  # the timeline shows about this many consecutive requests per lane
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")  # keeps a legend placed outside the axes
     plt.close(fig)
@@ -79,7 +79,7 @@ def throughput(rows: list[Row], path: Path) -> Path | None:
     ax.set_ylabel("throughput (requests/s)")
     ax.set_title(f"Throughput per mode ({users} users, CPUS={cpus:g})")
     ax.legend(title="workload")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def latency(rows: list[Row], path: Path) -> Path | None:
@@ -98,7 +98,7 @@ def latency(rows: list[Row], path: Path) -> Path | None:
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"Latency percentiles, {workload} workload")
         ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def mix_latency(rows: list[Row], path: Path) -> Path | None:
@@ -120,7 +120,7 @@ def mix_latency(rows: list[Row], path: Path) -> Path | None:
     share = group[0].knobs.mix_cpu_share
     ax.set_title(f"Latency in a mix ({share:.0%} cpu requests): io and cpu requests apart")
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
@@ -159,7 +159,7 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
     handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
     labels = [lab for lab in _order(ok) if lab in handles]
     fig.legend([handles[lab] for lab in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _pack(requests: list[requests_timeline.Request]) -> dict[tuple[int, int], list[tuple[requests_timeline.Request, int]]]:
@@ -229,7 +229,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
         elif len(pids) > 1:
             ax.legend(handles=[Patch(color=colours[p], label=f"pid {p}") for p in pids], fontsize=7, loc="upper right")
     fig.suptitle(f"Who served what, when: {workload} workload (one bar per request)")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def capacity(found: list[Capacity], path: Path) -> Path | None:
@@ -274,4 +274,4 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
     fig.supylabel("p95 from intended start (ms)", fontsize=9)
     fig.suptitle("Latency against offered load: each step with its 95% interval (filled held, ✗ broke, hollow unsure), "
                  "the predicted queue dashed, the capacity's range a band on the target", fontsize=9)  # fmt: skip
-    return _save(fig, path)
+    return save(fig, path)

@@ -6,7 +6,6 @@ server's event loop.
 """
 
 import asyncio
-import time
 
 import psycopg
 from django.conf import settings
@@ -33,24 +32,26 @@ async def pool() -> AsyncConnectionPool:
 
 @read_only
 async def convert(request: HttpRequest) -> JsonResponse:
-    timer = endpoint.Timer()
+    timer = endpoint.Timer(one_thread=False)
     try:
         conversion = endpoint.parse_query(request.GET, settings.LAB.workload)
     except endpoint.BadRequest as bad:
         return error_response(400, str(bad), timer)
     if conversion.workload == "cpu":
-        started = time.perf_counter()
+        timer.mark()
         endpoint.count_primes(settings.LAB.primes_limit)  # in the event loop, as FastAPI's async mode does
-        timer.phase("cpu", started)
+        timer.lap("cpu", own="cpu")
     sql, params = endpoint.query_for(conversion, settings.LAB)
-    started = time.perf_counter()
+    timer.mark()
     try:
         async with (await pool()).connection() as conn:
+            timer.lap("pool")
             row = await (await conn.execute(sql, params)).fetchone()
     except DB_UNAVAILABLE as failure:
         return error_response(503, f"database unavailable: {type(failure).__name__}", timer)
     finally:
-        timer.phase("db", started)
+        timer.lap("db")
+    timer.queried(row)
     if row is None:
         return error_response(404, endpoint.not_found(conversion), timer)
     return JsonResponse(endpoint.answer(conversion, row[0]), headers=timer.headers())

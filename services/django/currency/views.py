@@ -1,6 +1,5 @@
 """The currency endpoint, synchronous: one thread does the whole request."""
 
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -57,19 +56,22 @@ def convert(request: HttpRequest) -> JsonResponse:
     except endpoint.BadRequest as error:
         return error_response(400, str(error), timer)
     if conversion.workload == "cpu":
-        started = time.perf_counter()
+        timer.mark()
         endpoint.count_primes(settings.LAB.primes_limit)
-        timer.phase("cpu", started)
+        timer.lap("cpu")
     sql, params = endpoint.query_for(conversion, settings.LAB)
-    started = time.perf_counter()
+    timer.mark()
     try:
+        connection.ensure_connection()  # from Django's pool, or a new connection without one
+        timer.lap("pool")
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
     except DB_UNAVAILABLE as error:
         return error_response(503, f"database unavailable: {type(error).__name__}", timer)
     finally:
-        timer.phase("db", started)
+        timer.lap("db")
+    timer.queried(row)
     if row is None:
         return error_response(404, endpoint.not_found(conversion), timer)
     return JsonResponse(endpoint.answer(conversion, row[0]), headers=timer.headers())

@@ -74,6 +74,7 @@ def error(status: int, message: str, timer: Timer | None = None) -> JSONResponse
 def reply(conversion: Conversion, row: tuple | None, timer: Timer) -> JSONResponse:
     if row is None:
         return error(404, not_found(conversion), timer)
+    timer.queried(row)
     return JSONResponse(answer(conversion, row[0]), headers=timer.headers())
 
 

@@ -69,24 +69,26 @@ app = make_app(lifespan)
 
 
 async def convert(request: Request, source: Source, target: Target, workload: Workload = None) -> JSONResponse:
-    timer = Timer()
+    timer = Timer(one_thread=False)
     conversion = to_conversion(source, target, workload)
     if conversion.workload == "cpu":
-        started = time.perf_counter()
+        timer.mark()
         if request.app.state.cpu_pool:
             await asyncio.get_running_loop().run_in_executor(request.app.state.cpu_pool, count_primes, SETTINGS.primes_limit)
+            timer.lap("cpu", own="wall")  # counted in another process: its CPU is not this thread's
         else:
             count_primes(SETTINGS.primes_limit)  # blocks the event loop, on purpose
-        timer.phase("cpu", started)
+            timer.lap("cpu", own="cpu")
     sql, params = query_for(conversion, SETTINGS)
-    started = time.perf_counter()
+    timer.mark()
     try:
         async with request.app.state.pool.connection() as conn:
+            timer.lap("pool")
             row = await (await conn.execute(sql, params)).fetchone()
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}", timer)
     finally:
-        timer.phase("db", started)
+        timer.lap("db")
     return reply(conversion, row, timer)
 
 

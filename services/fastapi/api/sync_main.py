@@ -3,7 +3,6 @@ pool (THREADS threads), over psycopg's synchronous pool. A common mistake (a syn
 async framework) and a common remedy (keep the handler sync), measured side by side."""
 
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -42,18 +41,19 @@ def convert(request: Request, source: Source, target: Target, workload: Workload
     timer = Timer()
     conversion = to_conversion(source, target, workload)
     if conversion.workload == "cpu":
-        started = time.perf_counter()
+        timer.mark()
         count_primes(SETTINGS.primes_limit)
-        timer.phase("cpu", started)
+        timer.lap("cpu")
     sql, params = query_for(conversion, SETTINGS)
-    started = time.perf_counter()
+    timer.mark()
     try:
         with request.app.state.pool.connection() as conn:
+            timer.lap("pool")
             row = conn.execute(sql, params).fetchone()
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}", timer)
     finally:
-        timer.phase("db", started)
+        timer.lap("db")
     return reply(conversion, row, timer)
 
 
