@@ -20,6 +20,7 @@ from contract.knobs import KNOBS, KnobError, Knobs, Offload
 from lab import experiments
 from lab.experiments import RunConfig, run_names
 from lab.intervals import RunIntervals
+from lab.latency_parts import LatencyParts
 from lab.machine import Machine
 from lab.machine_cpu import MachineWindow
 from lab.quick_check import QuickCheck
@@ -372,6 +373,14 @@ class DcpuMs:
 
 
 @dataclass(frozen=True)
+class PartsAt:
+    """Where the requests' time went in one window of a capacity search, at the rate it offered."""
+
+    offered_rps: float
+    parts: LatencyParts
+
+
+@dataclass(frozen=True)
 class CapacityFound:
     """capacity.json's entry for one configuration: its capacity range, beside the prediction and the model."""
 
@@ -409,6 +418,8 @@ class CapacityFound:
     predicted_servers: int | None = None
     predicted_outside_ms: float | None = None  # each request's time beside the predicted queue (its wait, where the CPU binds)
     cause: str | None = None  # why the capacity lies more than 10% from the prediction, as the records show it
+    parts_low: PartsAt | None = None  # where the time went at the lowest step
+    parts_near: PartsAt | None = None  # and at the highest step at or below the capacity
 
 
 # ---------------------------------------------------------------- the record

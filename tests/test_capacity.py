@@ -15,20 +15,24 @@ from contract.knobs import KnobError
 from lab import ROOT
 from lab.bench.capacity import (
     CpuModel,
+    Prediction,
     Range,
+    apart,
     capacity_range,
     configurations,
     contradiction,
     cpu_model,
     crossing,
+    growth_cause,
     longest_step,
     next_rate,
+    parts_at,
     predict,
     share,
 )
 from lab.bench.step_judge import read_window, unstable
 from lab.experiments import ExperimentError, expand, load
-from lab.model import capacity_at
+from lab.model import capacity_at, served_queue
 from lab.record import CapacityFound, ModelCounts, RunRecord
 from lab.records import load_records
 from lab.report.capacity import Capacity, capacity_picks
@@ -126,6 +130,45 @@ def test_a_capacity_above_the_models_saturation_is_named_with_the_figure_that_is
     vague = CpuModel(unknown(0.004), unknown(0.02), 2, saturation_rps=9.6, optimistic_rps=None)
     assert (contradiction(Range(12.0, 13.0), vague) or ("",))[0] == "model saturation"
     assert contradiction(Range(4.3, 4.9), sure) is None
+
+
+def step_record(rate: float, *, throttled: float = 0.0, idle: float = 0.5, **means: float) -> RunRecord:
+    """A held window of a search at `rate` whose requests' mean parts are `means` (ms)."""
+    parts = {name: {"mean_ms": ms, "p95_ms": ms, "share": 0.0} for name, ms in means.items()}
+    total = sum(means.values())
+    return run_record(
+        config={"arrival_rate": rate}, server={"throttled_seconds": throttled},
+        capacity_step={"slo_p95_ms": 300.0, "held": True, "why": "", "verdict": "held", "offered_rps": rate},
+        timeline={"file": "t.csv", "rows": 100, "parts": {"requests": 100, "latency_mean_ms": total, "latency_p95_ms": total,
+                                                        "parts": parts, "unaccounted_ms": 0.0, "same_clock": True}},
+        machine_cpu={"cores": 2, "busy_cpu_seconds": 1.0, "saturated": False, "idle_share": idle, "cpu_seconds": 2.0,
+                     "parts_cpu_seconds": {}},
+    )  # fmt: skip
+
+
+def prediction_of(capacity: float) -> Prediction:
+    return Prediction(served_queue(0.1, 8), 0.1, 150, "poisson", capacity)
+
+
+def test_the_cause_of_a_capacity_far_from_its_prediction_is_the_part_that_grew_with_the_load():
+    records = [step_record(100, before=0.4, db=100.0, inside=1.0), step_record(250, before=20.0, db=100.5, inside=3.0),
+               step_record(357, before=160.0, db=101.0, inside=35.0), step_record(420, before=900.0, db=101.0)]  # fmt: skip
+    low, near = parts_at(records, 343.0)
+    assert low and near and (low.offered_rps, near.offered_rps) == (100, 357)  # 357 is within 5% of 343, 420 is not
+    grown = growth_cause(low, near)
+    assert grown == ("before the handler grew from 0.4 to 160.0 ms (mean) between 100 and 357 arrivals/s, of 296.0 ms "
+                     "in all")  # fmt: skip
+    assert apart(records, 343.0, prediction_of(666.0), grown).startswith("before the handler grew from 0.4 to 160.0 ms")
+    # a part that barely moved names nothing
+    assert growth_cause(*parts_at([step_record(10, db=100.0), step_record(12, db=101.0)], 12.0)) is None
+
+
+def test_what_can_only_lower_a_capacity_is_never_named_for_one_above_its_prediction():
+    records = [step_record(10, throttled=5.0, idle=0.05, db=100.0), step_record(14, throttled=5.0, idle=0.05, db=100.0)]
+    below = apart(records, 12.0, prediction_of(16.0))
+    assert "the CPU quota" in below and "CPU contention" in below
+    above = apart(records, 12.0, prediction_of(9.0))
+    assert above == "no cause in its records"
 
 
 # ---------------------------------------------------------------- ARRIVALS and the shipped experiment

@@ -42,11 +42,12 @@ from lab.bench.measure import _paths as locust_paths
 from lab.bench.run import Entry, Where, link_latest, now, opened, results_folder, run_one
 from lab.bench.step_judge import MAX_FAILURES, Judgement, Window, bounded, judge, read_window
 from lab.experiments import Experiment, RunConfig
+from lab.latency_parts import grew
 from lab.model import Arrivals, ServedQueue, served_queue
 from lab.model.bounds import parallelism
 from lab.model.runs import inputs, saturation
 from lab.place import Place
-from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, RunRecord, Verdict
+from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, PartsAt, RunRecord, Verdict
 from lab.records import RecordError, read_records, write_record, write_summary
 from lab.stack_state import StateHook
 from lab.stats import Interval, slope_intercept
@@ -70,6 +71,8 @@ CLOSE = 1.15  # stop once the lowest rate that broke is within 15% of the highes
 FINEST = 1.04  # gaps narrower than 4% between unsure rates are not worth a step
 FALLBACK_SHARE = 0.5  # without a prediction: start at this share of the throughput model's saturation
 DIFFERS = 0.10  # a capacity more than 10% from the prediction is called out
+NEAR_CAPACITY = 1.05  # the step whose parts stand for the capacity: the highest offering at most this much more
+MATERIAL_GROWTH = 0.05  # a part that grew by less than this share of the latency near the capacity names no cause
 STEP_OVERHEAD = 8.0  # seconds each window adds to its warm-up and measurement (start, verify, stop)
 
 
@@ -410,13 +413,43 @@ def words(prediction: Prediction) -> str:
     return f"{served.queue.servers} in flight, each {handler} over {prediction.requests} requests"
 
 
-def apart(records: list[RunRecord], measured: float, prediction: Prediction) -> str:
-    """Why a capacity lies more than 10% from the prediction, as the windows near it recorded it (CPU
-    contention, the CPU quota, the load generator), or the time each request spent outside the handler,
-    which the prediction leaves out; or that the records show no cause."""
+def parts_at(records: list[RunRecord], measured: float | None) -> tuple[PartsAt | None, PartsAt | None]:
+    """Where the time went at the search's lowest step, and at its highest step at or just below the capacity
+    (`measured`; the highest of all where there is none), from the windows whose timeline has the parts."""
+    windows = [
+        PartsAt(r.capacity_step.offered_rps or r.config.arrival_rate, r.measured.timeline.parts)
+        for r in records
+        if r.ok and r.capacity_step and r.measured and r.measured.timeline and r.measured.timeline.parts
+    ]
+    if not windows:
+        return None, None
+    low = min(windows, key=lambda w: w.offered_rps)
+    below = [w for w in windows if measured is None or w.offered_rps <= NEAR_CAPACITY * measured]
+    near = max(below or windows, key=lambda w: w.offered_rps)
+    return low, (near if near is not low else None)
+
+
+def growth_cause(low: PartsAt | None, near: PartsAt | None) -> str | None:
+    """The part of the latency that grew most from the lowest step to the one near the capacity, in words."""
+    if low is None or near is None or (growth := grew(low.parts, near.parts)) is None:
+        return None
+    if growth.high_ms - growth.low_ms < MATERIAL_GROWTH * near.parts.latency_mean_ms:
+        return None
+    return (f"{growth.name} grew from {growth.low_ms:.1f} to {growth.high_ms:.1f} ms (mean) between "
+            f"{low.offered_rps:.3g} and {near.offered_rps:.3g} arrivals/s, of {near.parts.latency_mean_ms:.1f} ms "
+            "in all")  # fmt: skip
+
+
+def apart(records: list[RunRecord], measured: float, prediction: Prediction, grown: str | None = None) -> str:
+    """Why a capacity lies more than 10% from the prediction: the part of each request's latency that grew
+    with the load (`grown`), and, for a capacity under its prediction, what can only lower it as the windows
+    near it recorded it (CPU contention, the CPU quota, the load generator, time outside the handler, which
+    the prediction leaves out); or that the records show no cause."""
+    causes = [grown] if grown else []
+    if measured >= prediction.capacity_rps:  # what only takes capacity away cannot explain more of it
+        return "; ".join(causes) or "no cause in its records"
     near = [r for r in records if r.ok and r.measured and 0.75 * measured <= r.config.arrival_rate <= 1.33 * measured]
     windows = [r.measured for r in near if r.measured]
-    causes = []
     if bounded := [r for r in near if r.bounded_by_load_generator]:
         causes.append(f"the load generator bounded {len(bounded)} of its {len(near)} windows near it")
     throttled = sum(m.server.throttled_seconds or 0.0 for m in windows)
@@ -432,7 +465,7 @@ def apart(records: list[RunRecord], measured: float, prediction: Prediction) -> 
         causes.append(f"CPU contention: the machine was as little as {idle:.0%} idle")
     first = records[0].measured
     outside = first.locust.p50_ms - prediction.service_s * 1000 if first and first.locust.p50_ms else None
-    if measured < prediction.capacity_rps and outside is not None and outside > 0.1 * prediction.service_s * 1000:
+    if outside is not None and outside > 0.1 * prediction.service_s * 1000:
         causes.append(f"time outside the handler, which the prediction leaves out: at low load a request took "
                       f"{first.locust.p50_ms if first else 0:.1f} ms end to end, {prediction.service_s * 1000:.1f} ms of it "
                       "in the handler")  # fmt: skip
@@ -468,6 +501,7 @@ def summarise(config: Configuration, slo_ms: float, records: list[RunRecord], fo
         estimate = min(max(estimate, found.low), found.high)  # the line over every step, read inside the range
     measured = estimate or middle  # what is held against the prediction: the crossing, else the range's middle
     over = measured / prediction.capacity_rps if measured and prediction and prediction.capacity_rps else None
+    low, near = parts_at(records, measured)
     model = cpu.saturation_rps if cpu else None
     held = None if found.lower_bound_only else found.low
     return CapacityFound(
@@ -489,8 +523,9 @@ def summarise(config: Configuration, slo_ms: float, records: list[RunRecord], fo
         steps=len(steps), runs=len(records), seconds=round(seconds, 1), stopped=stopped,
         mode=config.knobs.mode, predicted_servers=prediction.servers if prediction else None,
         predicted_outside_ms=round(prediction.served.outside_s * 1000, 2) if prediction else None,
-        cause=apart(records, measured, prediction) if measured and prediction and over and abs(over - 1) > DIFFERS
-        else None,
+        cause=apart(records, measured, prediction, growth_cause(low, near))
+        if measured and prediction and over and abs(over - 1) > DIFFERS else None,
+        parts_low=low, parts_near=near,
     )  # fmt: skip
 
 

@@ -39,12 +39,18 @@ def _demos(folder: Path) -> list[QuickCheck]:
 
 def capacity_sections(folder: Path, found: list[Capacity], budget_s: float | None = None) -> list[Section]:
     chart = charts.capacity(found, folder / "chart-capacity.png")
-    return [
+    sections = [
         Section("Which to pick, by capacity", bullets=words.capacity_advice(found)),
         Section("Capacity at a latency target", paragraphs=[words.CAPACITY, words.capacity_time(found, budget_s)],
                 bullets=words.overload(found),
                 tables=[tables.capacity(found)], images=[("Latency against offered load", chart)] if chart else []),
     ]  # fmt: skip
+    if parts := time_parts.capacity_table(found):
+        drawn = time_parts.capacity_chart(found, folder / "chart-capacity-parts.png")
+        sections.append(Section("Where the time went, as the load rose", paragraphs=[time_parts.CAPACITY_INTRO],
+                                tables=[parts], images=[("Each step's mean latency in its parts, and its p95", drawn)]
+                                if drawn else []))  # fmt: skip
+    return sections
 
 
 def _charts(folder: Path, rows: list[Row]) -> list[tuple[str, Path]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.modes import MODES
+from lab.latency_parts import LatencyParts
 from lab.model import QueueModel, ServedQueue
 from lab.record import CapacityFound, CapacityStep, OpenArrivals, RunRecord
 from lab.records import RecordError
@@ -26,6 +27,7 @@ class Step:
     rate: float
     step: CapacityStep
     arrivals: OpenArrivals | None
+    parts: LatencyParts | None = None  # where its requests' time went
 
     @property
     def offered(self) -> float:
@@ -122,7 +124,8 @@ def capacities(records: list[RunRecord], folder: Path) -> list[Capacity]:
     by_key = {key(f): f for f in answers(folder)}
     found = []
     for (name, workload, cpus, arrivals, slo), steps in groups.items():
-        rows = [Step(r.config.arrival_rate, step, r.measured.locust.open if r.measured else None) for r, step in steps]
+        rows = [Step(r.config.arrival_rate, step, r.measured.locust.open if r.measured else None,
+                     r.measured.timeline.parts if r.measured and r.measured.timeline else None) for r, step in steps]  # fmt: skip
         mode = steps[0][0].config.knobs.mode
         found.append(Capacity(name, mode, workload, cpus, arrivals, slo, sorted(rows, key=lambda s: s.offered),
                               by_key.get((name, workload, cpus, arrivals, slo))))  # fmt: skip

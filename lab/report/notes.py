@@ -11,6 +11,9 @@ from lab.report.rows import Row, delayed_ack_floor
 NEAR = (0.8, 1.2)  # measured / predicted within this: as predicted
 
 
+MIN_THROTTLED_S = 0.05  # less throttling than this reads as 0.0 s: never named as what bound a run
+
+
 @dataclass(frozen=True)
 class LoadGeneratorSaturated:
     pass
@@ -93,7 +96,7 @@ def judge(
         suspects.append(LoadGeneratorSaturated())
     if failures:
         suspects.append(RequestsFailed(failures))
-    if throttled_seconds and prediction.binding == CONCURRENCY:
+    if throttled_seconds and throttled_seconds >= MIN_THROTTLED_S and prediction.binding == CONCURRENCY:
         suspects.append(Throttled(throttled_seconds))
     found: list[Suspect] = []
     if delayed_ack_ms:

@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from lab.latency_parts import BETWEEN, NAMES, PARTS, LatencyParts
+from lab.record import PartsAt
+from lab.report.capacity import Capacity
 from lab.report.charts import DPI, save
 from lab.report.document import Table
 from lab.report.rows import Row
@@ -77,3 +79,49 @@ def chart(rows: list[Row], path: Path) -> Path | None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     fig.set_dpi(DPI)
     return save(fig, path)
+
+
+CAPACITY_INTRO = (
+    "Where each request's time went at each configuration's lowest step and at its highest step at or just below "
+    "its capacity: the part that grows with the offered load is the one that sets the capacity."
+)
+
+
+def capacity_table(found: list[Capacity]) -> Table | None:
+    """Per configuration, its parts at the lowest step and near its capacity (mean ms, share)."""
+    pairs = [(c, at) for c in found if c.found for at in (c.found.parts_low, c.found.parts_near) if at]
+    if not pairs:
+        return None
+    columns = _columns([at.parts for _, at in pairs])
+    cells = [[f"{c.label} · {c.workload}", f"{at.offered_rps:.3g}", f"{at.parts.latency_mean_ms:.1f}",
+              *(_cell(at.parts, name) for name in columns)] for c, at in pairs]  # fmt: skip
+    return Table(("configuration", "offered /s", "latency, mean ms", *(NAMES[name] for name in columns)), cells,
+                 title="Where the time went, at the lowest step and near the capacity (mean ms, share)")  # fmt: skip
+
+
+def capacity_chart(found: list[Capacity], path: Path) -> Path | None:
+    """One panel per configuration: the parts' means stacked against the offered rate, the p95 beside them."""
+    searched = [c for c in found if sum(1 for s in c.steps if s.parts) >= 2]
+    if not searched:
+        return None
+    fig, axes = plt.subplots(1, len(searched), figsize=(4.2 * len(searched) + 1.5, 3.6), squeeze=False)
+    for ax, c in zip(axes[0], searched, strict=True):
+        steps = sorted((s for s in c.steps if s.parts), key=lambda s: s.offered)
+        rates = [s.offered for s in steps]
+        columns = _columns([s.parts for s in steps if s.parts])
+        stacks = [[max(0.0, s.parts.mean(name)) if s.parts else 0.0 for s in steps] for name in columns]
+        ax.stackplot(rates, stacks, colors=[COLOURS[name] for name in columns], labels=[NAMES[name] for name in columns])
+        ax.plot(rates, [s.p95_ms or 0.0 for s in steps], "k--", marker="o", label="p95")
+        ax.axhline(c.slo_ms, color="grey", linewidth=0.8)
+        ax.set_title(f"{c.label} · {c.workload}", fontsize="medium")
+        ax.set_xlabel("offered, arrivals/s")
+        ax.set_ylabel("ms")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    fig.set_dpi(DPI)
+    return save(fig, path)
+
+
+def said(at: PartsAt) -> str:
+    """One step's parts in words, largest first."""
+    ordered = sorted(at.parts.parts.items(), key=lambda item: -item[1].mean_ms)
+    return f"at {at.offered_rps:.3g}/s: " + ", ".join(f"{NAMES[n]} {p.mean_ms:.1f} ms" for n, p in ordered if p.mean_ms >= 0.05)
