@@ -419,7 +419,7 @@ class CapacityFound:
     predicted_outside_ms: float | None = None  # each request's time beside the predicted queue (its wait, where the CPU binds)
     cause: str | None = None  # why the capacity lies more than 10% from the prediction, as the records show it
     parts_low: PartsAt | None = None  # where the time went at the lowest step
-    parts_near: PartsAt | None = None  # and at the highest step at or below the capacity
+    parts_near: PartsAt | None = None  # and at the first step past the capacity (the lowest that broke)
 
 
 # ---------------------------------------------------------------- the record

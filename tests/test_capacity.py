@@ -132,13 +132,14 @@ def test_a_capacity_above_the_models_saturation_is_named_with_the_figure_that_is
     assert contradiction(Range(4.3, 4.9), sure) is None
 
 
-def step_record(rate: float, *, throttled: float = 0.0, idle: float = 0.5, **means: float) -> RunRecord:
-    """A held window of a search at `rate` whose requests' mean parts are `means` (ms)."""
+def step_record(rate: float, *, broke: bool = False, throttled: float = 0.0, idle: float = 0.5, **means: float) -> RunRecord:
+    """A window of a search at `rate` whose requests' mean parts are `means` (ms)."""
     parts = {name: {"mean_ms": ms, "p95_ms": ms, "share": 0.0} for name, ms in means.items()}
     total = sum(means.values())
+    verdict = "broke" if broke else "held"
     return run_record(
         config={"arrival_rate": rate}, server={"throttled_seconds": throttled},
-        capacity_step={"slo_p95_ms": 300.0, "held": True, "why": "", "verdict": "held", "offered_rps": rate},
+        capacity_step={"slo_p95_ms": 300.0, "held": not broke, "why": "", "verdict": verdict, "offered_rps": rate},
         timeline={"file": "t.csv", "rows": 100, "parts": {"requests": 100, "latency_mean_ms": total, "latency_p95_ms": total,
                                                         "parts": parts, "unaccounted_ms": 0.0, "same_clock": True}},
         machine_cpu={"cores": 2, "busy_cpu_seconds": 1.0, "saturated": False, "idle_share": idle, "cpu_seconds": 2.0,
@@ -152,15 +153,16 @@ def prediction_of(capacity: float) -> Prediction:
 
 def test_the_cause_of_a_capacity_far_from_its_prediction_is_the_part_that_grew_with_the_load():
     records = [step_record(100, before=0.4, db=100.0, inside=1.0), step_record(250, before=20.0, db=100.5, inside=3.0),
-               step_record(357, before=160.0, db=101.0, inside=35.0), step_record(420, before=900.0, db=101.0)]  # fmt: skip
-    low, near = parts_at(records, 343.0)
-    assert low and near and (low.offered_rps, near.offered_rps) == (100, 357)  # 357 is within 5% of 343, 420 is not
+               step_record(420, broke=True, before=900.0, db=101.0),
+               step_record(357, broke=True, before=160.0, db=101.0, inside=35.0)]  # fmt: skip
+    low, near = parts_at(records)
+    assert low and near and (low.offered_rps, near.offered_rps) == (100, 357)  # the lowest step, the lowest that broke
     grown = growth_cause(low, near)
     assert grown == ("before the handler grew from 0.4 to 160.0 ms (mean) between 100 and 357 arrivals/s, of 296.0 ms "
                      "in all")  # fmt: skip
     assert apart(records, 343.0, prediction_of(666.0), grown).startswith("before the handler grew from 0.4 to 160.0 ms")
     # a part that barely moved names nothing
-    assert growth_cause(*parts_at([step_record(10, db=100.0), step_record(12, db=101.0)], 12.0)) is None
+    assert growth_cause(*parts_at([step_record(10, db=100.0), step_record(12, db=101.0)])) is None
 
 
 def test_what_can_only_lower_a_capacity_is_never_named_for_one_above_its_prediction():

@@ -71,8 +71,7 @@ CLOSE = 1.15  # stop once the lowest rate that broke is within 15% of the highes
 FINEST = 1.04  # gaps narrower than 4% between unsure rates are not worth a step
 FALLBACK_SHARE = 0.5  # without a prediction: start at this share of the throughput model's saturation
 DIFFERS = 0.10  # a capacity more than 10% from the prediction is called out
-NEAR_CAPACITY = 1.05  # the step whose parts stand for the capacity: the highest offering at most this much more
-MATERIAL_GROWTH = 0.05  # a part that grew by less than this share of the latency near the capacity names no cause
+MATERIAL_GROWTH = 0.05  # a part that grew by less than this share of the latency past the capacity names no cause
 STEP_OVERHEAD = 8.0  # seconds each window adds to its warm-up and measurement (start, verify, stop)
 
 
@@ -413,20 +412,21 @@ def words(prediction: Prediction) -> str:
     return f"{served.queue.servers} in flight, each {handler} over {prediction.requests} requests"
 
 
-def parts_at(records: list[RunRecord], measured: float | None) -> tuple[PartsAt | None, PartsAt | None]:
-    """Where the time went at the search's lowest step, and at its highest step at or just below the capacity
-    (`measured`; the highest of all where there is none), from the windows whose timeline has the parts."""
+def parts_at(records: list[RunRecord]) -> tuple[PartsAt | None, PartsAt | None]:
+    """Where the time went at the search's lowest step, and at the first step past its capacity (the lowest
+    rate that broke; the highest of all where none did): what grew between the two is what broke it. From
+    the windows whose timeline has the parts."""
     windows = [
-        PartsAt(r.capacity_step.offered_rps or r.config.arrival_rate, r.measured.timeline.parts)
+        (PartsAt(r.capacity_step.offered_rps or r.config.arrival_rate, r.measured.timeline.parts), r.capacity_step.broke)
         for r in records
         if r.ok and r.capacity_step and r.measured and r.measured.timeline and r.measured.timeline.parts
     ]
     if not windows:
         return None, None
-    low = min(windows, key=lambda w: w.offered_rps)
-    below = [w for w in windows if measured is None or w.offered_rps <= NEAR_CAPACITY * measured]
-    near = max(below or windows, key=lambda w: w.offered_rps)
-    return low, (near if near is not low else None)
+    low = min((w for w, _ in windows), key=lambda w: w.offered_rps)
+    broke = [w for w, broken in windows if broken]
+    past = min(broke, key=lambda w: w.offered_rps) if broke else max((w for w, _ in windows), key=lambda w: w.offered_rps)
+    return low, (past if past is not low else None)
 
 
 def growth_cause(low: PartsAt | None, near: PartsAt | None) -> str | None:
@@ -501,7 +501,7 @@ def summarise(config: Configuration, slo_ms: float, records: list[RunRecord], fo
         estimate = min(max(estimate, found.low), found.high)  # the line over every step, read inside the range
     measured = estimate or middle  # what is held against the prediction: the crossing, else the range's middle
     over = measured / prediction.capacity_rps if measured and prediction and prediction.capacity_rps else None
-    low, near = parts_at(records, measured)
+    low, near = parts_at(records)
     model = cpu.saturation_rps if cpu else None
     held = None if found.lower_bound_only else found.low
     return CapacityFound(

@@ -8,7 +8,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from lab.latency_parts import BETWEEN, NAMES, PARTS, LatencyParts
-from lab.record import PartsAt
 from lab.report.capacity import Capacity
 from lab.report.charts import DPI, save
 from lab.report.document import Table
@@ -82,13 +81,13 @@ def chart(rows: list[Row], path: Path) -> Path | None:
 
 
 CAPACITY_INTRO = (
-    "Where each request's time went at each configuration's lowest step and at its highest step at or just below "
-    "its capacity: the part that grows with the offered load is the one that sets the capacity."
+    "Where each request's time went at each configuration's lowest step and at the first step past its capacity "
+    "(the lowest rate that broke): the part that grew with the offered load is the one that set the capacity."
 )
 
 
 def capacity_table(found: list[Capacity]) -> Table | None:
-    """Per configuration, its parts at the lowest step and near its capacity (mean ms, share)."""
+    """Per configuration, its parts at the lowest step and past its capacity (mean ms, share)."""
     pairs = [(c, at) for c in found if c.found for at in (c.found.parts_low, c.found.parts_near) if at]
     if not pairs:
         return None
@@ -96,7 +95,7 @@ def capacity_table(found: list[Capacity]) -> Table | None:
     cells = [[f"{c.label} · {c.workload}", f"{at.offered_rps:.3g}", f"{at.parts.latency_mean_ms:.1f}",
               *(_cell(at.parts, name) for name in columns)] for c, at in pairs]  # fmt: skip
     return Table(("configuration", "offered /s", "latency, mean ms", *(NAMES[name] for name in columns)), cells,
-                 title="Where the time went, at the lowest step and near the capacity (mean ms, share)")  # fmt: skip
+                 title="Where the time went, at the lowest step and past the capacity (mean ms, share)")  # fmt: skip
 
 
 def capacity_chart(found: list[Capacity], path: Path) -> Path | None:
@@ -119,9 +118,3 @@ def capacity_chart(found: list[Capacity], path: Path) -> Path | None:
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     fig.set_dpi(DPI)
     return save(fig, path)
-
-
-def said(at: PartsAt) -> str:
-    """One step's parts in words, largest first."""
-    ordered = sorted(at.parts.parts.items(), key=lambda item: -item[1].mean_ms)
-    return f"at {at.offered_rps:.3g}/s: " + ", ".join(f"{NAMES[n]} {p.mean_ms:.1f} ms" for n, p in ordered if p.mean_ms >= 0.05)
