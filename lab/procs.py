@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-import psutil
-
 
 class LabError(RuntimeError):
     """A failure the user can act on; shown as one clear message, never a traceback."""
@@ -121,6 +119,8 @@ SAME_START_S = 0.05
 
 def started_at(pid: int) -> float | None:
     """When this process started (seconds since the epoch), or None when there is none by that pid."""
+    import psutil  # here, not at the top: `make help` runs before `make setup`, on the standard library alone
+
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:
