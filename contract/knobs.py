@@ -7,6 +7,7 @@ good; `python3 -m contract.knobs env` prints the resolved values as KEY=VALUE li
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from contract.modes import MODES, Mode
 
@@ -124,6 +126,10 @@ SETTINGS = {
     "APP_PORT": "8000",
     "LOCUST_PORT": "8089",
     "LAB_CONTROL_PORT": "8090",  # `make up`'s control server, on loopback: the Lab page's form and "Keep a run"
+    # `make up`'s UI (docs/ui-trust.md): the names besides loopback it answers to, comma-separated, for a UI opened
+    # to them on purpose; and 1 lets a swarm started from the UI target any host, not only the lab's own server.
+    "LAB_UI_HOSTS": "",
+    "LAB_UI_ANY_HOST": "0",
     "PG_PORT": "55432",
     "DB_POOL_SIZE": "100",
     "DB_PASSWORD": "lab-dev-password",
@@ -176,6 +182,7 @@ SETTING_CHOICES = {
     "IMAGES": ("official", "local"),  # the registry's images, or stand-ins built here from Debian
     "BUILD": ("1", "0"),  # 0: run the app images already built or pulled, without a build
     "ARRIVALS": ("poisson", "constant"),  # `make capacity`: open arrivals as a Poisson process, or evenly spaced
+    "LAB_UI_ANY_HOST": ("0", "1"),  # 1: a swarm from `make up`'s UI may target any host
 }
 
 
@@ -217,6 +224,42 @@ def app_paths() -> list[tuple[str, int]]:
     (the currency endpoint) or with LOCUSTFILE (the team's own users send what they send)."""
     found = paths(setting("PATHS"))
     return found or ([("/", 1)] if setting("APP") and not setting("LOCUSTFILE") else [])
+
+
+UI_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})  # the names `make up`'s UI always answers to
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOST_NAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def host_name(header: str | None) -> str | None:
+    """The name a Host header gives (`name`, `name:port`, `[v6]:port`), lowercased, an IPv6 address without its
+    brackets; None for anything else."""
+    try:
+        parts = urlsplit(f"//{header or ''}")
+        parts.port  # noqa: B018  (raises ValueError for a port that is not one)
+    except ValueError:
+        return None
+    name = parts.hostname or ""
+    if parts.username is not None or parts.path or parts.query or parts.fragment:
+        return None
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name if HOST_NAME_RE.match(name) else None
+    return name
+
+
+def ui_hosts() -> frozenset[str]:
+    """The names `make up`'s UI answers to (Locust's web UI and the control server, docs/ui-trust.md): loopback's,
+    and those LAB_UI_HOSTS opens it to on purpose; KnobError names one that is not a host name or address."""
+    names = set(UI_LOOPBACK)
+    for part in filter(None, re.split(r"[,\s]+", setting("LAB_UI_HOSTS"))):
+        bare = part.lower().removeprefix("[").removesuffix("]")
+        if host_name(f"[{bare}]" if ":" in bare else bare) != bare:  # a port, a scheme, a path: not a name alone
+            raise KnobError(f"LAB_UI_HOSTS has {part!r}: LAB_UI_HOSTS takes host names or addresses, separated by "
+                            "commas, without a scheme or port (such as lab.example,192.0.2.7)")  # fmt: skip
+        names.add(bare)
+    return frozenset(names)
 
 
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -364,12 +407,132 @@ def from_environ() -> Knobs:
     for name in SETTING_CHOICES:
         choice_setting(name)
     paths(setting("PATHS"))
+    ui_hosts()
     check_app_files()
     return knobs
 
 
+# ---------------------------------------------------------------- comparing two results folders
+
+# `make compare` (lab/compare) reads these, and `make bench` and `make capacity` judge THRESHOLDS too. They
+# say how to judge runs, not how to run them: no record keeps them. Stdlib only, like the rest of this file,
+# so the Makefile stops a bad value before anything starts.
+
+# The differences between two configurations that refuse a comparison unless COMPARE_ACROSS names them.
+COMPARE_ASPECTS = ("mode", "workers", "threads", "cpus", "workload", "arrivals", "target", "db_pool", "cpu_offload",
+                   "interpreter", "app", "backend")  # fmt: skip
+
+# What THRESHOLDS can limit, each with the units it takes and what one of them is in the figure's own unit
+# (ms, req/s, a share of requests, ms of CPU per request, MB per worker); no unit: the figure's own.
+_LATENCY = {"": 1.0, "ms": 1.0, "s": 1000.0}
+_RATE = {"": 1.0, "/s": 1.0, "rps": 1.0}
+THRESHOLD_UNITS: dict[str, dict[str, float]] = {
+    "rps": _RATE,
+    "p50": _LATENCY,
+    "p95": _LATENCY,
+    "p99": _LATENCY,
+    "failures": {"": 1.0, "%": 0.01},
+    "cpu": {"": 1.0, "ms": 1.0, "us": 0.001, "s": 1000.0},
+    "capacity": _RATE,
+    "memory": {"": 1.0, "mb": 1.0, "gb": 1024.0},
+}
+# k6 writes a percentile p(95): p95 is the same
+THRESHOLD_RE = re.compile(r"^(?P<figure>[a-z]+\d*|p\(\d+\))(?P<op><=|>=|<|>)(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>[a-z/%]*)$")
+THRESHOLDS_ACCEPT = ('limits such as "p95<300ms rps>50 failures<1%": each a figure (' + ", ".join(THRESHOLD_UNITS)
+                     + "), <, <=, > or >=, and a number with its unit")  # fmt: skip
+
+
+def thresholds(text: str) -> list[tuple[str, str, float]]:
+    """THRESHOLDS="p95<300ms rps>50 failures<1%": each limit as (figure, operator, number in the figure's own
+    unit); KnobError naming the first term that does not read."""
+    found = []
+    for term in text.lower().split():
+        match = THRESHOLD_RE.match(term)
+        figure = match["figure"].replace("(", "").replace(")", "") if match else ""
+        units = THRESHOLD_UNITS.get(figure, {})
+        if match is None or match["unit"] not in units:
+            takes = f"{figure} takes {', '.join(repr(u) for u in units if u)} or no unit" if units else THRESHOLDS_ACCEPT
+            raise KnobError(f"THRESHOLDS has {term!r}: {takes}")
+        found.append((figure, match["op"], float(match["number"]) * units[match["unit"]]))
+    return found
+
+
+def _thresholds(text: str) -> str:
+    thresholds(text)
+    return text
+
+
+def _min_change(text: str) -> float:
+    """MIN_CHANGE=5% (or 5): the share it names, from 0.1% to 100%."""
+    value = float(text.removesuffix("%")) / 100
+    if not 0.001 <= value <= 1:
+        raise ValueError
+    return value
+
+
+def _aspects(text: str) -> str:
+    names = text.replace(",", " ").split()
+    if not names or any(name not in COMPARE_ASPECTS for name in names):
+        raise ValueError
+    return " ".join(names)
+
+
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise ValueError
+    return text
+
+
+FOLDER = "a results folder, such as results/latest"
+COMPARE_KNOBS: dict[str, Knob] = {
+    k.name: k
+    for k in (
+        Knob("BASE", "", Parser(_folder, FOLDER), "make compare: the folder compared against"),
+        Knob("NEW", "", Parser(_folder, FOLDER), "make compare: the folder judged against BASE"),
+        Knob("MIN_CHANGE", "5%", Parser(_min_change, "a percentage from 0.1% to 100%, such as 5%"),
+             "make compare: the smallest change that matters (the failure share: a tenth of it, in points)"),
+        Knob("COMPARE_ACROSS", "", Parser(_aspects, f"one or more of {', '.join(COMPARE_ASPECTS)}, separated by commas"),
+             "make compare: the difference between the configurations that is the question"),
+        Knob("GATE", "0", _choice("0", "1"), "make compare: 1 exits 1 when a figure is worse, 2 when it cannot compare"),
+        Knob("GATE_UNSURE", "pass", _choice("pass", "fail"), "fail: exit 3 where a figure or threshold is unsure"),
+        Knob("THRESHOLDS", "", Parser(_thresholds, THRESHOLDS_ACCEPT),
+             'compare, bench, capacity: absolute limits judged on intervals, "p95<300ms rps>50 failures<1%"'),
+    )
+}  # fmt: skip
+
+
+def compare_settings(env: Mapping[str, str]) -> dict[str, KnobValue]:
+    """The comparison's knobs, each read (empty where unset and without a default), every bad one named at once."""
+    errors: list[str] = []
+    values: dict[str, KnobValue] = {}
+    for knob in COMPARE_KNOBS.values():
+        text = str(env.get(knob.name, "") or knob.default).strip()
+        if not text:
+            values[knob.name] = ""
+            continue
+        try:
+            values[knob.name] = knob.parse(text)
+        except KnobError as error:  # it names the part that does not read
+            errors.append(str(error))
+        except ValueError:
+            errors.append(f"{knob.name}={text!r} is not valid: {knob.name} takes {knob.accepts}")
+    if errors:
+        raise KnobError("\n".join(errors))
+    return values
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "check"
+    if command == "compare-names":
+        print(" ".join(COMPARE_KNOBS))
+        return 0
+    if command == "check-compare":  # the comparison's knobs alone: they are not part of a run
+        try:
+            compare_settings(os.environ)
+        except KnobError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
     try:
         knobs = from_environ()
     except KnobError as error:
@@ -383,7 +546,7 @@ def main(argv: list[str]) -> int:
     elif command == "service":
         print(knobs.server.service)
     elif command != "check":
-        print("usage: python3 -m contract.knobs [check|env|names|service]", file=sys.stderr)
+        print("usage: python3 -m contract.knobs [check|env|names|service|compare-names|check-compare]", file=sys.stderr)
         return 2
     return 0
 

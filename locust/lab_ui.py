@@ -10,17 +10,27 @@ Who serves each request comes from the server's where-and-when headers: each loa
 keeps its requests' rows; workers send theirs to the master each second (a custom message), so the page
 works with distributed workers. The plugin stays idle in headless runs (`make bench`): without a web UI
 nothing is kept and no worker sends anything.
+
+Who may use the web app (docs/ui-trust.md): a page whose name resolves to 127.0.0.1 (DNS rebinding) reaches
+it from the user's browser and reads its answers, and any page may post a form to it. So every request, to
+Locust's routes and the Lab's alike, must name a host the lab serves (contract.knobs.ui_hosts), one that changes
+anything and says where it comes from must come from the UI's own page, a swarm from the UI targets the lab's
+own server (the host Locust was started with) unless LAB_UI_ANY_HOST=1, and the state is taken only from the
+`make up` that started this Locust: with the token it handed it (TOKEN_ENV), whatever the network position.
 """
 
 from __future__ import annotations
 
+import hmac
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 from flask import Blueprint, Response, jsonify, request
@@ -31,7 +41,7 @@ from locust.rpc.protocol import Message
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from contract.endpoint import request_name
-from contract.knobs import REQUEST_WORKLOADS, WORKLOADS
+from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, host_name, setting, ui_hosts
 from locust import events
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +53,8 @@ HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
 KIND_OF = {request_name(kind): kind for kind in REQUEST_WORKLOADS}
 INDEX_SCRIPT = '<script src="./lab/tab.js" defer></script>'
 PAGE_NOTE = "/lab/timeline (the green link at the bottom right): who serves each request, switch the mode, keep a run"
+TOKEN_ENV, TOKEN_HEADER = "LOCUST_LAB_UI_TOKEN", "X-Lab-Token"  # as lab/live/locust_api.py hands and sends it
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 Row = list[str]  # contract.endpoint.TIMELINE_COLUMNS: pid, thread, start_us, end_us, status, client_ms, workload
 
@@ -192,6 +204,13 @@ def _page(name: str, kind: str) -> Response:
     return Response((HERE / name).read_text(), mimetype=kind, headers={"Cache-Control": "no-store"})
 
 
+def _refused(why: str) -> Response:
+    """A refusal in the shape Locust's page reads from its own routes (a swarm's answer: success, message)."""
+    response = jsonify({"success": False, "message": why})
+    response.status_code = 403
+    return response
+
+
 def _set_workload(environment: Environment, workload: str, share: float) -> None:
     """The users' WORKLOAD (and a mix's share), here and on every worker: what their next request sends."""
     options = environment.parsed_options
@@ -206,10 +225,14 @@ def blueprint(environment: Environment) -> Blueprint:
     lab = Blueprint("lab", __name__)
     runner = environment.runner
     assert runner is not None
+    token = os.environ.get(TOKEN_ENV, "").encode()  # none: a Locust that `make up` did not start takes no state
 
     @lab.route("/lab/state", methods=["POST"])
     @metered
     def take_state() -> Response:
+        given = request.headers.get(TOKEN_HEADER, "").encode()
+        if not (token and hmac.compare_digest(given, token)):
+            return _refused(f"only the `make up` that started this Locust pushes the Lab's state (its {TOKEN_HEADER})")
         store.state = request.get_json(force=True, silent=True) or {}
         return jsonify(live_figures(environment))
 
@@ -265,6 +288,43 @@ def blueprint(environment: Environment) -> Blueprint:
     return lab
 
 
+def _target(url: str) -> tuple[str, ...]:
+    """A swarm's host as compared: the case of its scheme and name, and a trailing slash, aside."""
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, parts.fragment
+
+
+def refusal(host: str | None, origin: str | None, method: str, names: frozenset[str]) -> str | None:
+    """Why a request to Locust's web app is refused, or None: it names a host the lab does not serve, or it
+    would change something from a page other than the one it names (no Origin: not a page's request)."""
+    if host_name(host) not in names:
+        return f"Locust's web UI answers requests for {', '.join(sorted(names))} alone, not for Host {host!r} " \
+               "(LAB_UI_HOSTS opens it to a name on purpose)"  # fmt: skip
+    if method in SAFE_METHODS or origin is None:
+        return None
+    parts = urlsplit(origin)
+    if parts.scheme in ("http", "https") and parts.netloc.lower() == str(host).lower():  # the page the request names
+        return None
+    return f"only the UI's own page may change anything here, not a page of {origin!r}"
+
+
+def guard(environment: Environment) -> Callable[[], Response | None]:
+    """What runs before every request to Locust's web app: a refusal, or None to let it through."""
+    names = ui_hosts()
+    own = environment.host or ""  # as Locust was started: a swarm's form changes environment.host
+    any_host = setting("LAB_UI_ANY_HOST") == "1"
+
+    def check() -> Response | None:
+        why = refusal(request.headers.get("Host"), request.headers.get("Origin"), request.method, names)
+        if why is None and request.path == "/swarm" and not any_host and "host" in request.form:
+            asked = request.form["host"]
+            if not own or _target(asked) != _target(own):
+                why = f"a swarm from the UI targets the lab's own server, {own}, not {asked!r} (LAB_UI_ANY_HOST=1 opens it)"
+        return None if why is None else _refused(why)
+
+    return check
+
+
 def attach(environment: Environment) -> None:
     """The Lab on the process that serves the web UI."""
     web_ui, runner = environment.web_ui, environment.runner
@@ -278,6 +338,7 @@ def attach(environment: Environment) -> None:
     )  # fmt: skip
     app = web_ui.app
     assert app is not None
+    app.before_request(guard(environment))  # before Locust's own routes and the Lab's alike
     template = Path(app.template_folder or "") / "index.html"
 
     def index(name: str) -> str | None:

@@ -22,6 +22,7 @@ from lab.app_venv import facts as app_facts
 from lab.backends.compose_cli import compose, down, engine_answers, run
 from lab.backends.leftovers import stop_leftovers
 from lab.backends.seam import LocustOptions, RunFacts
+from lab.live.locust_api import TOKEN_ENV, new_token
 from lab.machine import interpreter_facts
 from lab.place import Place
 from lab.procs import LabError
@@ -268,7 +269,8 @@ class ComposeBackend:
     def serving(self, knobs: Knobs, command: str, *, locust_ui: bool = False, locust_workers: int = 1) -> Iterator[ComposeStack]:
         """The stack of compose.yaml, healthy (`up --wait`); down, volumes and all, on the way out."""
         with stack_state.claimed(self.place, [self.name], command, partial(stop_leftovers, self.place)):
-            env = compose_env(knobs)
+            token = new_token()  # the master takes the Lab's state from this stack's pushes alone (compose.yaml passes it)
+            env = {**compose_env(knobs), TOKEN_ENV: token}
             prepare([knobs.cpus])
             locust = ["--scale", f"locust-worker={locust_workers}", "locust-master", "locust-worker"] if locust_ui else []
             try:
@@ -278,7 +280,7 @@ class ComposeBackend:
                 limit = ComposeLimit(knobs.cpus, app.pid)
                 print("lab: images: " + images.summary(app.facts()["images"]), flush=True)
                 locust_url = f"http://127.0.0.1:{setting('LOCUST_PORT')}"
-                yield ComposeStack(app.url, limit, locust_url, "make logs (docker compose logs)", app)
+                yield ComposeStack(app.url, limit, locust_url, "make logs (docker compose logs)", app, token)
             finally:
                 down(env)
 
@@ -290,6 +292,7 @@ class ComposeStack:
     locust_url: str
     logs: str
     app: ComposeApp
+    locust_token: str  # what its Locust master takes pushes with
 
     def restart(self, knobs: Knobs) -> None:
         """The app under new knobs, for the Lab page: compose recreates the app container alone (its old one

@@ -21,6 +21,7 @@ from lab.app_venv import facts as app_facts
 from lab.backends.leftovers import stop_leftovers
 from lab.backends.seam import LocustOptions, RunFacts
 from lab.cpulimit import CpuLimit, make_limit
+from lab.live.locust_api import TOKEN_ENV, new_token
 from lab.machine import interpreter_facts
 from lab.place import Place
 from lab.procs import check_port_free, reap, signals_deferred, spawn, wait_http_ok
@@ -123,6 +124,7 @@ class Stack:
         self.pg = self.place.postgres()
         self.app = AppServer(knobs, self.place, self.pg.url, record, bind=bind)  # PostgreSQL stays on loopback
         self.locust: subprocess.Popen[bytes] | None = None
+        self.locust_token = new_token()  # its Locust takes the Lab's state from this stack's pushes alone
 
     def start(self) -> None:
         try:
@@ -171,7 +173,8 @@ class Stack:
             f"{self.knobs.spawn_rate:g}",
         ]
         with signals_deferred():
-            self.locust = spawn(argv, cwd=ROOT, env=os.environ, log=log)
+            # the token in its environment alone: not on a command line every user of the machine can read
+            self.locust = spawn(argv, cwd=ROOT, env={**os.environ, TOKEN_ENV: self.locust_token}, log=log)
         self.record(locust=self.locust.pid)
         wait_http_ok(f"http://127.0.0.1:{self.place.locust_port}/", self.locust, "the Locust web UI", log, 30)
 

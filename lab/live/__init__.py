@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from contract.knobs import Knobs
+from contract.knobs import Knobs, ui_hosts
 from lab.backends import Serving
 from lab.place import Place
 from lab.procs import check_port_free
@@ -52,7 +52,7 @@ def running(backend: str, stack: Serving, knobs: Knobs) -> Iterator[str]:
     password = os.environ.get("LAB_UI_PASSWORD") or None
     lab = LiveLab(backend, live_stack, probe, knobs, control_port=control_port(), password=bool(password), postgres=postgres)
     check_free()
-    control = Control(lab, control_port(), urlsplit(stack.locust_url).port or 8089, password)
+    control = Control(lab, control_port(), urlsplit(stack.locust_url).port or 8089, password, ui_hosts())
     control.start()
     sampler = threading.Thread(target=lab.run, name="lab-sampler", daemon=True)
     sampler.start()

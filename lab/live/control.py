@@ -4,7 +4,9 @@ browser on this machine.
 It listens on loopback and answers loopback alone, unless LAB_UI_PASSWORD is set: then it listens on every
 interface and every change must carry the password (header X-Lab-Password). A browser may post to it only
 from Locust's own page (CORS for that origin, and JSON bodies, which a page elsewhere cannot send without
-asking first), so that no other web page can restart the lab's servers.
+asking first), so that no other web page can restart the lab's servers. And it answers only requests for a
+name the lab serves (their Host header): loopback's, or one LAB_UI_HOSTS opens the UI to on purpose, so
+that a page whose own name resolves to 127.0.0.1 (DNS rebinding) cannot use it either (docs/ui-trust.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from contract.knobs import KnobError
+from contract.knobs import UI_LOOPBACK, KnobError, host_name
 from lab.live.keep import Kept
 from lab.live.session import BusyError
 from lab.procs import LabError
@@ -46,19 +48,22 @@ def loopback(address: str) -> bool:
 class Control(ThreadingHTTPServer):
     daemon_threads = True  # a request under way never holds the process: `finish` waits for the change itself
 
-    def __init__(self, lab: Controlled, port: int, locust_port: int, password: str | None) -> None:
+    def __init__(
+        self, lab: Controlled, port: int, locust_port: int, password: str | None, names: frozenset[str] = UI_LOOPBACK
+    ) -> None:
         self.lab, self.locust_port, self.password = lab, locust_port, password
+        self.names = names  # what it answers to: contract.knobs.ui_hosts()
         super().__init__(("0.0.0.0" if password else "127.0.0.1", port), ControlHandler)
 
     def origin_allowed(self, origin: str | None) -> bool:
-        """No Origin (curl, the tests) or Locust's page: on loopback by any of its names, or, with a
-        password, on whatever host the browser reached Locust by."""
+        """No Origin (curl, the tests) or Locust's page, by a name the lab serves: loopback's, or one the user
+        opened the UI to (LAB_UI_HOSTS), with or without a password."""
         if origin is None:
             return True
         parts = urlsplit(origin)
         if parts.port != self.locust_port or parts.scheme not in ("http", "https"):
             return False
-        return bool(self.password) or parts.hostname in ("127.0.0.1", "localhost", "::1")
+        return parts.hostname in self.names
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="lab-control", daemon=True)
@@ -88,10 +93,20 @@ class ControlHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _refused(self, change: bool) -> str | None:
-        """Why this request may not be answered, or None."""
+    def _foreign(self) -> str | None:
+        """Why a request is refused whatever it asks: a name the lab does not serve, or another page."""
+        host = self.headers.get("Host")
+        if host_name(host) not in self.server.names:
+            return f"the control server answers requests for {', '.join(sorted(self.server.names))} alone, not for " \
+                   f"Host {host!r} (LAB_UI_HOSTS opens the UI to a name on purpose)"  # fmt: skip
         if not self.server.origin_allowed(self.headers.get("Origin")):
             return "only Locust's own page may use the lab's control server"
+        return None
+
+    def _refused(self, change: bool) -> str | None:
+        """Why this request may not be answered, or None."""
+        if why := self._foreign():
+            return why
         password = self.server.password
         if not password:
             on_loopback = loopback(self.client_address[0])
@@ -102,8 +117,8 @@ class ControlHandler(BaseHTTPRequestHandler):
         return None
 
     def do_OPTIONS(self) -> None:
-        if not self.server.origin_allowed(self.headers.get("Origin")):
-            self._answer(403, {"error": "only Locust's own page may use the lab's control server"})
+        if why := self._foreign():
+            self._answer(403, {"error": why})
             return
         self.send_response(204)
         self._cors()

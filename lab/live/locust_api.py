@@ -1,10 +1,13 @@
 """What the supervisor asks of Locust's web app: its own routes (stop, reset, swarm) and the Lab plugin's
 (locust/lab_ui.py: the pushed state, the workload, the kept window). Loopback only, and always towards
-Locust: the compose master's published port works the same, so Locust never has to reach the host."""
+Locust: the compose master's published port works the same, so Locust never has to reach the host. Every
+call carries the token this `make up` handed its Locust (in its environment, TOKEN_ENV): the plugin takes the
+Lab's state from no one else (docs/ui-trust.md)."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,6 +16,14 @@ from typing import Any, TypedDict, cast
 from lab.procs import LabError
 
 TIMEOUT = 5.0
+TOKEN_ENV = "LOCUST_LAB_UI_TOKEN"  # locust/lab_ui.py reads it, and compose.yaml passes it to the master
+TOKEN_HEADER = "X-Lab-Token"
+
+
+def new_token() -> str:
+    """A token for the Locust a `make up` starts: a new one each time, so no other `make up` (nor anyone who
+    saw an earlier one) pushes to it."""
+    return secrets.token_urlsafe(32)
 
 
 class LocustLive(TypedDict, total=False):
@@ -51,11 +62,12 @@ class Window(TypedDict):
 
 
 class Locust:
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url.rstrip("/"), token
 
     def _call(self, path: str, data: bytes | None = None, content_type: str = "application/json") -> bytes:
-        request = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET")
+        request = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET",
+                                         headers={TOKEN_HEADER: self.token})  # fmt: skip
         if data is not None:
             request.add_header("Content-Type", content_type)
         try:

@@ -58,6 +58,9 @@ class LiveStack(Protocol):
     @property
     def locust_url(self) -> str: ...
 
+    @property
+    def locust_token(self) -> str: ...  # what the Locust it started takes pushes with (locust_api.py)
+
     def restart(self, knobs: Knobs) -> None: ...
 
 
@@ -76,7 +79,7 @@ class LiveLab:
         self.backend, self.stack, self.probe = backend, stack, probe
         self.server_knobs = knobs  # what the server was started with
         self.run_knobs = knobs  # what Locust's users send: the server's, or WORKLOAD changed alone
-        self.locust = Locust(stack.locust_url)
+        self.locust = Locust(stack.locust_url, stack.locust_token)
         self.control_port, self.password, self.postgres = control_port, password, postgres
         self.folder = folder or results_folder()
         self.operation = threading.Lock()  # one apply or keep at a time; the stack is stopped only after it
