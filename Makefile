@@ -144,6 +144,18 @@ worker: setup ## join the Locust of a bench on MASTER=host as LOCUST_WORKERS=N L
 report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
 	$(PY) -m lab report $(RESULTS)
 
+# The comparison's knobs (lab/compare, docs/compare.md): BASE, NEW, MIN_CHANGE, COMPARE_ACROSS, GATE, GATE_UNSURE and
+# THRESHOLDS, which make bench and make capacity judge too. Checked here like the knobs, before anything starts.
+COMPARE_KNOBS := $(shell $(PYTHON) -m contract.knobs compare-names)
+export $(COMPARE_KNOBS)
+COMPARE_ERROR := $(shell $(foreach k,$(COMPARE_KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs check-compare 2>&1)
+$(if $(COMPARE_ERROR),$(error $(COMPARE_ERROR)))
+.PHONY: compare
+
+compare: setup ## BASE=folder NEW=folder: each figure's change with its interval and a verdict (MIN_CHANGE=5%, COMPARE_ACROSS=knob, THRESHOLDS="p95<300ms rps>50"); GATE=1 fails where one is worse (GATE_UNSURE=fail: unsure too)
+	$(if $(and $(BASE),$(NEW)),,$(error make compare takes BASE=folder and NEW=folder: two results folders, such as results/latest))
+	$(PY) -m lab compare $(BASE) $(NEW)
+
 modes: ## list the server modes
 	@$(PYTHON) -m lab modes
 

@@ -112,7 +112,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         return 130
     _say_picks(folder)
-    return 0
+    return _judged(folder)
 
 
 def _say_picks(folder: Path) -> None:
@@ -142,12 +142,26 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     if args.detach:
         return detach(args, f"capacity-{experiment.name if experiment else 'capacity'}")
     try:
-        run_capacity(configs, slo, name=experiment.name if experiment else "capacity", max_steps=args.steps,
-                     backend_name=args.backend, budget_s=experiment.budget_s if experiment else None)  # fmt: skip
+        folder = run_capacity(configs, slo, name=experiment.name if experiment else "capacity", max_steps=args.steps,
+                              backend_name=args.backend, budget_s=experiment.budget_s if experiment else None)  # fmt: skip
     except (KeyboardInterrupt, Interrupted):
         print("\ncapacity: interrupted; every finished step is kept", file=sys.stderr)
         return 130
-    return 0
+    return _judged(folder)
+
+
+def _judged(folder: Path) -> int:
+    """THRESHOLDS judged on the folder a bench or a capacity search wrote: non-zero where one is broken."""
+    from lab.compare.command import judge_thresholds
+
+    return judge_thresholds(folder)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`make compare`: each figure's change between two results folders, its interval and a verdict; GATE=1 exits by it."""
+    from lab.compare.command import compare_folders
+
+    return compare_folders(args.base, args.new)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -284,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     capacity.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
     capacity.add_argument("--again", metavar="RESULTS", help="work a finished search's answers out anew from its records")
     capacity.set_defaults(run=cmd_capacity)
+    compare = sub.add_parser("compare", help="each figure's change from BASE to NEW with its interval, and a verdict")
+    compare.add_argument("base", help="the results folder compared against")
+    compare.add_argument("new", help="the results folder judged against it")
+    compare.set_defaults(run=cmd_compare)
     decide = sub.add_parser("decide", help="APP: measure each path, try the configurations worth trying, pick one")
     decide.add_argument("--backend", choices=backends.BACKENDS, default="native")
     decide.add_argument("--minutes", default="20", help="the time budget of the whole decision, stated before it starts")
