@@ -37,7 +37,7 @@ endif
 export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs service)
 COMPOSE = SERVICE=$(SERVICE) docker compose
 
-.PHONY: help setup up down demo bench capacity serve worker report modes knobs logs ps engine engine-stop images k8s test lint clean
+.PHONY: help setup lock up down demo bench capacity serve worker report modes knobs logs ps engine engine-stop images k8s test test-fast lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
@@ -67,13 +67,25 @@ $(INTERPRETER):
 	$(SERVER_PYTHON) -m venv $(VENV)
 	touch $@
 
-$(VENV)/.installed: $(INTERPRETER) requirements/services.txt requirements/lab.txt requirements/dev.txt contract/pyproject.toml
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements/dev.txt
-	$(PY) -m pip install --quiet --editable ./contract
+# .venv installs dev.lock (pip and setuptools included), every file's hash checked; contract/ is built by that
+# setuptools, not fetched. A changed lock reinstalls; pip check says if a lock misses a dependency.
+$(VENV)/.installed: $(INTERPRETER) requirements/dev.lock contract/pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable ./contract
+	$(PY) -m pip check
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with the pinned versions (up, demo and test do it for you)
+
+# One lock per environment from its short list of direct requirements (requirements/NAME.txt): dev first (the
+# superset .venv runs), then the others held to dev's versions, so the images run what the native backend runs.
+LOCK_WITH = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' \
+	$(if $(filter 1 yes true,$(UPGRADE)),--upgrade)
+lock: $(VENV)/.installed ## rebuild requirements/*.lock (every package and its hash) from requirements/*.txt; UPGRADE=1 takes the newest versions they allow
+	$(LOCK_WITH) requirements/dev.txt -o requirements/dev.lock
+	for name in lab services standins kubectl; do \
+		$(LOCK_WITH) -c requirements/dev.lock requirements/$$name.txt -o requirements/$$name.lock; done
 
 up: setup ## start PostgreSQL, the app in MODE under CPUS and the Locust web UI at :8089 (Ctrl-C stops)
 	$(PY) -m lab up --backend $(BACKEND) --locust-workers $(LOCUST_WORKERS)
@@ -167,6 +179,10 @@ test: setup ## run the test suite (real PostgreSQL, servers and Locust)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# tests/conftest.py marks `server` every test that starts PostgreSQL, a server, Locust or a bench
+test-fast: setup ## the tests that need no server (statistics, model, records, parsing, reports), in under a minute
+	$(PY) -m pytest -m "not server"
 
 lint: setup ## ruff and mypy
 	$(PY) -m ruff check .

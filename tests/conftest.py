@@ -142,6 +142,21 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return (base / "results" / "latest").resolve()
 
 
+# Fixtures that start real processes, directly or through the fixtures they ask for: a test that uses
+# one (item.fixturenames holds the whole closure) needs a server. A test that starts one through a
+# helper (running, run_bench, `python -m lab up`) is marked `server` (or `slow`) where it is written.
+SERVER_FIXTURES = frozenset({"database", "place", "smoke_results"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `server` every test that starts real processes, so that `make test-fast` (-m "not server")
+    runs only the ones that need none; a slow test runs servers by definition."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("slow") or fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.server)
+
+
 LAB_PROGRAMS = ("postgres", "manage.py", "gunicorn", "uvicorn", "granian", "locust", "-m lab")
 
 

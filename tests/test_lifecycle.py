@@ -124,6 +124,7 @@ def test_two_labs_started_together_one_runs_the_other_says_which_holds_it(lab_pl
     assert_nothing_left(lab_place)
 
 
+@pytest.mark.server  # PostgreSQL starts before the app fails
 def test_failed_start_leaves_nothing(lab_place):
     # PostgreSQL starts, then the app cannot: everything started so far must be stopped
     result = lab(lab_place, "demo", MODE="threaded", DJANGO_SETTINGS_MODULE="no.such.settings")

@@ -7,6 +7,8 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from contract.endpoint import request_name
 from lab import ROOT
 
@@ -64,6 +66,7 @@ class WrongRates(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.server  # a real Locust process, against a stand-in server
 def test_a_wrong_rate_is_a_failure():
     server = ThreadingHTTPServer(("127.0.0.1", 0), WrongRates)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
