@@ -18,8 +18,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
 
-from contract import cgroup, interpreter
+from contract import cgroup, interpreter, pools
 from contract.knobs import REQUEST_WORKLOADS, Offload, setting
+from contract.modes import MODES
 from contract.primes import count_primes as count_primes  # the services count primes through the endpoint
 
 CODE_PATTERN = r"^[A-Za-z]{3}$"
@@ -48,6 +49,36 @@ TIMELINE_COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms"
                     "intended_us", "sent_us", "received_us", *(f"{phase}_ms" for phase in TIMED_PHASES))  # fmt: skip
 
 
+TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")  # where and when it was served
+
+
+def timeline_row(
+    headers: Mapping[str, str] | None,
+    status: int,
+    client_ms: float,
+    name: str,
+    *,
+    intended: float | None,
+    sent: float | None,
+    received: float,
+) -> tuple[str, ...] | None:
+    """One answered request as a timeline row (TIMELINE_COLUMNS), from its response's headers and the client's
+    stamps (seconds since the epoch); None without the server's where-and-when headers. The Locust user and
+    the Lab tab's plugin both keep their rows in this one form."""
+    values = tuple((headers or {}).get(header) or "" for header in TIMELINE_HEADERS)
+    if not all(values):
+        return None
+    phases = server_timing((headers or {}).get("Server-Timing") or "")
+    return (
+        *values, str(status), f"{client_ms:.3f}", WORKLOAD_OF.get(name, ""), _us(intended), _us(sent), _us(received),
+        *(f"{phases[phase]:.3f}" if phase in phases else "" for phase in TIMED_PHASES),
+    )  # fmt: skip
+
+
+def _us(seconds: float | None) -> str:
+    return str(round(seconds * 1e6)) if seconds is not None else ""
+
+
 def server_timing(header: str) -> dict[str, float]:
     """The phases of a Server-Timing header, in ms (`db;dur=101.2, total;dur=103.0`)."""
     phases = {}
@@ -64,6 +95,9 @@ def server_timing(header: str) -> dict[str, float]:
 def request_name(workload: str) -> str:
     """How Locust names a request of each kind, so that statistics keep io and cpu apart."""
     return f"/currency/convert [{workload}]"
+
+
+WORKLOAD_OF = {request_name(kind): kind for kind in REQUEST_WORKLOADS}  # a request's name back to its workload
 
 
 # Seconds to wait for a pooled connection (or a new one): an exhausted pool or a database that
@@ -110,6 +144,7 @@ class Settings:
     database_url: str
     db_pool: bool
     db_pool_size: int
+    db_pool_open: int  # connections each process opens before it is ready (contract.pools)
     cpu_offload: Offload
 
     @classmethod
@@ -117,13 +152,18 @@ class Settings:
         """The settings, or MissingSetting saying what to set: a KeyError would name the variable only."""
         if not os.environ.get("DATABASE_URL"):
             raise MissingSetting(DATABASE_URL_HELP)
+        mode = MODES[setting("MODE")]
+        workers = int(setting("WORKERS") or mode.default_workers or 1)
+        threads = int(setting("THREADS") or mode.default_threads or 1)
+        pool_size = int(setting("DB_POOL_SIZE"))
         return cls(
             workload=setting("WORKLOAD"),
             io_seconds=float(setting("IO_SECONDS")),
             primes_limit=int(setting("PRIMES_LIMIT")),
             database_url=os.environ["DATABASE_URL"],
             db_pool=setting("DB_POOL") != "0",
-            db_pool_size=int(setting("DB_POOL_SIZE")),
+            db_pool_size=pool_size,
+            db_pool_open=pools.opened_at_start(mode.name, workers, threads, pool_size),
             cpu_offload=Offload(setting("CPU_OFFLOAD")),
         )
 
@@ -289,10 +329,14 @@ def _option(argv: list[str], name: str) -> int | None:
 
 
 def server_report(
-    settings: Settings, *, db_pool_size: int | None, threads: int | None = None, offload: Offload = Offload.NONE
+    settings: Settings,
+    *,
+    pool: pools.Pool | None,
+    threads: int | None = None,
+    offload: Offload = Offload.NONE,
 ) -> dict[str, object]:
-    """The server's effective configuration. `db_pool_size` is the size of the pool the app really
-    holds (None: a connection per request); `threads` is the app's own thread pool, where it has one;
+    """The server's effective configuration. `pool` is the pool the app really holds (None: a connection
+    per request); `threads` is the app's own thread pool, where it has one;
     `offload`, where the app counts primes (its processes are counted here)."""
     program, program_version = _program()
     me, parent = os.getpid(), os.getppid()
@@ -317,8 +361,9 @@ def server_report(
         "primes_limit": settings.primes_limit,
         "workers": len(workers),
         "threads": threads,
-        "db_pool": "1" if db_pool_size else "0",
-        "db_pool_size": db_pool_size,
+        "db_pool": "1" if pool is not None else "0",
+        "db_pool_size": pool.max_size if pool is not None else None,
+        "db_pool_open": pool.min_size if pool is not None else None,  # opened at start (contract.pools)
         "cpu_offload": offload,
         "offload_processes": len(_children(me)) if offload is Offload.PROCESS else 0,
         "pid": me,

@@ -26,7 +26,7 @@ LAB_PATHS = (REPORT_PATH, "/healthz")
 
 # The report's fields that belong to the currency endpoint's workloads: an app of the user's has none.
 ENDPOINT_ONLY = ("workload", "io_seconds", "primes_limit", "db_pool", "db_pool_size", "cpu_offload", "offload_processes")
-_NO_SETTINGS = Settings("", 0.0, 0, "", False, 0, Offload.NONE)
+_NO_SETTINGS = Settings("", 0.0, 0, "", False, 0, 0, Offload.NONE)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Scope = MutableMapping[str, Any]
@@ -74,7 +74,7 @@ def rss_bytes(pid: int) -> int | None:
 def report(program_app: str) -> dict[str, object]:
     """The server's report of itself, with the app's facts: the endpoint's workload fields are None, and
     each worker's resident memory is there (what deciding how many workers fit a memory budget needs)."""
-    facts = server_report(_NO_SETTINGS, db_pool_size=None)
+    facts = server_report(_NO_SETTINGS, pool=None)
     pids = facts["worker_pids"]
     rss = [rss_bytes(pid) for pid in pids] if isinstance(pids, list) else []
     facts.update(dict.fromkeys(ENDPOINT_ONLY), app=program_app, worker_rss_bytes=[b for b in rss if b is not None])

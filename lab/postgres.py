@@ -21,13 +21,12 @@ import psycopg
 
 from contract.endpoint import SEED_SQL
 from contract.knobs import setting
+from contract.pools import PG_MAX_CONNECTIONS
 from lab.procs import LabError, alive, check_port_free, started_at, tail, wait_until
 
 PG_USER = "lab"
 PG_DATABASE = "lab"
 SYSTEM_USER = "labpg"
-# Enough for the largest thread and pool counts the lab allows (see DB_POOL_SIZE).
-MAX_CONNECTIONS = 300
 SERVER_START_S = 2.0  # postmaster.pid keeps the start in whole seconds: a process that began further off is not it
 
 
@@ -135,7 +134,7 @@ class Postgres:
             finally:
                 pwfile.unlink()
         options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c max_connections={MAX_CONNECTIONS}"
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c max_connections={PG_MAX_CONNECTIONS}"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
         self.seed()

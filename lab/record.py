@@ -122,6 +122,7 @@ class ServerReport:
     threads: int | None = None
     db_pool: str | None = None
     db_pool_size: int | None = None
+    db_pool_open: int | None = None  # connections each process opened at start (contract.pools)
     cpu_offload: Offload | None = None
     offload_processes: int | None = None
     pid: int | None = None

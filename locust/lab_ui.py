@@ -40,8 +40,9 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
-from contract.endpoint import request_name
-from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, host_name, setting, ui_hosts
+from contract.endpoint import TIMELINE_COLUMNS, timeline_row
+from contract.knobs import WORKLOADS, host_name, setting, ui_hosts
+from contract.request_parts import NAMES, PARTS, request_parts
 from locust import events
 
 HERE = Path(__file__).resolve().parent
@@ -49,14 +50,12 @@ TAB = "lab"
 KEPT_ROWS = 20_000  # rows of the window a kept run can hold, as the headless timeline's cap
 RECENT_S = 60.0  # what the page's timeline may ask for
 SEND_EVERY = 1.0  # seconds between a worker's messages of rows
-HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
-KIND_OF = {request_name(kind): kind for kind in REQUEST_WORKLOADS}
 INDEX_SCRIPT = '<script src="./lab/tab.js" defer></script>'
 PAGE_NOTE = "/lab/timeline (the green link at the bottom right): who serves each request, switch the mode, keep a run"
 TOKEN_ENV, TOKEN_HEADER = "LOCUST_LAB_UI_TOKEN", "X-Lab-Token"  # as lab/live/locust_api.py hands and sends it
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-Row = list[str]  # contract.endpoint.TIMELINE_COLUMNS: pid, thread, start_us, end_us, status, client_ms, workload
+Row = list[str]  # contract.endpoint.TIMELINE_COLUMNS: pid, thread, start_us, end_us, status, client_ms, workload, ...
 
 
 class Store:
@@ -90,14 +89,14 @@ def metered(handler: Callable[..., Any]) -> Callable[..., Any]:
     return measured
 
 
-def row_of(response: FastResponse | None, response_time: float, name: str) -> Row | None:
-    headers = getattr(response, "headers", None)
-    if response is None or not headers:
+def row_of(response: FastResponse | None, response_time: float, name: str, sent: object) -> Row | None:
+    """A request as the Lab keeps it: the timeline's row (contract.endpoint.timeline_row), its intended start
+    unknown here (the locustfile's own, for open arrivals)."""
+    if response is None:
         return None
-    where = [headers.get(header) or "" for header in HEADERS]
-    if not all(where):
-        return None
-    return [*where, str(response.status_code), f"{response_time:.3f}", KIND_OF.get(name, "")]
+    row = timeline_row(getattr(response, "headers", None), response.status_code, response_time, name, intended=None,
+                       sent=sent if isinstance(sent, float) else None, received=time.time())  # fmt: skip
+    return list(row) if row is not None else None
 
 
 # ---------------------------------------------------------------- the figures the plugin adds
@@ -149,6 +148,19 @@ def recent_rows(now: float, seconds: float = 30.0) -> list[Row]:
     return [r for r in reversed(store.rows) if int(r[3]) > edge][::-1]
 
 
+def time_parts(rows: list[Row], now: float, seconds: float = 10.0) -> str:
+    """Where the last seconds' requests spent their time: each part's mean (lab/latency_parts.py splits a
+    run's the same way), the client's own measure beside it."""
+    split = [found for row in rows if int(row[3]) / 1e6 > now - seconds
+             and (found := request_parts(dict(zip(TIMELINE_COLUMNS, row, strict=False)), same_clock=True))]  # fmt: skip
+    if not split:
+        return "no request with the server's phases ended lately"
+    means = {part: sum(parts[part] for parts, _ in split) / len(split) for part in PARTS if part != "generator"}
+    latency = sum(measured for _, measured in split) / len(split)
+    said = " · ".join(f"{NAMES[part]} {ms:.1f}" for part, ms in means.items())
+    return f"{said} ms (means of {len(split)} requests in the last {seconds:g} s; the client measured {latency:.1f} ms)"
+
+
 def plugin_rows(now: float) -> list[dict[str, str]]:
     rows = recent_rows(now)
     flight = in_flight(rows, now)
@@ -157,6 +169,7 @@ def plugin_rows(now: float) -> list[dict[str, str]]:
         {"part": "live", "figure": "requests in flight at the server", "value": "no request ended lately" if flight is None
          else f"{flight[0]:.1f} on average over 5 s, ending {flight[1]:.1f} s ago (once every request in it has ended)"},
         {"part": "live", "figure": "who served", "value": f"{threads} thread(s) in {processes} process(es) in the last 10 s"},
+        {"part": "live", "figure": "where the time went", "value": time_parts(rows, now)},
     ]  # fmt: skip
 
 
@@ -384,7 +397,7 @@ def attach(environment: Environment) -> None:
 
 
 def _keep_row(response: FastResponse | None = None, response_time: float = 0.0, name: str = "", **kwargs: object) -> None:
-    if (row := row_of(response, response_time, name)) is not None:
+    if (row := row_of(response, response_time, name, kwargs.get("start_time"))) is not None:
         store.rows.append(row)
 
 
@@ -392,7 +405,7 @@ def _keep_row(response: FastResponse | None = None, response_time: float = 0.0, 
 
 
 def _buffer_row(response: FastResponse | None = None, response_time: float = 0.0, name: str = "", **kwargs: object) -> None:
-    if store.active and (row := row_of(response, response_time, name)) is not None:
+    if store.active and (row := row_of(response, response_time, name, kwargs.get("start_time"))) is not None:
         store.outbox.append(row)
 
 

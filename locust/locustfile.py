@@ -34,18 +34,16 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 from locust.runners import STATE_MISSING, MasterRunner, Runner, WorkerRunner
 
-from contract.endpoint import TIMED_PHASES, TIMELINE_COLUMNS, request_name, seeded_rates, server_timing
-from contract.knobs import REQUEST_WORKLOADS, WORKLOADS, app_paths, setting
+from contract.endpoint import TIMELINE_COLUMNS, request_name, seeded_rates, timeline_row
+from contract.knobs import WORKLOADS, app_paths, setting
 from contract.open_arrivals import Arrivals, OpenReport, Share, merge, slots
 from locust import FastHttpUser, events, task
 
 RATES = seeded_rates()
 PAIRS = list(RATES)
-KIND_OF = {request_name(kind): kind for kind in REQUEST_WORKLOADS}
 # An app of the user's (APP, PATHS): its paths, by weight, each request named by its path so statistics keep them apart.
 PATHS = app_paths()
 TIMELINE_CAP = 20_000  # rows per load-generating process: enough for a short window of any run
-TIMELINE_HEADERS = ("X-Worker-Pid", "X-Thread-Id", "X-Request-Start", "X-Request-End")
 
 LATE_S = 0.01  # an arrival sent this long after its intended start was late: every user was busy
 DROP_S = 2.0  # one this late is dropped unsent: the generator could not keep up with the rate
@@ -276,20 +274,11 @@ def _record(
     intended = intended_of.pop(gevent.getcurrent(), None)
     if not measuring["on"] or response is None or len(timeline) >= TIMELINE_CAP:
         return
-    headers = getattr(response, "headers", None) or {}
-    values = tuple(headers.get(name) or "" for name in TIMELINE_HEADERS)
-    if all(values):
-        sent = kwargs.get("start_time")
-        phases = server_timing(headers.get("Server-Timing") or "")
-        timeline.append((
-            *values, str(response.status_code), f"{response_time:.3f}", KIND_OF.get(name, ""),
-            _us(intended), _us(sent if isinstance(sent, float) else None), _us(received),
-            *(f"{phases[phase]:.3f}" if phase in phases else "" for phase in TIMED_PHASES),
-        ))  # fmt: skip
-
-
-def _us(seconds: float | None) -> str:
-    return str(round(seconds * 1e6)) if seconds is not None else ""
+    sent = kwargs.get("start_time")
+    row = timeline_row(getattr(response, "headers", None), response.status_code, response_time, name, intended=intended,
+                       sent=sent if isinstance(sent, float) else None, received=received)  # fmt: skip
+    if row is not None:
+        timeline.append(row)
 
 
 @events.test_stop.add_listener

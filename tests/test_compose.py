@@ -17,6 +17,7 @@ import pytest
 
 from contract.knobs import DERIVED, KNOBS, NOT_IN_COMPOSE, SETTINGS, parse
 from contract.modes import MODES, SERVICES
+from contract.pools import PG_MAX_CONNECTIONS
 from contract.serve import SERVICES_DIR, server_plan
 from lab import ROOT
 from lab.images import IMAGES
@@ -99,7 +100,7 @@ def test_image_runs_lab_serve_as_non_root_with_the_native_requirements(service):
     text = dockerfile()
     assert 'ENTRYPOINT ["python", "-m", "contract.serve"]' in text
     assert re.search(r"^USER (?!root|0\b)\S+", text, re.M)
-    assert 'pip install --no-cache-dir "$@" --find-links /wheels -r requirements/services.txt' in text
+    assert 'pip install --no-cache-dir "$@" --find-links /wheels --require-hashes --no-deps -r requirements/services.lock' in text
     assert "-r services.txt" in (ROOT / "requirements" / "lab.txt").read_text()
     assert image_env(service)["SERVICE"] == service
     assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim", text, re.M)
@@ -177,6 +178,8 @@ def test_postgres_is_initialised_from_the_native_seed_and_healthchecked():
         v["source"].endswith("db/init.sql") and v["target"].startswith("/docker-entrypoint-initdb.d/") for v in pg["volumes"]
     )
     assert "pg_isready -h 127.0.0.1" in " ".join(pg["healthcheck"]["test"])  # TCP: not the init server's socket
+    # the servers open their pools whole within a share of these (contract.pools), as natively
+    assert f"max_connections={PG_MAX_CONNECTIONS}" in pg["command"]
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from contract.request_parts import BETWEEN, PARTS, request_parts
 from lab import latency_parts
-from lab.latency_parts import BETWEEN, PARTS, LatencyParts, Part, grew, request_parts, summarise
+from lab.latency_parts import LatencyParts, Part, grew, summarise
 
 SENT = 1_000_000_000  # µs
 

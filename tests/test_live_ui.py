@@ -256,8 +256,6 @@ def assert_the_report_compares(folder: Path, place: Any, labels: list[str]) -> N
     assert re.search(r"pick (" + "|".join(map(re.escape, labels)) + r")\b", pick), pick
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="NO DEBIAN CHROMIUM: the browser test did not run (.ci/run installs it)")
 def swarm_and_open_the_lab_tab(browser: Any, locust: str) -> Any:
     """As a user would: Locust's page, four users, Start, then the Lab tab."""
     tab = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -269,6 +267,8 @@ def swarm_and_open_the_lab_tab(browser: Any, locust: str) -> Any:
     return tab
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="NO DEBIAN CHROMIUM: the browser test did not run (.ci/run installs it)")
 def test_the_lab_tab_and_page_in_a_real_browser(tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -295,6 +295,10 @@ def test_the_lab_tab_and_page_in_a_real_browser(tmp_path):
             wait_for("the tab's figures to change", lambda: lab_cell(tab, "throughput") + lab_cell(tab, "server CPU")
                      + lab_cell(tab, "machine CPU") != first, 20)  # fmt: skip
             assert lab_cell(tab, "PostgreSQL active connections").isdigit()
+            # where the time went, live: each request's second of pg_sleep is the database's part
+            parts = lab_cell(tab, "where the time went")
+            waited = re.search(r"the database (\d+\.\d)", parts)
+            assert waited and 950 < float(waited.group(1)) < 1100, parts
             assert tab.locator("#lab-link").get_attribute("href") == "./lab/timeline"
             if SCREENSHOTS:
                 tab.screenshot(path=str(Path(SCREENSHOTS) / "lab-tab.png"), full_page=True)

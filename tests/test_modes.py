@@ -8,10 +8,12 @@ import urllib.request
 from email.message import Message
 
 import psutil
+import psycopg
 import pytest
 
 from contract.endpoint import seeded_rates
 from contract.modes import MODES
+from contract.pools import opened_at_start
 from lab.bench.verification import VerificationError, differences, server_report, verify
 from lab.procs import http_status, wait_until
 
@@ -45,6 +47,14 @@ def test_mode_serves_every_seeded_pair(mode, workload, place, database):
         assert differences(report, app.knobs) == []
         assert report["program"] == MODES[mode].program and report["pid"] in server_pids
         assert set(report["worker_pids"]) <= server_pids and len(report["worker_pids"]) == app.knobs.workers
+        # ready with its pool whole: what the process answering /healthz opened is open in PostgreSQL
+        knobs = app.knobs
+        opened = opened_at_start(mode, knobs.workers, knobs.threads, report["db_pool_size"])
+        assert report["db_pool_open"] == opened
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            (held,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                                   " AND pid <> pg_backend_pid()").fetchone()  # fmt: skip
+        assert held >= opened
     assert http_status(f"{app.url}/healthz", timeout=1) is None
     assert not [p for p in processes_of(place.state) if p.pid in server_pids]
 

@@ -64,7 +64,7 @@ def test_cpu_offload_is_one_enum_from_the_knobs_to_the_servers_report_and_its_st
     monkeypatch.setenv("DATABASE_URL", "postgresql://lab@127.0.0.1/lab")
     settings = Settings.from_environ()
     assert settings.cpu_offload is Offload.PROCESS
-    report = json.loads(json.dumps(server_report(settings, db_pool_size=100, offload=settings.cpu_offload)))
+    report = json.loads(json.dumps(server_report(settings, pool=None, offload=settings.cpu_offload)))
     assert report["cpu_offload"] == "process"
     config = json.loads(json.dumps(asdict(knobs)))
     assert config["cpu_offload"] == "process" and knobs_of(config).cpu_offload is Offload.PROCESS

@@ -85,11 +85,12 @@ def server_report(url: str, timeout: float = TIMEOUT) -> dict[str, Any]:
             "`make serve MODE=... BIND=0.0.0.0`, and check that this host reaches it"
         ) from None
     try:
-        report = json.loads(body).get("server")
+        answer = json.loads(body)
+        report, said = answer.get("server"), str(answer.get("error") or "its database is unavailable")
     except (ValueError, AttributeError):
-        report = None
-    if status == 503:
-        raise LabError(f"TARGET={url} answered that its database is unavailable (/healthz: HTTP 503)")
+        report, said = None, "its database is unavailable"
+    if status == 503:  # the database down, or the server still opening its pool: its own words
+        raise LabError(f"TARGET={url} answered that it is not ready: {said} (/healthz: HTTP 503)")
     if status != 200 or not isinstance(report, dict) or not report.get("mode"):
         raise LabError(
             f"TARGET={url} answered without the server's report of itself at /healthz (HTTP {status}): "

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from lab.latency_parts import BETWEEN, NAMES, PARTS, LatencyParts
+from contract.request_parts import BETWEEN, NAMES, PARTS
+from lab.latency_parts import LatencyParts
 from lab.report.capacity import Capacity
 from lab.report.charts import DPI, save
 from lab.report.document import Table

@@ -39,7 +39,7 @@ _options: dict[str, object] = {"connect_timeout": 3}
 if LAB.db_pool:
     # Django's own psycopg pool; its timeout bounds the wait for a free connection, so an
     # exhausted pool or a database that is down answers 503 within seconds.
-    _options["pool"] = {"min_size": 1, "max_size": LAB.db_pool_size, "timeout": POOL_TIMEOUT}
+    _options["pool"] = {"min_size": LAB.db_pool_open, "max_size": LAB.db_pool_size, "timeout": POOL_TIMEOUT}
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from contract import endpoint
+from contract import endpoint, pools
 from currency.views import error_response, read_only
 
 DB_UNAVAILABLE = (psycopg.Error, PoolTimeout)
@@ -24,7 +24,8 @@ async def pool() -> AsyncConnectionPool:
     global _pool
     async with _lock:
         if _pool is None:
-            _pool = AsyncConnectionPool(settings.LAB.database_url, min_size=1, max_size=settings.LAB.db_pool_size,
+            _pool = AsyncConnectionPool(settings.LAB.database_url, min_size=settings.LAB.db_pool_open,
+                                        max_size=settings.LAB.db_pool_size,
                                         timeout=endpoint.POOL_TIMEOUT, kwargs={"connect_timeout": 3}, open=False)  # fmt: skip
             await _pool.open(wait=False)
     return _pool
@@ -48,6 +49,7 @@ async def convert(request: HttpRequest) -> JsonResponse:
             timer.lap("pool")
             row = await (await conn.execute(sql, params)).fetchone()
     except DB_UNAVAILABLE as failure:
+        pools.recheck_async(await pool())
         return error_response(503, f"database unavailable: {type(failure).__name__}", timer)
     finally:
         timer.lap("db")
@@ -64,5 +66,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
             await conn.execute("SELECT 1")
     except DB_UNAVAILABLE as failure:
         return error_response(503, f"database unavailable: {type(failure).__name__}")
-    report = endpoint.server_report(settings.LAB, db_pool_size=(await pool()).max_size)
+    if (opening := await pools.still_opening_async(await pool())) is not None:
+        return error_response(503, opening)
+    report = endpoint.server_report(settings.LAB, pool=await pool())
     return JsonResponse({"status": "ok", "server": report})

@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from psycopg_pool import PoolTimeout
 
-from contract import endpoint
+from contract import endpoint, pools
 
 DB_UNAVAILABLE = (DatabaseError, PoolTimeout)
 
@@ -68,6 +68,8 @@ def convert(request: HttpRequest) -> JsonResponse:
             cursor.execute(sql, params)
             row = cursor.fetchone()
     except DB_UNAVAILABLE as error:
+        if (pool := getattr(connection, "pool", None)) is not None:
+            pools.recheck(pool)
         return error_response(503, f"database unavailable: {type(error).__name__}", timer)
     finally:
         timer.lap("db")
@@ -85,7 +87,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except DB_UNAVAILABLE as error:
         return error_response(503, f"database unavailable: {type(error).__name__}")
     pool = getattr(connection, "pool", None)  # Django's psycopg pool, when the settings gave it one
-    report = endpoint.server_report(settings.LAB, db_pool_size=pool.max_size if pool else None)
+    if pool is not None and (opening := pools.still_opening(pool, held=1)) is not None:  # this request holds one
+        return error_response(503, opening)
+    report = endpoint.server_report(settings.LAB, pool=pool)
     return JsonResponse({"status": "ok", "server": report})
 
 

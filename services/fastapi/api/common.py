@@ -38,7 +38,9 @@ class PoolArgs(TypedDict):
     kwargs: dict[str, Any]  # each connection's, as psycopg_pool types them
 
 
-POOL_ARGS = PoolArgs(min_size=1, max_size=SETTINGS.db_pool_size, timeout=POOL_TIMEOUT, kwargs={"connect_timeout": 3})
+POOL_ARGS = PoolArgs(
+    min_size=SETTINGS.db_pool_open, max_size=SETTINGS.db_pool_size, timeout=POOL_TIMEOUT, kwargs={"connect_timeout": 3}
+)
 
 # The post's own parameters, typed: FastAPI validates them and publishes them in its schema.
 Source = Annotated[str, Query(alias="from", pattern=CODE_PATTERN, description="three-letter currency code", examples=["usd"])]

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from contract import pools
 from contract.endpoint import Timer, count_primes, query_for, server_report
 from contract.knobs import Offload
 
@@ -86,6 +87,7 @@ async def convert(request: Request, source: Source, target: Target, workload: Wo
             timer.lap("pool")
             row = await (await conn.execute(sql, params)).fetchone()
     except DB_UNAVAILABLE as failure:
+        pools.recheck_async(request.app.state.pool)
         return error(503, f"database unavailable: {type(failure).__name__}", timer)
     finally:
         timer.lap("db")
@@ -98,9 +100,11 @@ async def healthz(request: Request) -> JSONResponse:
             await conn.execute("SELECT 1")
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}")
+    if (opening := await pools.still_opening_async(request.app.state.pool)) is not None:
+        return error(503, opening)
     state = request.app.state
     offload = Offload.PROCESS if state.cpu_pool else Offload.NONE  # what the app holds, not what it was told
-    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, offload=offload)
+    report = server_report(SETTINGS, pool=state.pool, offload=offload)
     return JSONResponse({"status": "ok", "server": report})
 
 

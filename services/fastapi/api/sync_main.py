@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from contract import pools
 from contract.endpoint import Timer, count_primes, query_for, server_report
 
 from .common import POOL_ARGS, SETTINGS, Source, Target, Workload, add_routes, error, make_app, reply
@@ -51,6 +52,7 @@ def convert(request: Request, source: Source, target: Target, workload: Workload
             timer.lap("pool")
             row = conn.execute(sql, params).fetchone()
     except DB_UNAVAILABLE as failure:
+        pools.recheck(request.app.state.pool)
         return error(503, f"database unavailable: {type(failure).__name__}", timer)
     finally:
         timer.lap("db")
@@ -63,8 +65,10 @@ def healthz(request: Request) -> JSONResponse:
             conn.execute("SELECT 1")
     except DB_UNAVAILABLE as failure:
         return error(503, f"database unavailable: {type(failure).__name__}")
+    if (opening := pools.still_opening(request.app.state.pool)) is not None:
+        return error(503, opening)
     state = request.app.state
-    report = server_report(SETTINGS, db_pool_size=state.pool.max_size, threads=state.threads)
+    report = server_report(SETTINGS, pool=state.pool, threads=state.threads)
     return JSONResponse({"status": "ok", "server": report})
 
 
