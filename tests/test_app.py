@@ -112,7 +112,7 @@ def test_the_asgi_middleware_adds_the_timing_headers_and_answers_the_report():
 
 
 def test_the_middleware_costs_little_per_request():
-    """What the middleware adds to a request, printed (`pytest -s`) and stated in the README."""
+    """What the middleware adds to a request, printed (`pytest -s`) and stated in docs/your-app.md."""
     n = 20_000
 
     def wsgi_us(app: Any) -> float:
