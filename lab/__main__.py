@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from contract.knobs import KNOBS, KnobError, Knobs, from_environ, int_setting
@@ -104,7 +105,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.detach:
         return detach(args, f"bench-{experiment.name}")
     try:
-        folder = run_experiment(experiment, resume=args.resume, backend_name=args.backend, calibrate=args.calibrate)
+        folder = run_experiment(experiment, resume=args.resume, backend_name=args.backend, calibrate=args.calibrate,
+                                settled=_settled_against_base())  # fmt: skip
     except (KeyboardInterrupt, Interrupted):
         print(
             f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment} RESUME=1",
@@ -113,6 +115,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 130
     _say_picks(folder)
     return _judged(folder)
+
+
+def _settled_against_base() -> Callable[[Path], str | None] | None:
+    """BASE=folder on a bench: its repeats stop once every verdict against BASE is decided."""
+    from contract.knobs import compare_settings
+    from lab.compare.comparison import Settings
+    from lab.compare.settle import against
+
+    values = compare_settings(os.environ)
+    return against(Path(str(values["BASE"])), Settings.of(values)) if values["BASE"] else None
 
 
 def _say_picks(folder: Path) -> None:

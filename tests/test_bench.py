@@ -173,12 +173,17 @@ def test_a_mix_keeps_io_and_cpu_requests_apart_in_records_summary_and_timeline(s
 
 
 def test_every_record_keeps_the_machine_and_its_parts(smoke_results):
+    postgres = 0.0
     for record in load_records(smoke_results):
         whole = record["machine_cpu"]
         parts = whole["parts_cpu_seconds"]
         assert whole["cpu_seconds"] > 0 and 0 <= whole["idle_share"] <= 1
-        assert parts["server"] > 0 and parts["postgres"] > 0 and parts["load_generator"] > 0 and parts["other"] >= 0
+        assert parts["server"] > 0 and parts["load_generator"] > 0 and parts["postgres"] >= 0 and parts["other"] >= 0
         assert record["verification"]["server"]["mode"] == record["config"]["mode"]
+        postgres += parts["postgres"]
+    # a few seconds of short queries over connections opened before the window can take PostgreSQL under one
+    # clock tick of CPU (10 ms) in a run: counted over the whole experiment, it is there
+    assert postgres > 0
 
 
 def test_an_offload_run_at_two_cpus_uses_more_than_one_and_a_half(tmp_path):

@@ -475,7 +475,7 @@ def test_two_real_benches_compare_and_a_folder_of_another_mode_is_refused(tmp_pa
 
     def compare_cli(base: Path, new: Path) -> subprocess.CompletedProcess[str]:
         # the statistics are tested above; here the whole path, on a machine shared with other work, where a few
-        # seconds of one run each can move more than the default 5% (docs/compare.md shows one at 5%)
+        # seconds of one run each can move more than the default 5%
         env = lab_env(place, LAB_RESULTS=str(tmp_path / "compared"), GATE="1", MIN_CHANGE="25%", THRESHOLDS="p95<300ms")
         return subprocess.run([PYTHON, "-m", "lab", "compare", str(base), str(new)], cwd=ROOT, capture_output=True,
                               text=True, timeout=120, env=env)  # fmt: skip
@@ -535,3 +535,32 @@ def test_capacity_searches_compare_by_their_brackets_and_refuse_a_closed_loop(tm
     refused = compared(base, closed, Settings())
     assert isinstance(refused, Unlike) and refused.aspects == ("arrivals", "target")
     assert "open arrivals searched (poisson) in BASE, a closed loop of 10 users in NEW" in words.refusal(refused)
+
+
+# ---------------------------------------------------------------- repeats that stop once decided
+
+
+def test_a_bench_against_base_stops_its_repeats_once_every_verdict_is_decided(tmp_path: Path) -> None:
+    from lab.compare.settle import against
+
+    base = folder(tmp_path / "base", *repeats("async", [100, 101, 99, 100]))
+    settled = against(base, Settings())
+    # two repeats as close as the base's: every figure's change within ±5%, decided
+    close = folder(tmp_path / "close", *repeats("async", [100, 100.5]))
+    assert (why := settled(close)) and "decided" in why and "no change" in why
+    # two repeats that scatter around the 5% line: unsure, the bench goes on
+    scattered = folder(tmp_path / "scattered", *repeats("async", [90, 104]))
+    assert settled(scattered) is None
+    # a configuration BASE does not have: not comparable whole, the bench goes on to say why at the end
+    other = folder(tmp_path / "other", *repeats("async", [100, 100.5]), *repeats("threaded", [50, 51]))
+    assert settled(other) is None
+
+
+def test_a_round_of_repeats_ends_where_every_configuration_has_run_once_more() -> None:
+    from lab.bench.run import _round_ends
+    from lab.experiments import expand
+
+    runs = expand("t", {"matrix": [{"modes": ["async", "threaded"], "workloads": "io"}]}, repeats=3).runs
+    todo = list(enumerate(runs, 1))
+    # async 1, threaded 1 | async 2, threaded 2 | async 3, threaded 3: the first round never stops a bench
+    assert [_round_ends(todo, n) for n in range(len(todo))] == [False, False, False, True, False, True]

@@ -190,7 +190,10 @@ def run_experiment(
     backend_name: str = "native",
     calibrate: bool = False,
     command: str | None = None,
+    settled: Callable[[Path], str | None] | None = None,
 ) -> Path:
+    """Every run of the experiment, each record on disk before the next starts; with `settled`, the repeats
+    stop after the first full round of two or more that it says has decided (lab.compare.settle)."""
     place = place or Place()
     folder = folder or results_folder(experiment.name, resume)
     link_latest(folder)
@@ -204,7 +207,7 @@ def run_experiment(
     repeats = max(c.repeat for c in experiment.runs)
     command = command or f"make bench EXPERIMENT={experiment.name}" + (f" REPEATS={repeats}" if repeats else "")
     with opened(place, experiment.runs, backend_name, folder, command) as (where, state_hook):
-        _run_all(experiment, todo, folder, where, state_hook, calibrate, f"{command} RESUME=1")
+        _run_all(experiment, todo, folder, where, state_hook, calibrate, f"{command} RESUME=1", settled)
     return folder
 
 
@@ -250,7 +253,8 @@ def _interpreter(backend: Backend, knobs: Knobs) -> dict[str, object]:
 
 
 def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: Path, where: Where,
-             state_hook: StateHook, calibrate: bool, resume: str) -> None:  # fmt: skip
+             state_hook: StateHook, calibrate: bool, resume: str,
+             settled: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
     """Each configuration in turn, each record on disk before the next starts."""
     manifest = folder / "experiment.json"
     if not manifest.exists():
@@ -287,7 +291,18 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
         print("    " + _outcome(record), flush=True)
         if gone is not None:
             raise LabError(f"{gone}; every finished run is kept. Once it answers, continue with: {resume}")
+        if settled is not None and _round_ends(todo, n) and (why := settled(folder)):
+            print(f"bench: stopped after {config.repeat} of {max(c.repeat for c in experiment.runs)} repeats: {why}",
+                  flush=True)  # fmt: skip
+            break
     print(f"bench: done in {duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
+
+
+def _round_ends(todo: list[tuple[int, RunConfig]], n: int) -> bool:
+    """The n-th run to do ends a round of repeats, the second or a later one: every configuration has
+    as many runs now (repeats are interleaved: every configuration once, then again)."""
+    repeat = todo[n][1].repeat
+    return repeat >= 2 and (n + 1 == len(todo) or todo[n + 1][1].repeat != repeat)
 
 
 def keep(folder: Path, record: RunRecord, resume: str) -> None:
