@@ -10,8 +10,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lab=${LAB:-$(cd "$here/../.." && pwd)}
-baseline=${BASELINE:-$PWD/perf-baseline}
-export LAB_RESULTS=${LAB_RESULTS:-$PWD/perf-results}
+baseline=$(realpath -m "${BASELINE:-perf-baseline}")
+LAB_RESULTS=$(realpath -m "${LAB_RESULTS:-perf-results}")
+export LAB_RESULTS
 experiment=${GATE_EXPERIMENT:-$here/gate.toml}
 
 case "${1:-}" in
@@ -24,7 +25,7 @@ case "${1:-}" in
   check)
     make -C "$lab" bench EXPERIMENT="$experiment" BASE="$baseline"
     # the lab itself, not make: make turns every failing exit into 2, and the gate's codes differ
-    GATE=1 "$lab/.venv/bin/python" -m lab compare "$baseline" "$LAB_RESULTS/latest"
+    cd "$lab" && GATE=1 .venv/bin/python -m lab compare "$baseline" "$LAB_RESULTS/latest"
     ;;
   *)
     echo "usage: gate.sh baseline|check (read its first lines)" >&2
