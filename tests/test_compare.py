@@ -297,6 +297,8 @@ def test_gate_outcomes() -> None:
     assert outcome([ok, bad, unsure], [], unsure_fails=True) is Outcome.WORSE  # worse wins over unsure
     assert outcome([ok, unsure], []) is Outcome.PASS and outcome([ok, unsure], [], unsure_fails=True) is Outcome.UNSURE
     assert outcome([ok], broken) is Outcome.WORSE and outcome([ok], [], new_failed=True) is Outcome.WORSE
+    # BASE's runs failed: nothing to hold NEW to, never a pass (and a NEW shown worse elsewhere still fails)
+    assert outcome([ok], [], base_failed=True) is Outcome.REFUSED and outcome([bad], [], base_failed=True) is Outcome.WORSE
 
 
 def side(groups: list[Group], machine: Machine = HERE, name: str = "test") -> Side:
@@ -564,3 +566,14 @@ def test_a_round_of_repeats_ends_where_every_configuration_has_run_once_more() -
     todo = list(enumerate(runs, 1))
     # async 1, threaded 1 | async 2, threaded 2 | async 3, threaded 3: the first round never stops a bench
     assert [_round_ends(todo, n) for n in range(len(todo))] == [False, False, False, True, False, True]
+
+
+def test_a_baseline_whose_runs_failed_cannot_pass_the_gate(tmp_path: Path, results: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    failed = [{**run, "status": "failed", "reason": "the app did not start"} for run in repeats("async", [100, 101])]
+    base = folder(tmp_path / "base", *failed)
+    new = folder(tmp_path / "new", *repeats("async", [100, 101]))
+    monkeypatch.setenv("GATE", "1")
+    assert main(["compare", str(base), str(new)]) == 2
+    assert "Gate: cannot compare (exit 2). async" in capsys.readouterr().out

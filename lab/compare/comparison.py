@@ -108,6 +108,7 @@ def compared(base: Side, new: Side, settings: Settings) -> Comparison | Refusal:
         rows.append(Compared(Configuration.of(p.base), Configuration.of(p.new), p.across, changes))
     limits = judged(settings.thresholds, [g for g in new.groups if g.failed is None])
     gate = outcome((c for row in rows for c in row.changes), limits, new_failed=any(row.new_failed for row in rows),
+                   base_failed=any(row.base.failed is not None for row in rows),
                    unsure_fails=settings.unsure_fails)  # fmt: skip
     return Comparison(
         Folder(base.path, base.name, base.kind), Folder(new.path, new.name, new.kind), settings, note, tuple(rows),

@@ -17,11 +17,14 @@ class Outcome(IntEnum):
 
 
 def outcome(changes: Iterable[Change], judged: Iterable[Judged], *, new_failed: bool = False,
-            unsure_fails: bool = False) -> Outcome:  # fmt: skip
-    """Worse wins over unsure: a figure shown worse fails the gate whatever else is unsure."""
+            base_failed: bool = False, unsure_fails: bool = False) -> Outcome:  # fmt: skip
+    """Worse wins over unsure: a figure shown worse fails the gate whatever else is unsure. A configuration
+    whose BASE runs failed has nothing to be compared against: never a pass."""
     changes, judged = list(changes), list(judged)
     if new_failed or any(c.verdict is Verdict.WORSE for c in changes) or any(j.judgement is Judgement.BROKEN for j in judged):
         return Outcome.WORSE
+    if base_failed:
+        return Outcome.REFUSED
     unsure = any(c.verdict is Verdict.UNSURE for c in changes) or any(
         j.judgement in (Judgement.UNSURE, Judgement.UNMEASURED) for j in judged
     )

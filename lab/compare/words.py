@@ -215,6 +215,9 @@ def gate(c: Comparison) -> str:
     exits = f"exit {code}" if c.settings.gate else f"GATE=1 would exit {code}"
     if c.outcome is Outcome.WORSE:
         return f"Gate: fail ({exits}). Worse: " + "; ".join(worse(c))
+    if c.outcome is Outcome.REFUSED:  # paired, but BASE's runs of a configuration failed: nothing to hold NEW to
+        failed = [f"{configuration(row.base)}: BASE's runs failed ({row.base.failed})" for row in c.compared if row.base.failed]
+        return f"Gate: cannot compare ({exits}). " + "; ".join(failed)
     if c.outcome is Outcome.UNSURE:
         return f"Gate: unsure ({exits}, GATE_UNSURE=fail): a figure or a threshold is unsure"
     return f"Gate: pass ({exits}): no figure is worse" + (", no threshold broken" if c.thresholds else "")
