@@ -48,9 +48,11 @@ class Pool(Protocol):
 
 
 def whole(pool: Pool, held: int = 0) -> bool:
-    """All the connections it opens at start are open: idle, or `held` by the caller (psycopg counts those it
-    is still opening in its size, so the idle ones are what say it)."""
-    return pool.get_stats().get("pool_available", 0) + held >= pool.min_size
+    """All the connections it opens at start were made: psycopg counts the connections it made and those that
+    failed, whatever their use since (the idle count falls under load; psycopg counts those it is still
+    opening in its size). `held` is kept for the callers that hold one: it does not change the count."""
+    stats = pool.get_stats()
+    return stats.get("connections_num", 0) - stats.get("connections_errors", 0) >= pool.min_size
 
 
 _opened: set[int] = set()  # the pools that were whole once: from then on a connection in use is no sign of opening
@@ -60,7 +62,9 @@ def _opening(pool: Pool, held: int) -> str | None:
     if id(pool) in _opened or whole(pool, held):
         _opened.add(id(pool))
         return None
-    return f"opening its connection pool: {pool.get_stats().get('pool_available', 0) + held} of {pool.min_size} open"
+    stats = pool.get_stats()
+    made = stats.get("connections_num", 0) - stats.get("connections_errors", 0)
+    return f"opening its connection pool: {made} of {pool.min_size} connections made"
 
 
 def still_opening(pool: Pool, held: int = 0) -> str | None:
