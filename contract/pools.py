@@ -47,42 +47,39 @@ class Pool(Protocol):
     def check(self) -> Any: ...  # ConnectionPool's returns None, AsyncConnectionPool's a coroutine
 
 
-def whole(pool: Pool, held: int = 0) -> bool:
-    """All the connections it opens at start were made: psycopg counts the connections it made and those that
-    failed, whatever their use since (the idle count falls under load; psycopg counts those it is still
-    opening in its size). `held` is kept for the callers that hold one: it does not change the count."""
+def _made(pool: Pool) -> int:
+    """The connections psycopg made for it so far: its attempts less those that failed (a count that only
+    grows, whatever their use since: the idle count falls under load, and psycopg counts those it is still
+    opening in its size)."""
     stats = pool.get_stats()
-    return stats.get("connections_num", 0) - stats.get("connections_errors", 0) >= pool.min_size
+    return stats.get("connections_num", 0) - stats.get("connections_errors", 0)
 
 
-_opened: set[int] = set()  # the pools that were whole once: from then on a connection in use is no sign of opening
+def whole(pool: Pool) -> bool:
+    """All the connections it opens at start were made."""
+    return _made(pool) >= pool.min_size
 
 
-def _opening(pool: Pool, held: int) -> str | None:
-    if id(pool) in _opened or whole(pool, held):
-        _opened.add(id(pool))
-        return None
-    stats = pool.get_stats()
-    made = stats.get("connections_num", 0) - stats.get("connections_errors", 0)
-    return f"opening its connection pool: {made} of {pool.min_size} connections made"
+def _opening(pool: Pool) -> str | None:
+    return None if whole(pool) else f"opening its connection pool: {_made(pool)} of {pool.min_size} connections made"
 
 
-def still_opening(pool: Pool, held: int = 0) -> str | None:
-    """In a sync /healthz that holds `held` of the pool's connections: why the server is not ready yet (its
-    pool still opening, after a short wait), or None. Not ready answers 503, so a caller waiting for a 200
-    (the lab, a readiness probe) waits for the whole pool; each call returns within WAIT_S."""
+def still_opening(pool: Pool) -> str | None:
+    """In a sync /healthz: why the server is not ready yet (its pool still opening, after a short wait), or None.
+    Not ready answers 503, so a caller waiting for a 200 (the lab, a readiness probe) waits for the whole pool;
+    each call returns within WAIT_S."""
     deadline = time.monotonic() + WAIT_S
-    while id(pool) not in _opened and not whole(pool, held) and time.monotonic() < deadline:
+    while not whole(pool) and time.monotonic() < deadline:
         time.sleep(0.02)
-    return _opening(pool, held)
+    return _opening(pool)
 
 
 async def still_opening_async(pool: Pool) -> str | None:
-    """As still_opening, in an async /healthz that holds none, without holding the event loop."""
+    """As still_opening, in an async /healthz, without holding the event loop."""
     deadline = time.monotonic() + WAIT_S
-    while id(pool) not in _opened and not whole(pool) and time.monotonic() < deadline:
+    while not whole(pool) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    return _opening(pool, 0)
+    return _opening(pool)
 
 
 # A pool opened whole holds many idle connections: after PostgreSQL restarts every one of them is dead, and

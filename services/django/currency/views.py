@@ -87,7 +87,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except DB_UNAVAILABLE as error:
         return error_response(503, f"database unavailable: {type(error).__name__}")
     pool = getattr(connection, "pool", None)  # Django's psycopg pool, when the settings gave it one
-    if pool is not None and (opening := pools.still_opening(pool, held=1)) is not None:  # this request holds one
+    if pool is not None and (opening := pools.still_opening(pool)) is not None:
         return error_response(503, opening)
     report = endpoint.server_report(settings.LAB, pool=pool)
     return JsonResponse({"status": "ok", "server": report})
