@@ -19,12 +19,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from contract.knobs import KnobError, parse
+from contract.knobs import UI_LOOPBACK, KnobError, parse
 from lab import ROOT
 from lab.live import switch
 from lab.live.control import PASSWORD_HEADER, Control
@@ -91,16 +92,23 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str,
         return error.code, json.loads(error.read() or b"{}")
 
 
-@pytest.fixture
-def control() -> Iterator[tuple[FakeLab, str]]:
-    lab = FakeLab()
-    server = Control(lab, 0, 8089, None)  # port 0: any free one
+@contextmanager
+def control_server(lab: FakeLab, password: str | None = None, names: frozenset[str] = UI_LOOPBACK) -> Iterator[int]:
+    """The lab's control server over `lab` on a free port, which it yields; shut whatever the test found."""
+    server = Control(lab, 0, 8089, password, names)  # port 0: any free one
     server.start()
     try:
-        yield lab, f"http://127.0.0.1:{server.server_address[1]}"
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def control() -> Iterator[tuple[FakeLab, str]]:
+    lab = FakeLab()
+    with control_server(lab) as port:
+        yield lab, f"http://127.0.0.1:{port}"
 
 
 def test_the_control_server_answers_locusts_page_alone(control):
@@ -122,19 +130,13 @@ def test_the_control_server_answers_locusts_page_alone(control):
 
 
 def test_with_a_password_every_change_must_carry_it():
-    lab = FakeLab()
-    server = Control(lab, 0, 8089, "s3cret")
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/apply"
+    with control_server(FakeLab(), "s3cret") as port:
+        url = f"http://127.0.0.1:{port}/apply"
         body = json.dumps({"knobs": {"MODE": "async"}}).encode()
         headers = {"Content-Type": "application/json"}
         assert post(url, body, headers)[0] == 403
         assert post(url, body, {**headers, PASSWORD_HEADER: "wrong"})[0] == 403
         assert post(url, body, {**headers, PASSWORD_HEADER: "s3cret"})[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ---------------------------------------------------------------- in a real browser

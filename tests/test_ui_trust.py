@@ -20,12 +20,12 @@ import pytest
 
 from contract.knobs import UI_LOOPBACK, KnobError, host_name, ui_hosts
 from lab import ROOT
-from lab.live.control import PASSWORD_HEADER, Control
+from lab.live.control import PASSWORD_HEADER
 from lab.live.locust_api import TOKEN_ENV, TOKEN_HEADER
 from lab.place import Place
 
 from .conftest import PYTHON, lab_env, make_place, processes_of
-from .test_live_ui import FakeLab, Up, wait_for
+from .test_live_ui import FakeLab, Up, control_server, wait_for
 
 OFFSET = 60  # ports apart from the other tests'
 FOREIGN = "rebind.example"  # the name of a page that resolves to 127.0.0.1
@@ -83,20 +83,13 @@ def test_host_names_and_the_names_opened_on_purpose(monkeypatch):
             ui_hosts()
 
 
-@pytest.fixture
-def control() -> Iterator[tuple[FakeLab, int]]:
+def test_the_control_server_refuses_a_name_it_does_not_serve():
     lab = FakeLab()
-    server = Control(lab, 0, 8089, None)  # port 0: any free one
-    server.start()
-    try:
-        yield lab, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with control_server(lab) as port:
+        _refuses_a_forged_name(lab, port)
 
 
-def test_the_control_server_refuses_a_name_it_does_not_serve(control):
-    lab, port = control
+def _refuses_a_forged_name(lab: FakeLab, port: int) -> None:
     forged = f"{FOREIGN}:{port}"
     status, answer = call(port, "GET", "/state", host=forged)  # the rebinding page reads its own origin: no Origin sent
     assert status == 403 and FOREIGN in answer["error"], answer
@@ -112,10 +105,7 @@ def test_the_control_server_refuses_a_name_it_does_not_serve(control):
 
 def test_the_control_server_opened_on_purpose_answers_that_name_too():
     lab = FakeLab()
-    server = Control(lab, 0, 8089, "s3cret", UI_LOOPBACK | {"lab.example"})
-    server.start()
-    try:
-        port = server.server_address[1]
+    with control_server(lab, "s3cret", UI_LOOPBACK | {"lab.example"}) as port:
         change = json.dumps({"knobs": {"MODE": "async"}}).encode()
         page = {"origin": "http://lab.example:8089", "headers": {**JSON, PASSWORD_HEADER: "s3cret"}}
         assert call(port, "POST", "/apply", host=f"lab.example:{port}", body=change, **page)[0] == 200
@@ -123,9 +113,6 @@ def test_the_control_server_opened_on_purpose_answers_that_name_too():
         assert call(port, "POST", "/apply", host=f"{FOREIGN}:{port}", body=change, **page)[0] == 403
         assert call(port, "GET", "/state", host=f"{FOREIGN}:{port}")[0] == 403
         assert len(lab.applied) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ---------------------------------------------------------------- against a real `python -m lab up`
