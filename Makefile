@@ -117,10 +117,10 @@ engine-stop: ## stop the Docker engine `make engine` started (only that one)
 	scripts/engine.sh stop
 
 images: setup ## build the local stand-in images (IMAGES=local): Debian via debootstrap, no registry
-	$(PY) -m lab.images
+	$(PY) -m lab.stack.images
 
 k8s: setup ## render Kubernetes manifests for MODE/CPUS/... into K8S_OUT (default k8s/out): kubectl apply -k
-	$(PY) -m lab.k8s --out $(or $(K8S_OUT),k8s/out) --locust-workers $(LOCUST_WORKERS) \
+	$(PY) -m lab.stack.kubernetes --out $(or $(K8S_OUT),k8s/out) --locust-workers $(LOCUST_WORKERS) \
 		$(if $(K8S_SECRET),--secret $(K8S_SECRET)) $(if $(K8S_REGISTRY),--registry $(K8S_REGISTRY))
 
 demo: setup ## the post's quick check: N=2 concurrent requests against MODE, each timed

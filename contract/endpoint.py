@@ -45,7 +45,7 @@ RATE_WAIT_SQL = f"SELECT rate, {_PG_MS} FROM rates, pg_sleep(%s) WHERE from_code
 TIMED_PHASES = ("pool", "db", "pg", "cpu", "own")
 WAITING_PHASES = ("pool", "db")
 TIMELINE_COLUMNS = ("pid", "thread", "start_us", "end_us", "status", "client_ms", "workload",
-                    # where the time went (lab/latency_parts.py): the client's own stamps, then the handler's phases
+                    # where the time went (lab/analysis/latency_parts.py): the client's own stamps, then the handler's phases
                     "intended_us", "sent_us", "received_us", *(f"{phase}_ms" for phase in TIMED_PHASES))  # fmt: skip
 
 

@@ -139,7 +139,7 @@ SETTINGS = {
     "SLO_P95_MS": "500",
     "ARRIVALS": "poisson",
     "MEMORY": "0",  # deciding how to serve an app (make bench APP=...): MB its workers may take together; 0: no budget
-    # Past one machine (lab/backends/remote.py): what `make serve` listens on, the server a bench measures
+    # Past one machine (lab/stack/backends/remote.py): what `make serve` listens on, the server a bench measures
     # (TARGET), and Locust workers on other hosts joining the bench's Locust at LOCUST_BIND:LOCUST_MASTER_PORT.
     "BIND": "127.0.0.1",
     "TARGET": "",
@@ -152,14 +152,14 @@ SETTINGS = {
     "APP_DIR": "",
     "APP_SETUP": "",
     "PATHS": "",
-    # Its requirements (a venv of its own with the lab's servers, lab/app_venv.py), its own environment (a file of
+    # Its requirements (a venv of its own with the lab's servers, lab/stack/app_venv.py), its own environment (a file of
     # KEY=VALUE lines for its server and APP_SETUP), and the team's own locustfile, sent instead of PATHS.
     "APP_REQUIREMENTS": "",
     "APP_ENV": "",
     "LOCUSTFILE": "",
 }
 REMOTE_SETTINGS = ("BIND", "TARGET", "LOCUST_REMOTE_WORKERS", "LOCUST_BIND", "LOCUST_MASTER_PORT")  # none of compose's
-# compose reads APP and PATHS; the rest reach the app image through what the lab derives from them (lab/app_image.py)
+# compose reads APP and PATHS; the rest reach the app image through what the lab derives from them (lab/stack/app_image.py)
 APP_SETTINGS = ("APP_DIR", "APP_SETUP", "APP_REQUIREMENTS", "APP_ENV", "LOCUSTFILE")
 NOT_IN_COMPOSE = {"PG_PORT", "BUILD", "SLO_P95_MS", "ARRIVALS", "MEMORY", "LAB_CONTROL_PORT", *REMOTE_SETTINGS, *APP_SETTINGS}
 DERIVED = {"SERVICE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "LOCUST_IMAGE", "OFFLINE", "APP_CONTEXT", "APP_ENV_TEXT", "APP_INTERFACE"}

@@ -1,6 +1,6 @@
 """One request's latency in the parts it met, from its timeline row (contract.endpoint.TIMELINE_COLUMNS).
 
-Stdlib only: the lab's records and report (lab/latency_parts.py, over a run's requests) and the Lab tab's
+Stdlib only: the lab's records and report (lab/analysis/latency_parts.py, over a run's requests) and the Lab tab's
 plugin in Locust (over its last seconds) split a request the same way.
 """
 

@@ -107,7 +107,7 @@ def server_plan(
         env.setdefault("DJANGO_ALLOWED_HOSTS", "*")
     argv = mode.command(host=host, port=port, workers=knobs.workers, threads=knobs.threads)
     plan = ServerPlan(services / mode.service, argv, env)
-    if env.get("APP"):  # the interface was found before anything started (lab.experiments) and passed on
+    if env.get("APP"):  # the interface was found before anything started (lab.results.experiments) and passed on
         return _app_plan(plan, mode, env.get("APP_INTERFACE") or app_interface(env))
     return plan
 

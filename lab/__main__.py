@@ -13,10 +13,11 @@ from pathlib import Path
 
 from contract.knobs import KNOBS, KnobError, Knobs, from_environ, int_setting
 from contract.modes import MODES
-from lab import ROOT, backends
-from lab.backends import Limit
-from lab.experiments import ExperimentError
-from lab.procs import Interrupted, LabError, tail
+from lab.results.experiments import ExperimentError
+from lab.stack import backends
+from lab.stack.backends import Limit
+from lab.stack.checkout import ROOT
+from lab.stack.procs import Interrupted, LabError, tail
 
 
 def _show_plan(knobs: Knobs, limit: Limit | None) -> None:
@@ -77,7 +78,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lab.quick_check import quick_check, render
+    from lab.bench.quick_check import quick_check
+    from lab.results.quick_check import render
 
     knobs = from_environ()
     backend = backends.get(args.backend)
@@ -99,7 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab.bench.run import run_experiment
-    from lab.experiments import load
+    from lab.results.experiments import load
 
     experiment = load(args.experiment, args.repeats)
     if args.detach:
@@ -129,10 +131,10 @@ def _settled_against_base() -> Callable[[Path], str | None] | None:
 
 def _say_picks(folder: Path) -> None:
     """Which to pick, in the report's own words, once every run is recorded: the bench measures, the report judges."""
-    from lab.intervals import machine_spread
-    from lab.records import read_records
+    from lab.analysis.intervals import machine_spread
     from lab.report.rows import rows_of
     from lab.report.words import advice
+    from lab.results.run_files import read_records
 
     if picks := advice(rows_of(read_records(folder), machine_spread(folder))):
         print("bench: which to pick (`make report` draws the charts and gives the reasons):")
@@ -141,7 +143,7 @@ def _say_picks(folder: Path) -> None:
 
 def cmd_capacity(args: argparse.Namespace) -> int:
     from lab.bench.capacity import again, configurations, explained, run_capacity
-    from lab.experiments import load
+    from lab.results.experiments import load
 
     if args.again:
         for f in again(Path(args.again)):
@@ -204,10 +206,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def detach(args: argparse.Namespace, name: str) -> int:
     """Run the same command in a session of its own, its output in a log: a closed terminal or a dropped
     connection does not end it. Returns once it holds the stack (or has failed to start)."""
-    from lab import stack_state
     from lab.bench.run import RESULTS
-    from lab.place import Place
-    from lab.procs import spawn, wait_until
+    from lab.stack import stack_state
+    from lab.stack.place import Place
+    from lab.stack.procs import spawn, wait_until
 
     place = Place()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -245,8 +247,8 @@ def cmd_knobs(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`make serve`: PostgreSQL and the server alone on this host, for a lab on another host to measure (TARGET)."""
-    from lab.backends.native import NativeBackend
-    from lab.backends.remote import address, measured_with
+    from lab.stack.backends.native import NativeBackend
+    from lab.stack.backends.remote import address, measured_with
 
     knobs = from_environ()
     bind = address("BIND")
@@ -271,7 +273,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """`make worker`: Locust worker(s) for the bench's master on another host, run after run, until Ctrl-C."""
-    from lab.backends.remote_workers import join
+    from lab.stack.backends.remote_workers import join
 
     try:
         join(args.master, args.master_port or int_setting("LOCUST_MASTER_PORT"), args.processes, args.wait)
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command in APP_COMMANDS and os.environ.get("APP"):
-            from lab.app_venv import prepare
+            from lab.stack.app_venv import prepare
 
             # the team's locustfile runs in closed loops of its own users, from the bench's Locust and make up's native one
             unrun = args.command == "capacity" or (args.command == "up" and args.backend == "compose")

@@ -52,7 +52,7 @@ RECENT_S = 60.0  # what the page's timeline may ask for
 SEND_EVERY = 1.0  # seconds between a worker's messages of rows
 INDEX_SCRIPT = '<script src="./lab/tab.js" defer></script>'
 PAGE_NOTE = "/lab/timeline (the green link at the bottom right): who serves each request, switch the mode, keep a run"
-TOKEN_ENV, TOKEN_HEADER = "LOCUST_LAB_UI_TOKEN", "X-Lab-Token"  # as lab/live/locust_api.py hands and sends it
+TOKEN_ENV, TOKEN_HEADER = "LOCUST_LAB_UI_TOKEN", "X-Lab-Token"  # as lab/stack/locust_api.py hands and sends it
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 Row = list[str]  # contract.endpoint.TIMELINE_COLUMNS: pid, thread, start_us, end_us, status, client_ms, workload, ...
@@ -149,7 +149,7 @@ def recent_rows(now: float, seconds: float = 30.0) -> list[Row]:
 
 
 def time_parts(rows: list[Row], now: float, seconds: float = 10.0) -> str:
-    """Where the last seconds' requests spent their time: each part's mean (lab/latency_parts.py splits a
+    """Where the last seconds' requests spent their time: each part's mean (lab/analysis/latency_parts.py splits a
     run's the same way), the client's own measure beside it."""
     split = [found for row in rows if int(row[3]) / 1e6 > now - seconds
              and (found := request_parts(dict(zip(TIMELINE_COLUMNS, row, strict=False)), same_clock=True))]  # fmt: skip

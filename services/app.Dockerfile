@@ -1,5 +1,5 @@
 # The image of your own app (APP=): the lab's pinned servers and its contract package, the app's requirements
-# and its folder. Its build context is the folder lab/app_image.py stages (`make images` with APP prints it), where
+# and its folder. Its build context is the folder lab/stack/app_image.py stages (`make images` with APP prints it), where
 # this file is services/Dockerfile, beside app/, requirements.txt, servers.txt, contract/, gunicorn.conf.py and
 # wheels/ (downloaded by the host: with OFFLINE=1 nothing is fetched here).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm

@@ -19,10 +19,10 @@ import psutil
 import pytest
 
 from contract.knobs import Knobs, parse
-from lab import ROOT
-from lab.backends.native import AppServer
-from lab.place import Place
-from lab.postgres import Postgres
+from lab.stack.backends.native import AppServer
+from lab.stack.checkout import ROOT
+from lab.stack.place import Place
+from lab.stack.postgres import Postgres
 
 PYTHON = sys.executable
 

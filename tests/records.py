@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from lab.record import RunRecord, read_record
+from lab.results.record import RunRecord, read_record
 
 MACHINE = {"hostname": "test", "cores": 2, "cores_available": 2, "cpu_model": "test", "memory_gib": 1.0, "os": "test",
            "python": "3.11", "packages": {}}  # fmt: skip

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from contract.modes import MODES
-from lab.record import read_record
 from lab.report.rows import analyse
 from lab.report.words import advice
+from lab.results.record import read_record
 
 from .records import merged, whole
 

@@ -17,7 +17,7 @@ from contract.knobs import KnobError, paths
 from contract.middleware import REPORT_PATH, LabASGI, LabWSGI, interface, wrap
 from contract.modes import MODES
 from contract.serve import app_skip
-from lab import ROOT
+from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 

@@ -12,11 +12,12 @@ import pytest
 
 from contract.knobs import KnobError, check_app_files, env_file, env_lines, parse
 from contract.serve import server_plan
-from lab import ROOT, app_image
-from lab.app_venv import check_locustfile, conflicts, error_tail, server_pins, venv_key
-from lab.backends.compose import CONTAINER_LOCUSTFILE
-from lab.backends.compose import locust_argv as compose_locust_argv
-from lab.backends.native import NativeBackend
+from lab.stack import app_image
+from lab.stack.app_venv import check_locustfile, conflicts, error_tail, server_pins, venv_key
+from lab.stack.backends.compose import CONTAINER_LOCUSTFILE
+from lab.stack.backends.compose import locust_argv as compose_locust_argv
+from lab.stack.backends.native import NativeBackend
+from lab.stack.checkout import ROOT
 
 from .conftest import lab_env, make_place
 from .test_compose import render

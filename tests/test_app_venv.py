@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import ROOT, images
-from lab.app_image import flattened
-from lab.procs import LabError
+from lab.stack import images
+from lab.stack.app_image import flattened
+from lab.stack.checkout import ROOT
+from lab.stack.procs import LabError
 
 from .conftest import PYTHON, make_place, processes_of, run_bench
 from .test_compose_engine import engine_answers
@@ -95,7 +96,7 @@ def test_a_plain_docker_compose_builds_the_apps_image_and_serves_it(tmp_path: Pa
     images.build_standins(print)
     place = make_place(tmp_path / "state", 21)
     env = compose_env(place.state, team_app(tmp_path / "team"), place.app_port)
-    staged = subprocess.run([PYTHON, "-m", "lab.app_image"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    staged = subprocess.run([PYTHON, "-m", "lab.stack.app_image"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert staged.returncode == 0, staged.stdout + staged.stderr
     assert "docker compose up" in staged.stdout
     derived = {**images.compose_env("local"), "SERVICE": "app", "APP_CONTEXT": str(place.state / "app-image"),

@@ -14,7 +14,7 @@ import pytest
 
 from contract.endpoint import method_not_allowed
 from contract.modes import MODES
-from lab import ROOT
+from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON, make_place, running
 

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from lab import ROOT
-from lab.experiments import load
-from lab.record import read_record, record_json
-from lab.records import load_records, read_records, summary_row
 from lab.report.rows import delayed_ack_floor
+from lab.results.experiments import load
+from lab.results.record import read_record, record_json
+from lab.results.run_files import load_records, read_records, summary_row
+from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 from .records import merged, run_record
@@ -244,7 +244,7 @@ def test_a_fast_server_on_a_full_machine_is_flagged_as_bounded_by_the_machine(tm
 def test_a_full_machine_bounds_a_run_only_where_the_server_got_less_than_it_could_use(server_cpu, bounded):
     """At CPUS=2 on two cores a cpu-bound server fills the machine itself: that is its own limit."""
     from lab.bench.checks import findings, word
-    from lab.experiments import expand
+    from lab.results.experiments import expand
 
     (config,) = expand("t", {"matrix": [{"modes": "gunicorn", "workloads": "cpu", "cpus": 2}]}).runs
     parts = {"server": server_cpu * 10, "postgres": 0.1, "load_generator": 2 - server_cpu * 10 + 17.8, "other": 0.0}

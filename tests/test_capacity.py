@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 
 from contract.knobs import KnobError
-from lab import ROOT
+from lab.analysis.model import capacity_at, served_queue
+from lab.analysis.stats import Interval, quantile, unknown
 from lab.bench.capacity import (
     CpuModel,
     Prediction,
@@ -31,13 +32,12 @@ from lab.bench.capacity import (
     share,
 )
 from lab.bench.step_judge import read_window, unstable
-from lab.experiments import ExperimentError, expand, load
-from lab.model import capacity_at, served_queue
-from lab.record import CapacityFound, ModelCounts, RunRecord
-from lab.records import load_records
 from lab.report.capacity import Capacity, capacity_picks
 from lab.report.words import capacity_pick
-from lab.stats import Interval, quantile, unknown
+from lab.results.experiments import ExperimentError, expand, load
+from lab.results.record import CapacityFound, ModelCounts, RunRecord
+from lab.results.run_files import load_records
+from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON, knobs, lab_env, make_place, processes_of, run_bench
 from .records import run_record

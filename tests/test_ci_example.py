@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from contract.knobs import paths
-from lab import ROOT
+from lab.stack.checkout import ROOT
 
 from .conftest import lab_env, make_place, processes_of
 

@@ -14,8 +14,8 @@ import pytest
 from scipy import stats
 
 from contract.knobs import COMPARE_ASPECTS, THRESHOLD_UNITS, KnobError, compare_settings
-from lab import ROOT
 from lab.__main__ import main
+from lab.analysis.stats import Interval, t_critical
 from lab.compare import render, words
 from lab.compare.command import judge_thresholds
 from lab.compare.comparison import Comparison, Settings, compared
@@ -52,8 +52,8 @@ from lab.compare.setups import (
     pair,
 )
 from lab.compare.thresholds import Judgement, Op, Threshold, judge, judged, parse
-from lab.records import write_record
-from lab.stats import Interval, t_critical
+from lab.results.run_files import write_record
+from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 from .records import run_record
@@ -76,7 +76,7 @@ def test_welch_by_hand_and_at_the_tables() -> None:
     difference, df = welch([1.0, 2.0], [3.0, 5.0])
     assert df == pytest.approx(1.25**2 / (0.25**2 + 1.0**2))
     assert difference.high - difference.estimate == pytest.approx(t_critical(df) * math.sqrt(1.25))
-    assert t_critical(10) == pytest.approx(2.228, abs=1e-3)  # lab.stats now asks scipy, at whole df too
+    assert t_critical(10) == pytest.approx(2.228, abs=1e-3)  # lab.analysis.stats now asks scipy, at whole df too
     same, df = welch([5.0, 5.0], [6.0, 6.0])
     assert (same.low, same.high, df) == (1.0, 1.0, math.inf)
 
@@ -560,7 +560,7 @@ def test_a_bench_against_base_stops_its_repeats_once_every_verdict_is_decided(tm
 
 def test_a_round_of_repeats_ends_where_every_configuration_has_run_once_more() -> None:
     from lab.bench.run import _round_ends
-    from lab.experiments import expand
+    from lab.results.experiments import expand
 
     runs = expand("t", {"matrix": [{"modes": ["async", "threaded"], "workloads": "io"}]}, repeats=3).runs
     todo = list(enumerate(runs, 1))

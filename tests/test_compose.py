@@ -19,8 +19,8 @@ from contract.knobs import DERIVED, KNOBS, NOT_IN_COMPOSE, SETTINGS, parse
 from contract.modes import MODES, SERVICES
 from contract.pools import PG_MAX_CONNECTIONS
 from contract.serve import SERVICES_DIR, server_plan
-from lab import ROOT
-from lab.images import IMAGES
+from lab.stack.checkout import ROOT
+from lab.stack.images import IMAGES
 
 SITE = Path(__import__("compose").__file__).parent
 DOCKER_COMPOSE = SITE / "docker-compose"  # the real binary; the pip entry point always exits 0
@@ -197,11 +197,11 @@ def test_make_refuses_a_bad_mode_for_compose():
 
 
 def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
-    from lab.backends import compose
-    from lab.backends.native import NativeBackend
     from lab.bench.measure import locust_options
     from lab.bench.run import RESULTS
-    from lab.experiments import load
+    from lab.results.experiments import load
+    from lab.stack.backends import compose
+    from lab.stack.backends.native import NativeBackend
 
     config = load("quick").runs[0]
     folder = RESULTS / "quick-test"
@@ -223,7 +223,7 @@ def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_compose_bench_environment_names_the_mode_and_its_service(mode):
-    from lab.backends import compose
+    from lab.stack.backends import compose
 
     env = compose.compose_env(parse({"MODE": mode}))
     assert env["SERVICE"] == MODES[mode].service

@@ -20,11 +20,12 @@ import pytest
 from contract.endpoint import seeded_rates
 from contract.knobs import parse
 from contract.modes import MODES
-from lab import ROOT, images
-from lab.backends import compose
 from lab.bench.verification import differences
-from lab.procs import http_status, wait_until
-from lab.records import load_records
+from lab.results.run_files import load_records
+from lab.stack import images
+from lab.stack.backends import compose
+from lab.stack.checkout import ROOT
+from lab.stack.procs import http_status, wait_until
 
 from .conftest import PYTHON, lab_env, make_place, run_bench
 

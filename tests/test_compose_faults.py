@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab import ROOT
-from lab.procs import wait_until
-from lab.records import load_records
+from lab.results.run_files import load_records
+from lab.stack.checkout import ROOT
+from lab.stack.procs import wait_until
 
 from .conftest import PYTHON, lab_env, make_place, processes_of, run_bench
 from .test_compose_engine import ENV, engine_answers, leftovers, standins  # noqa: F401 (a fixture)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from lab.procs import http_status, wait_until
+from lab.stack.procs import http_status, wait_until
 
 from .conftest import running
 from .test_bad_input import fetch

@@ -18,16 +18,7 @@ from contract.endpoint import TIMELINE_COLUMNS
 from contract.knobs import parse
 from contract.modes import MODES
 from contract.serve import app_summary
-from lab import ROOT, duration
-from lab.bench import decide as decide_module
-from lab.bench import run
-from lab.bench.capacity import Range
-from lab.bench.decide import figures, how_many, steps_within
-from lab.bench.run import Entry
-from lab.decision import Decision, PathFigures, Tried, read_decision, read_paths, write_json
-from lab.experiments import RunConfig
-from lab.machine import Machine
-from lab.model.deploy import (
+from lab.analysis.model.deploy import (
     OVERTAKES,
     Budget,
     Candidate,
@@ -39,13 +30,23 @@ from lab.model.deploy import (
     mean_demand,
     needed_in_flight,
 )
-from lab.procs import LabError
-from lab.record import CapacityFound, Configuration, RunRecord, read_record
-from lab.records import write_record
+from lab.analysis.timespan import duration
+from lab.bench import decide as decide_module
+from lab.bench import run
+from lab.bench.capacity import Range
+from lab.bench.decide import figures, how_many, steps_within
+from lab.bench.run import Entry
 from lab.report import deploy_words
 from lab.report.build import build
 from lab.report.deploy import deploy
-from lab.typedjson import read, write
+from lab.results.decision import Decision, PathFigures, Tried, read_decision, read_paths, write_json
+from lab.results.experiments import RunConfig
+from lab.results.record import CapacityFound, Configuration, RunRecord, read_record
+from lab.results.run_files import write_record
+from lab.results.typedjson import read, write
+from lab.stack.checkout import ROOT
+from lab.stack.machine import Machine
+from lab.stack.procs import LabError
 
 from .conftest import PYTHON, lab_env, make_place, processes_of
 from .records import merged, run_record, whole

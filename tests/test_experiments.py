@@ -10,10 +10,10 @@ import pytest
 from contract.knobs import KNOBS, parse
 from contract.modes import MODES
 from contract.serve import server_plan
-from lab.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
-from lab.record import read_record, record_json
-from lab.records import RecordError, load_records, read_records
-from lab.typedjson import JsonError
+from lab.results.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
+from lab.results.record import read_record, record_json
+from lab.results.run_files import RecordError, load_records, read_records
+from lab.results.typedjson import JsonError
 
 from .records import merged, whole
 

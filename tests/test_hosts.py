@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from contract.cgroup import CGROUP, Cgroup
-from lab import ROOT
-from lab.place import Place
+from lab.stack.checkout import ROOT
+from lab.stack.place import Place
 
 from .conftest import PYTHON, lab_env, make_place
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import intervals
-from lab.experiments import ExperimentError, expand
+from lab.analysis import intervals
+from lab.results.experiments import ExperimentError, expand
 
 MATRIX = {"matrix": [{"modes": ["async", "gunicorn"], "workloads": "io"}]}
 

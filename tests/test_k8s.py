@@ -1,4 +1,4 @@
-"""The Kubernetes manifests (lab/k8s.py): rendered for every mode and several CPU limits, each
+"""The Kubernetes manifests (lab/stack/kubernetes.py): rendered for every mode and several CPU limits, each
 object validated against the Kubernetes schemas kubernetes-validate ships (strict: an unknown
 field fails), the app's CPU limit equal to CPUS, a refused knob refused with the knobs' own words
 and nothing written, no secret written as a value, and the folder rendered by `kubectl kustomize`
@@ -23,9 +23,10 @@ import yaml
 from contract.knobs import DERIVED, KNOBS, SETTINGS, KnobError, from_environ, parse
 from contract.modes import MODES
 from contract.serve import server_plan
-from lab import ROOT, k8s
-from lab.backends.compose import ComposeApp
-from lab.images import IMAGES
+from lab.stack import kubernetes
+from lab.stack.backends.compose import ComposeApp
+from lab.stack.checkout import ROOT
+from lab.stack.images import IMAGES
 
 Doc = dict[str, Any]  # a document read back from YAML: nested as the file is
 # The newest Kubernetes (major.minor) whose schemas the pinned kubernetes-validate ships
@@ -48,7 +49,7 @@ def render(out: Path, monkeypatch: pytest.MonkeyPatch, *, secret: str | None = N
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     knobs = from_environ()
-    k8s.write(out, knobs, k8s.render(knobs, secret=secret, registry=registry))
+    kubernetes.write(out, knobs, kubernetes.render(knobs, secret=secret, registry=registry))
     return {path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc] for path in sorted(out.glob("*.yaml"))}
 
 
@@ -84,7 +85,7 @@ def cpus_of(quantity: str) -> float:
 
 def run_cli(out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    return subprocess.run([sys.executable, "-m", "lab.k8s", "--out", str(out), *args], env={**base, **env}, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "lab.stack.kubernetes", "--out", str(out), *args], env={**base, **env}, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
@@ -217,7 +218,8 @@ def test_images_come_from_the_variables_compose_reads(tmp_path: Path, monkeypatc
     assert pod(local, "postgres")["spec"]["containers"][0]["image"] == IMAGES[1].standin
     renamed = {entry["name"]: entry["newName"] for entry in local["kustomization.yaml"][0]["images"]}
     assert renamed["concurrency-lab-fastapi"] == "registry.example.com/lab/concurrency-lab-fastapi"
-    assert renamed[k8s.image_name(IMAGES[1].standin)] == f"registry.example.com/lab/{k8s.image_name(IMAGES[1].standin)}"
+    standin = kubernetes.image_name(IMAGES[1].standin)
+    assert renamed[standin] == f"registry.example.com/lab/{standin}"
 
 
 def test_kubectl_kustomize_renders_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

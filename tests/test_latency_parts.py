@@ -8,8 +8,8 @@ import json
 import pytest
 
 from contract.request_parts import BETWEEN, PARTS, request_parts
-from lab import latency_parts
-from lab.latency_parts import LatencyParts, Part, grew, summarise
+from lab.analysis import latency_parts
+from lab.analysis.latency_parts import LatencyParts, Part, grew, summarise
 
 SENT = 1_000_000_000  # µs
 

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from lab import ROOT
-from lab.procs import http_status, wait_until
+from lab.stack.checkout import ROOT
+from lab.stack.procs import http_status, wait_until
 
 from .conftest import PYTHON, lab_env, make_place, processes_of
 

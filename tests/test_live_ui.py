@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 
 from contract.knobs import UI_LOOPBACK, KnobError, parse
-from lab import ROOT
 from lab.live import switch
 from lab.live.control import PASSWORD_HEADER, Control
-from lab.records import load_records
+from lab.results.run_files import load_records
+from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON, knobs, lab_env, make_place, processes_of
 
@@ -359,7 +359,7 @@ def test_the_lab_on_compose_with_two_locust_workers(tmp_path):
     workers, PostgreSQL is read inside its container, the app container is replaced, never doubled."""
     from playwright.sync_api import sync_playwright
 
-    from lab import images
+    from lab.stack import images
 
     images.build_standins(print)
     started = time.monotonic()

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from contract.endpoint import request_name
-from lab import ROOT
+from lab.stack.checkout import ROOT
 
 from .conftest import running
 

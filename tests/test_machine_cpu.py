@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lab.bench.measure import open_arrivals
-from lab.machine_cpu import MachineCpu, window
+from lab.stack.machine_cpu import MachineCpu, window
 
 
 def test_the_window_splits_the_machine_into_its_parts_and_flags_a_full_machine():

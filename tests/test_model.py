@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contract.modes import MODES
-from lab.model.bounds import CONCURRENCY, CPU, parallelism, predict
+from lab.analysis.model.bounds import CONCURRENCY, CPU, parallelism, predict
 from lab.report.notes import judge
 from lab.report.words import note
 

@@ -15,7 +15,7 @@ from contract.endpoint import seeded_rates
 from contract.modes import MODES
 from contract.pools import opened_at_start
 from lab.bench.verification import VerificationError, differences, server_report, verify
-from lab.procs import http_status, wait_until
+from lab.stack.procs import http_status, wait_until
 
 from .conftest import processes_of, running
 

@@ -20,9 +20,9 @@ import pytest
 
 from contract.endpoint import seeded_rates
 from contract.open_arrivals import Arrivals, OpenReport, Share, first_arrival, merge, slots
-from lab import ROOT
 from lab.bench.measure import open_arrivals
-from lab.procs import LabError
+from lab.stack.checkout import ROOT
+from lab.stack.procs import LabError
 
 RATES = seeded_rates()
 

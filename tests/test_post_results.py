@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lab.quick_check import quick_check
+from lab.bench.quick_check import quick_check
 
 from .conftest import running
 

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from lab.model import QueueModel, capacity_at, erlang_c, md1_mean_wait, mmc_mean_wait, mmc_response_quantile, simulate
-from lab.model.queueing import (
+from lab.analysis.model import QueueModel, capacity_at, erlang_c, md1_mean_wait, mmc_mean_wait, mmc_response_quantile, simulate
+from lab.analysis.model.queueing import (
     _waits_heap,
     _waits_one_server,
     arrival_times,

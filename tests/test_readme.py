@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab import ROOT
+from lab.stack.checkout import ROOT
 
 README = ROOT / "README.md"
 # the README and the pages beside docs/README.md; the example folders under docs/ are reports the lab wrote

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from contract.knobs import parse
-from lab import ROOT
-from lab.backends.remote import cpu_of, limit_difference, measured_with, target_url
-from lab.backends.remote_workers import PLUGIN, bounding, master_argv, workers_of_run
-from lab.experiments import RunConfig
-from lab.place import Place
-from lab.procs import LabError
+from lab.results.experiments import RunConfig
+from lab.stack.backends.remote import cpu_of, limit_difference, measured_with, target_url
+from lab.stack.backends.remote_workers import PLUGIN, bounding, master_argv, workers_of_run
+from lab.stack.checkout import ROOT
+from lab.stack.place import Place
+from lab.stack.procs import LabError
 
 from .conftest import PYTHON, TEST_PORTS, lab_env, make_place, processes_of
 
@@ -176,19 +176,22 @@ def test_a_bench_is_the_master_of_its_remote_workers_only_when_asked(monkeypatch
     argv = ["locust", "-f", "locust/locustfile.py", "--headless", "--host", "http://x:1"]
     config = RunConfig(parse({}), 1, 2)
     monkeypatch.delenv("LOCUST_REMOTE_WORKERS", raising=False)
-    assert master_argv(argv, config, "native", tmp_path) == argv
+    assert master_argv(argv, config.id, config.locust_processes, "native", tmp_path) == argv
     monkeypatch.setenv("LOCUST_REMOTE_WORKERS", "2")
     monkeypatch.setenv("LOCUST_MASTER_PORT", str(MASTER_PORT))
-    master = master_argv(argv, config, "remote", tmp_path)
+    master = master_argv(argv, config.id, config.locust_processes, "remote", tmp_path)
     assert master[2] == f"locust/locustfile.py,{PLUGIN}"  # each worker's CPU, kept by the master
     assert master[master.index("--expect-workers") + 1] == "2" and master[master.index("--master-bind-host") + 1] == "127.0.0.1"
-    opened = master_argv(argv, RunConfig(parse({}), 1, 2, arrival_rate=5), "native", tmp_path)  # each worker offers its share
+    opened_config = RunConfig(parse({}), 1, 2, arrival_rate=5)
+    opened = master_argv(
+        argv, opened_config.id, opened_config.locust_processes, "native", tmp_path
+    )  # each worker offers its share
     assert opened[opened.index("--expect-workers") + 1] == "2"
     with pytest.raises(LabError, match="BACKEND=native or remote"):
-        master_argv(argv, config, "compose", tmp_path)
+        master_argv(argv, config.id, config.locust_processes, "compose", tmp_path)
     monkeypatch.setenv("LOCUST_BIND", "everywhere")
     with pytest.raises(LabError, match="LOCUST_BIND='everywhere' is not valid"):
-        master_argv(argv, config, "native", tmp_path)
+        master_argv(argv, config.id, config.locust_processes, "native", tmp_path)
 
 
 def test_each_workers_cpu_is_taken_over_the_measured_window(tmp_path: Path) -> None:

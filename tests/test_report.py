@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from PIL import Image
 
-from lab import ROOT
-from lab.records import RecordError
 from lab.report.build import build
+from lab.results.run_files import RecordError
+from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON
 

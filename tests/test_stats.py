@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lab.stats import (
+from lab.analysis.stats import (
     Interval,
     batch_means_interval,
     level,

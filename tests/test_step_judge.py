@@ -1,5 +1,5 @@
 """Judging one step of a capacity search: its p95 against the target, and whether its queue was stable,
-on windows made by hand and on queues simulated exactly (lab.model), stable and past saturation."""
+on windows made by hand and on queues simulated exactly (lab.analysis.model), stable and past saturation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import random
 import numpy as np
 import pytest
 
+from lab.analysis.model import arrival_times, simulate
+from lab.analysis.stats import Interval, correlated_quantile_interval, quantile_interval, unknown
 from lab.bench.step_judge import Window, in_flight, judge, unstable, verdict_of
-from lab.model import arrival_times, simulate
-from lab.stats import Interval, correlated_quantile_interval, quantile_interval, unknown
 
 from .records import run_record
 

@@ -16,8 +16,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from lab import ROOT
-from lab.app_venv import requirement_lines
+from lab.stack.app_venv import requirement_lines
+from lab.stack.checkout import ROOT
 
 REQUIREMENTS = ROOT / "requirements"
 LOCKS = ("dev", "lab", "services", "standins", "kubectl")

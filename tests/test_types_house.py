@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from contract.knobs import Offload
-from lab import ROOT, backends
-from lab.backends import BACKENDS, leftovers, seam
 from lab.bench import capacity
-from lab.record import ServerReport
-from lab.typedjson import JsonError, read, write
+from lab.results.record import ServerReport
+from lab.results.typedjson import JsonError, read, write
+from lab.stack import backends
+from lab.stack.backends import BACKENDS, leftovers, seam
+from lab.stack.checkout import ROOT
 
 PACKAGES = ("lab", "contract")
 
@@ -113,8 +114,8 @@ def find_cycle(graph: Graph) -> list[str] | None:
 
 def test_no_import_cycle_in_the_house() -> None:
     graph = import_graph(ROOT)
-    assert {"lab.experiments", "contract.endpoint", "lab.backends.native"} <= set(graph)  # the house was read
-    assert "lab.backend_names" in graph["lab.experiments"] and "contract.primes" in graph["contract.interpreter"]
+    assert {"lab.results.experiments", "contract.endpoint", "lab.stack.backends.native"} <= set(graph)  # the house was read
+    assert "lab.stack.backend_names" in graph["lab.results.experiments"] and "contract.primes" in graph["contract.interpreter"]
     cycle = find_cycle(graph)
     assert cycle is None, "an import cycle: " + " -> ".join(cycle or [])
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from contract.knobs import UI_LOOPBACK, KnobError, host_name, ui_hosts
-from lab import ROOT
 from lab.live.control import PASSWORD_HEADER
-from lab.live.locust_api import TOKEN_ENV, TOKEN_HEADER
-from lab.place import Place
+from lab.stack.checkout import ROOT
+from lab.stack.locust_api import TOKEN_ENV, TOKEN_HEADER
+from lab.stack.place import Place
 
 from .conftest import PYTHON, lab_env, make_place, processes_of
 from .test_live_ui import FakeLab, Up, control_server, wait_for

@@ -9,11 +9,11 @@ from contract.endpoint import Settings, server_report
 from contract.knobs import Offload, parse
 from contract.serve import server_plan
 from lab.bench.verification import differences
-from lab.experiments import knobs_of
-from lab.record import read_record
 from lab.report.parity import parity
 from lab.report.rows import analyse
 from lab.report.words import parity_causes
+from lab.results.experiments import knobs_of
+from lab.results.record import read_record
 
 from .test_advice import record
 

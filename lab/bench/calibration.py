@@ -8,8 +8,8 @@ import re
 import shutil
 import subprocess
 
-from lab.experiments import RunConfig
-from lab.record import Calibration
+from lab.results.experiments import RunConfig
+from lab.results.record import Calibration
 
 RATE = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
 

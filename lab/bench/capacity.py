@@ -36,22 +36,23 @@ from pathlib import Path
 from statistics import fmean
 
 from contract.knobs import Knobs, choice_setting, int_setting
-from lab import ROOT, duration
-from lab import timeline as requests_timeline
+from lab.analysis.latency_parts import grew
+from lab.analysis.model import Arrivals, ServedQueue, served_queue
+from lab.analysis.model.bounds import parallelism
+from lab.analysis.stats import Interval, slope_intercept
+from lab.analysis.timespan import duration
 from lab.bench.measure import _paths as locust_paths
 from lab.bench.run import Entry, Where, link_latest, now, opened, results_folder, run_one
 from lab.bench.step_judge import MAX_FAILURES, Judgement, Window, bounded, judge, read_window
-from lab.experiments import Experiment, RunConfig
-from lab.latency_parts import grew
-from lab.model import Arrivals, ServedQueue, served_queue
-from lab.model.bounds import parallelism
-from lab.model.runs import inputs, saturation
-from lab.place import Place
-from lab.record import CapacityFound, CapacityStep, Configuration, DcpuMs, PartsAt, RunRecord, Verdict
-from lab.records import RecordError, read_records, write_record, write_summary
-from lab.stack_state import StateHook
-from lab.stats import Interval, slope_intercept
-from lab.typedjson import read, write
+from lab.results import request_timeline
+from lab.results.experiments import Experiment, RunConfig
+from lab.results.model_inputs import inputs, saturation
+from lab.results.record import CapacityFound, CapacityStep, Configuration, DcpuMs, PartsAt, RunRecord, Verdict
+from lab.results.run_files import RecordError, read_records, write_record, write_summary
+from lab.results.typedjson import read, write
+from lab.stack.checkout import ROOT
+from lab.stack.place import Place
+from lab.stack.stack_state import StateHook
 
 # The first step: low enough that requests rarely wait for one another.
 FIRST_RATE = 2.0  # arrivals/s when the workload does not say how long a request takes (cpu, mix)
@@ -219,7 +220,7 @@ def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals, 
     timeline = record.measured.timeline if record.measured else None
     if not record.ok or not timeline or not record.model:
         return None
-    requests = requests_timeline.read(folder / timeline.file)
+    requests = request_timeline.read(folder / timeline.file)
     times = [(r["end_us"] - r["start_us"]) / 1e6 for r in requests if r["end_us"] > r["start_us"]]
     if not times:
         return None

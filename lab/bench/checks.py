@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 
-from lab import timeline as requests_timeline
-from lab.experiments import RunConfig
-from lab.model.bounds import parallelism
-from lab.record import (
+from lab.analysis.model.bounds import parallelism
+from lab.results import request_timeline
+from lab.results.experiments import RunConfig
+from lab.results.record import (
     DelayedAck,
     Finding,
     LoadGeneratorBusy,
@@ -50,7 +50,7 @@ def findings(config: RunConfig, result: Measured, processes: int) -> list[Findin
     if whole is not None and whole.saturated and used < MACHINE_SHARE * ceiling:
         shares = {name: round(v / whole.cpu_seconds, 3) for name, v in whole.parts_cpu_seconds.items() if v is not None}
         found.append(MachineSaturated(whole.idle_share, cores, shares, used, ceiling))
-    held = requests_timeline.delayed_ack(result.timeline)
+    held = request_timeline.delayed_ack(result.timeline)
     if held is not None:
         found.append(DelayedAck(held))
     return found
@@ -85,7 +85,7 @@ def word(finding: Finding) -> str:
             return (f"worker process(es) {pids} died during the run and the server replaced them with {list(new)}: "
                     "the figures include the time it ran with fewer workers")  # fmt: skip
         case DelayedAck(ms=ms):
-            cause = requests_timeline.DELAYED_ACK_CAUSE
+            cause = request_timeline.DELAYED_ACK_CAUSE
             return f"every reply reached the client a steady {ms:.0f} ms after its handler ended: {cause}"
 
 

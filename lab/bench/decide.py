@@ -4,7 +4,7 @@ budget said before anything starts.
 1. Each path of PATHS alone at one user, in the plainest server of the app's interface (Gunicorn's sync
    worker for WSGI, Uvicorn for ASGI): its latency, its CPU per request (the server's cgroup), its memory
    per worker (the server's report) and so its wait. Kept in paths.json.
-2. The candidates, chosen from the mean demand and the throughput model (lab.model.deploy): a few, each
+2. The candidates, chosen from the mean demand and the throughput model (lab.analysis.model.deploy): a few, each
    for a reason.
 3. For each, a closed loop at the users that reach its saturation, then a capacity search at
    SLO_P95_MS (lab.bench.capacity), its steps sized to fit what is left of the budget.
@@ -25,18 +25,19 @@ from pathlib import Path
 
 from contract.knobs import Knobs, app_paths, choice_setting, from_environ, int_setting, parse, setting
 from contract.modes import MODES
-from lab import ROOT, duration
-from lab import timeline as requests_timeline
+from lab.analysis.model.deploy import Budget, Candidate, Demand, Interface, NotTried, bound, candidates, mean_demand
+from lab.analysis.timespan import duration
 from lab.bench.capacity import FIRST_REQUESTS, MIN_WINDOW_S, STEP_OVERHEAD, first_rate, longest_step, search, window_seconds
 from lab.bench.run import Entry, Where, keep, link_latest, now, opened, results_folder, run_one
-from lab.decision import DECISION_FILE, PATHS_FILE, Decision, PathFigures, Tried, write_json
-from lab.experiments import Experiment, RunConfig, for_app
-from lab.model.deploy import Budget, Candidate, Demand, Interface, NotTried, bound, candidates, mean_demand
-from lab.place import Place
-from lab.procs import LabError
-from lab.record import RunRecord
-from lab.stack_state import StateHook
-from lab.typedjson import write
+from lab.results import request_timeline
+from lab.results.decision import DECISION_FILE, PATHS_FILE, Decision, PathFigures, Tried, write_json
+from lab.results.experiments import Experiment, RunConfig, for_app
+from lab.results.record import RunRecord
+from lab.results.typedjson import write
+from lab.stack.checkout import ROOT
+from lab.stack.place import Place
+from lab.stack.procs import LabError
+from lab.stack.stack_state import StateHook
 
 DEFAULT_MINUTES = 20.0
 PATH_WARMUP, PATH_SECONDS = 1.0, 4.0  # one user: a hundred requests or more of a path of tens of ms
@@ -89,7 +90,7 @@ def figures(record: RunRecord, folder: Path, path: str, weight: int, root: Path)
     m = record.measured
     if not record.ok or m is None:
         raise LabError(f"PATHS {path} alone at one user: the run failed: {record.reason}")
-    handled = requests_timeline.read(folder / m.timeline.file) if m.timeline else []
+    handled = request_timeline.read(folder / m.timeline.file) if m.timeline else []
     times = [(r["end_us"] - r["start_us"]) / 1000 for r in handled if r["end_us"] >= r["start_us"]]
     cpu_s = m.server.cpu_seconds_per_request
     if not times or not cpu_s or cpu_s <= 0:

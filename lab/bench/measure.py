@@ -14,17 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from contract.endpoint import request_name
 from contract.knobs import REQUEST_WORKLOADS
-from lab import ROOT, machine_cpu
-from lab import timeline as requests_timeline
-from lab.backends import App, Backend, LocustOptions, remote_workers
-from lab.backends.remote_workers import master_argv
-from lab.experiments import RunConfig
-from lab.procs import LabError, reap, signals_deferred, spawn
-from lab.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, OpenShare, ServerCpu
-from lab.stats import quantile
+from lab.analysis.stats import quantile
+from lab.results import request_timeline
+from lab.results.experiments import RunConfig
+from lab.results.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, OpenShare, ServerCpu
+from lab.stack import machine_cpu
+from lab.stack.backends import App, Backend, LocustOptions, remote_workers
+from lab.stack.backends.remote_workers import master_argv
+from lab.stack.checkout import ROOT
+from lab.stack.procs import LabError, reap, signals_deferred, spawn
 
 if TYPE_CHECKING:
-    from lab.stack_state import StateHook
+    from lab.stack.stack_state import StateHook
 
 
 def percentile(histogram: dict[float, int], fraction: float) -> float | None:
@@ -33,7 +34,7 @@ def percentile(histogram: dict[float, int], fraction: float) -> float | None:
 
     The lab's one percentile of a histogram: Locust keeps only these rounded buckets, and its own
     algorithm gives the figures its web UI and CSV show. Latencies the lab holds one by one go
-    through lab.stats.quantile."""
+    through lab.analysis.stats.quantile."""
     total = sum(histogram.values())
     if not total:
         return None
@@ -118,7 +119,8 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     total = config.warmup + config.run_time
     options = locust_options(config, app.url, folder)
     argv = backend.locust_argv(options, folder)
-    argv = master_argv(argv, config, backend.name, work)  # LOCUST_REMOTE_WORKERS: the master of workers on other hosts
+    # LOCUST_REMOTE_WORKERS: the master of workers on other hosts
+    argv = master_argv(argv, config.id, config.locust_processes, backend.name, work)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     log = work / f"{config.id}.log"
@@ -188,7 +190,7 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     parts = {"server": cpu, "postgres": pg_cpu, "load_generator": in_window}
     # the client's and the server's stamps share a clock unless one of them is on another host
     same_clock = backend.name != "remote" and not remote_workers.expected()
-    kept = requests_timeline.summary(timeline, str(timeline.relative_to(folder)), same_clock) if timeline.exists() else None
+    kept = request_timeline.summary(timeline, str(timeline.relative_to(folder)), same_clock) if timeline.exists() else None
     whole = machine_cpu.window(machine_from, machine_to, parts)
     return Measured(stats, server, loadgen, kept if kept and kept.rows else None, whole)
 
@@ -226,6 +228,6 @@ def open_arrivals(path: Path, start: float, seconds: float) -> OpenArrivals:
 
 
 def _ms(values: list[float], q: float) -> float | None:
-    """The q-quantile of latencies in ms, to a tenth (lab.stats.quantile); None without any."""
+    """The q-quantile of latencies in ms, to a tenth (lab.analysis.stats.quantile); None without any."""
     found = quantile(values, q)
     return None if found is None else round(found, 1)

@@ -21,21 +21,16 @@ from pathlib import Path
 
 from contract import interpreter
 from contract.knobs import Knobs, int_setting, setting
-from lab import ROOT, backends, duration, intervals, stack_state
-from lab.backends import App, Backend
-from lab.backends.remote_workers import bounding, workers_of_run
+from lab.analysis import intervals
+from lab.analysis.timespan import duration
 from lab.bench import calibration, verification
 from lab.bench.checks import bounded_by_load_generator, failure, findings, word
 from lab.bench.measure import _paths as locust_paths
 from lab.bench.measure import measure
+from lab.bench.quick_check import quick_check
 from lab.bench.verification import VerificationError, verify
-from lab.experiments import Experiment, RunConfig
-from lab.machine import Machine
-from lab.machine import describe as describe_machine
-from lab.place import Place
-from lab.procs import LabError
-from lab.quick_check import quick_check
-from lab.record import (
+from lab.results.experiments import Experiment, RunConfig
+from lab.results.record import (
     SCHEMA,
     Configuration,
     LimitApplied,
@@ -46,9 +41,17 @@ from lab.record import (
     Verification,
     WorkersReplaced,
 )
-from lab.records import RecordError, recorded_ids, write_atomic, write_record, write_summary
-from lab.stack_state import StateHook
-from lab.typedjson import write
+from lab.results.run_files import RecordError, recorded_ids, write_atomic, write_record, write_summary
+from lab.results.typedjson import write
+from lab.stack import backends, stack_state
+from lab.stack.backends import App, Backend
+from lab.stack.backends.remote_workers import bounding, workers_of_run
+from lab.stack.checkout import ROOT
+from lab.stack.machine import Machine
+from lab.stack.machine import describe as describe_machine
+from lab.stack.place import Place
+from lab.stack.procs import LabError
+from lab.stack.stack_state import StateHook
 
 RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
 

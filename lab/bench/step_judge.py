@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.record import RunRecord, Verdict
-from lab.stats import Interval, batch_means_interval, correlated_quantile_interval, quantile, trend_interval
+from lab.analysis.stats import Interval, batch_means_interval, correlated_quantile_interval, quantile, trend_interval
+from lab.results.record import RunRecord, Verdict
 
 MAX_FAILURES = 0.01
 SENT_SHARE = 0.95  # a step that sent less than this share of what it offered could not offer the rate

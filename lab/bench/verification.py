@@ -22,9 +22,9 @@ from contract.cgroup import CpuUsage
 from contract.endpoint import seeded_rates, server_timing
 from contract.knobs import Knobs, Offload, app_paths, int_setting, setting
 from contract.middleware import REPORT_PATH
-from lab import timeline as requests_timeline
-from lab.record import CpuReadings, ServerAfter, ServerReport, Verification, WorkerGone
-from lab.typedjson import JsonError, read
+from lab.results import request_timeline
+from lab.results.record import CpuReadings, ServerAfter, ServerReport, Verification, WorkerGone
+from lab.results.typedjson import JsonError, read
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
 
@@ -233,7 +233,7 @@ def cpu_agreement(cgroup_seconds: float, own_seconds: float | None) -> CpuReadin
 
 
 def _last_answers(timeline: Path, pids: set[int]) -> dict[int, float]:
-    rows = requests_timeline.read(timeline)
+    rows = request_timeline.read(timeline)
     if not rows:
         return {}
     first = min(row["start_us"] for row in rows)

@@ -15,8 +15,8 @@ from lab.compare.comparison import Comparison, Settings, compared
 from lab.compare.folders import read_side
 from lab.compare.gate import outcome
 from lab.compare.thresholds import judged
-from lab.procs import LabError
-from lab.records import write_atomic
+from lab.results.run_files import write_atomic
+from lab.stack.procs import LabError
 
 
 class RefusedError(LabError):

@@ -26,11 +26,11 @@ from enum import StrEnum
 
 from scipy import stats
 
+from lab.analysis.stats import Interval, t_critical, unknown
 from lab.compare.figures import Figure, Reading
-from lab.stats import Interval, t_critical, unknown
 
 CONFIDENCE = 0.95
-MAX_REPEATS = 20  # what an experiment takes (lab.experiments): past it, the change sits too near MIN_CHANGE
+MAX_REPEATS = 20  # what an experiment takes (lab.results.experiments): past it, the change sits too near MIN_CHANGE
 FAILURE_POINTS = 0.1  # the failure share's smallest change: this much of MIN_CHANGE, in points (0.5 at 5%)
 LEARN_REPEATS = 3  # where one run each says nothing of the spread: the fewest that give Welch two degrees
 

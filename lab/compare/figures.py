@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lab.stats import Interval, mean_interval
+from lab.analysis.stats import Interval, mean_interval
 
 
 class Figure(StrEnum):
@@ -71,7 +71,7 @@ class Reading:
 
 
 def at_least(interval: Interval, spread: float | None) -> Interval:
-    """A run's own interval never narrower than the machine's run-to-run spread (lab.intervals.machine_spread):
+    """A run's own interval never narrower than the machine's run-to-run spread (lab.analysis.intervals.machine_spread):
     a run repeated on the same machine moves at least that much, whatever its own samples say (as the
     report's rows do). An unbounded side stays unbounded: the loop's spread is no interval for a figure
     that one run cannot bound (its CPU per request moved by a fifth between two runs of one configuration)."""

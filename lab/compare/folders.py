@@ -11,16 +11,16 @@ import math
 import statistics
 from pathlib import Path
 
+from lab.analysis.intervals import machine_spread
+from lab.analysis.stats import Interval, correlated_quantile_interval, mean_interval, unknown
 from lab.compare.difference import proportion
 from lab.compare.figures import QUANTILES, Figure, Reading, at_least
 from lab.compare.setups import Arrivals, Build, Group, Kind, Limit, Machine, Setup, Side, Work
-from lab.decision import DECISION_FILE, read_paths
-from lab.intervals import machine_spread
-from lab.procs import LabError
-from lab.record import CapacityFound, RunRecord, ServerReport
-from lab.records import RecordError, read_records
-from lab.stats import Interval, correlated_quantile_interval, mean_interval, unknown
-from lab.typedjson import JsonError, read
+from lab.results.decision import DECISION_FILE, read_paths
+from lab.results.record import CapacityFound, RunRecord, ServerReport
+from lab.results.run_files import RecordError, read_records
+from lab.results.typedjson import JsonError, read
+from lab.stack.procs import LabError
 
 MB = 2**20  # as the decision counts a worker's memory (lab.bench.decide)
 CAPACITY_FILE = "capacity.json"
@@ -69,7 +69,7 @@ def _kind(folder: Path, manifest: dict[str, object]) -> Kind:
 
 
 def _file(record: RunRecord) -> str:
-    return f"{record.index:03d}-{record.config.id}.json"  # as lab.records writes it
+    return f"{record.index:03d}-{record.config.id}.json"  # as lab.results.run_files writes it
 
 
 # ---------------------------------------------------------------- what ran

@@ -7,7 +7,7 @@ import math
 from lab.compare import words
 from lab.compare.comparison import Compared, Comparison
 from lab.compare.thresholds import Judged
-from lab.typedjson import write
+from lab.results.typedjson import write
 
 
 def markdown(c: Comparison) -> str:

@@ -161,7 +161,7 @@ def pair(base: Sequence[Group], new: Sequence[Group], across: frozenset[str]) ->
 @dataclass(frozen=True)
 class Machine:
     """What a folder ran on: the host, and the CPU seconds of the servers' interpreter for the fixed loop
-    (contract.interpreter.speed), with how much that moved within the folder (lab.intervals.machine_spread)."""
+    (contract.interpreter.speed), with how much that moved within the folder (lab.analysis.intervals.machine_spread)."""
 
     host: str
     cpu_model: str

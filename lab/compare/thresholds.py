@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from contract.knobs import thresholds as terms
+from lab.analysis.stats import Interval
 from lab.compare.figures import Figure
 from lab.compare.setups import Group, Setup
-from lab.stats import Interval
 
 
 class Op(StrEnum):

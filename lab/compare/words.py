@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 
+from lab.analysis.stats import Interval
 from lab.compare.comparison import Comparison, Configuration
 from lab.compare.difference import FAILURE_POINTS, MAX_REPEATS, Change, Method, Settle, Verdict
 from lab.compare.figures import Figure
 from lab.compare.gate import Outcome
 from lab.compare.setups import Alike, Aspect, Empty, MachineNote, Refusal, Setup, Unlike
 from lab.compare.thresholds import Judged, Judgement, Threshold
-from lab.stats import Interval
 
 NAMES = {
     Figure.RPS: "throughput",

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from contract.knobs import Knobs, ui_hosts
-from lab.backends import Serving
-from lab.place import Place
-from lab.procs import check_port_free
+from lab.stack.backends import Serving
+from lab.stack.place import Place
+from lab.stack.procs import check_port_free
 
 
 def control_port() -> int:
@@ -35,11 +35,11 @@ def check_free() -> None:
 def running(backend: str, stack: Serving, knobs: Knobs) -> Iterator[str]:
     """The live lab over a serving stack, until the block ends; yields the Lab page's address. On the way
     out, a change of settings under way finishes before the stack is stopped."""
-    from lab.backends.compose import ComposeStack, chosen_images
-    from lab.backends.native import Stack
     from lab.live.control import Control
     from lab.live.probes import ComposeProbe, NativeProbe, Probe
     from lab.live.session import LiveLab, LiveStack
+    from lab.stack.backends.compose import ComposeStack, chosen_images
+    from lab.stack.backends.native import Stack
 
     live_stack: LiveStack
     probe: Probe

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from contract.knobs import UI_LOOPBACK, KnobError, host_name
 from lab.live.keep import Kept
 from lab.live.session import BusyError
-from lab.procs import LabError
+from lab.stack.procs import LabError
 
 PASSWORD_HEADER = "X-Lab-Password"
 MAX_BODY = 64 * 1024

@@ -10,8 +10,8 @@ from typing import Any
 
 from contract.knobs import Knobs, int_setting
 from contract.modes import MODES
-from lab.model.bounds import CONCURRENCY, Prediction, predict
-from lab.record import Measured
+from lab.analysis.model.bounds import CONCURRENCY, Prediction, predict
+from lab.results.record import Measured
 
 Row = dict[str, str]
 

@@ -14,15 +14,12 @@ from pathlib import Path
 
 from contract.endpoint import TIMELINE_COLUMNS
 from contract.knobs import Knobs, int_setting
-from lab import ROOT
-from lab import timeline as requests_timeline
 from lab.bench.checks import bounded_by_load_generator, failure, findings, word
 from lab.bench.measure import _locust_stats  # the bench's own reading of Locust's entries: the same figures
-from lab.experiments import RunConfig
-from lab.live.locust_api import Window
 from lab.live.window import Sample, measured
-from lab.machine import describe
-from lab.record import (
+from lab.results import request_timeline
+from lab.results.experiments import RunConfig
+from lab.results.record import (
     SCHEMA,
     Configuration,
     LimitApplied,
@@ -32,7 +29,10 @@ from lab.record import (
     RunRecord,
     Verification,
 )
-from lab.records import RUNS, write_atomic, write_record, write_summary
+from lab.results.run_files import RUNS, write_atomic, write_record, write_summary
+from lab.stack.checkout import ROOT
+from lab.stack.locust_api import Window
+from lab.stack.machine import describe
 
 DESCRIPTION = "Runs kept from the Lab page of `make up`: each the window since Locust's statistics were reset, after the ramp-up."
 
@@ -93,7 +93,7 @@ def keep(folder: Path, knobs: Knobs, window: Window, first: Sample, last: Sample
     if window["rows"]:
         csv_path = folder / "timeline" / f"{name}.csv"
         _write_timeline(csv_path, window["rows"])
-        timeline = requests_timeline.summary(csv_path, str(csv_path.relative_to(folder)))
+        timeline = request_timeline.summary(csv_path, str(csv_path.relative_to(folder)))
     result = measured(first, last, locust, processes=window["processes"], warned=window["cpu_warned"], timeline=timeline)
     model = ModelCounts(*run.capacity(int_setting("DB_POOL_SIZE")))
     found = findings(config, result, model.processes)

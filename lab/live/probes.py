@@ -13,11 +13,11 @@ from typing import Protocol
 import psycopg
 
 from contract.cgroup import CpuUsage
-from lab import machine_cpu
-from lab.backends import compose
-from lab.backends.compose import ComposeStack
-from lab.backends.native import Stack
-from lab.procs import LabError
+from lab.stack import machine_cpu
+from lab.stack.backends import compose
+from lab.stack.backends.compose import ComposeStack
+from lab.stack.backends.native import Stack
+from lab.stack.procs import LabError
 
 # Client connections running a query now; the asking one is left out.
 ACTIVE_SQL = (

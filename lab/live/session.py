@@ -16,19 +16,19 @@ from typing import Any, Protocol
 from contract.cgroup import CpuUsage
 from contract.knobs import KnobError, Knobs, int_setting
 from contract.modes import MODES
-from lab import machine_cpu
-from lab.backends import Limit
 from lab.bench.checks import findings, word
 from lab.bench.verification import verify
-from lab.experiments import RunConfig, run_names
 from lab.live import figures, switch
 from lab.live.keep import Kept, Where, keep, results_folder
-from lab.live.locust_api import Locust, LocustLive
 from lab.live.probes import Probe
 from lab.live.window import Sample, live_locust, measured
-from lab.procs import Interrupted, LabError
-from lab.record import LimitApplied, MachineSaturated, Verification
-from lab.typedjson import write
+from lab.results.experiments import RunConfig, run_names
+from lab.results.record import LimitApplied, MachineSaturated, Verification
+from lab.results.typedjson import write
+from lab.stack import machine_cpu
+from lab.stack.backends import Limit
+from lab.stack.locust_api import Locust, LocustLive
+from lab.stack.procs import Interrupted, LabError
 
 TICK = 1.0  # seconds between samples, and between pushes to Locust
 STRETCH = 10.0  # seconds of samples behind the live figures

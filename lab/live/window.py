@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from contract.cgroup import CpuUsage
-from lab import machine_cpu
-from lab.record import LoadGenerator, LocustStats, Measured, ServerCpu
-from lab.timeline import TimelineSummary
+from lab.results.record import LoadGenerator, LocustStats, Measured, ServerCpu
+from lab.results.request_timeline import TimelineSummary
+from lab.stack import machine_cpu
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,17 @@ from typing import Any
 
 from contract.modes import MODES
 from contract.serve import app_summary
-from lab import intervals
-from lab.quick_check import QuickCheck
-from lab.record import RunRecord
-from lab.records import RecordError, read_records
+from lab.analysis import intervals
 from lab.report import charts, deploy, deploy_words, tables, time_parts, words
 from lab.report.capacity import Capacity, capacities
 from lab.report.document import Report, Section, markdown, page
 from lab.report.parity import parity
 from lab.report.published import quick_checks
 from lab.report.rows import Row, rows_of
-from lab.typedjson import read
+from lab.results.quick_check import QuickCheck
+from lab.results.record import RunRecord
+from lab.results.run_files import RecordError, read_records
+from lab.results.typedjson import read
 
 # The sections an app's decision (decision.json) replaces: they pick from closed loops, or capacities, alone.
 SUPERSEDED = ("Which to pick", "Which to pick, by capacity")

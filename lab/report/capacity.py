@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.modes import MODES
-from lab.latency_parts import LatencyParts
-from lab.model import QueueModel, ServedQueue
-from lab.record import CapacityFound, CapacityStep, OpenArrivals, RunRecord
-from lab.records import RecordError
+from lab.analysis.latency_parts import LatencyParts
+from lab.analysis.model import QueueModel, ServedQueue
 from lab.report.rows import label
-from lab.typedjson import read
+from lab.results.record import CapacityFound, CapacityStep, OpenArrivals, RunRecord
+from lab.results.run_files import RecordError
+from lab.results.typedjson import read
 
 
 @dataclass(frozen=True)

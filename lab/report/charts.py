@@ -14,11 +14,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import ScalarFormatter
 
-from lab import timeline as requests_timeline
-from lab.model import Arrivals
+from lab.analysis.model import Arrivals
+from lab.analysis.stats import quantile
 from lab.report.capacity import Capacity
 from lab.report.rows import Row, baseline, compared, knob, mode_rank
-from lab.stats import quantile
+from lab.results import request_timeline
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
 WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452", "mix": "#55A868"}
@@ -162,10 +162,10 @@ def sweep(rows: list[Row], key: str, unit: str, path: Path) -> Path | None:
     return save(fig, path)
 
 
-def _pack(requests: list[requests_timeline.Request]) -> dict[tuple[int, int], list[tuple[requests_timeline.Request, int]]]:
+def _pack(requests: list[request_timeline.Request]) -> dict[tuple[int, int], list[tuple[request_timeline.Request, int]]]:
     """Per lane, give each request the first slot free when it starts, so that requests one thread
     holds at once (an event loop's) are drawn side by side instead of over each other."""
-    lanes: dict[tuple[int, int], list[tuple[requests_timeline.Request, int]]] = defaultdict(list)
+    lanes: dict[tuple[int, int], list[tuple[request_timeline.Request, int]]] = defaultdict(list)
     busy_until: dict[tuple[int, int], list[int]] = defaultdict(list)
     for q in sorted(requests, key=lambda q: q["start_us"]):
         lane, ends = (q["pid"], q["thread"]), busy_until[(q["pid"], q["thread"])]
@@ -190,7 +190,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
     fig, axes = plt.subplots(len(picks), 1, figsize=(11, 1.6 + 1.5 * len(picks)), squeeze=False)
     for ax, row in zip(axes[:, 0], picks, strict=True):
         assert row.timeline is not None
-        requests = sorted(requests_timeline.read(folder / row.timeline.file), key=lambda q: q["start_us"])
+        requests = sorted(request_timeline.read(folder / row.timeline.file), key=lambda q: q["start_us"])
         if not requests:
             continue
         # a short window: the first requests of the measured part, enough to see the pattern

@@ -9,9 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from contract.knobs import WORKLOADS
-from lab import intervals
-from lab.record import RECORDED_KNOBS, knob_values
+from lab.analysis import intervals
 from lab.report.rows import Row, baseline, compared, delayed_ack_floor, knob, level
+from lab.results.record import RECORDED_KNOBS, knob_values
 
 STALL = 0.10  # a step that adds less than 10% throughput has stopped helping
 SERIES_KNOBS = tuple(name.lower() for name in RECORDED_KNOBS if name not in ("MODE", "WORKLOAD"))  # a series' own

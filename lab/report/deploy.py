@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from contract.modes import MODES
-from lab.decision import Decision, PathFigures, Tried, read_decision, read_paths
-from lab.model.bounds import Prediction
-from lab.model.deploy import OVERTAKES, Change, bound, changes
-from lab.stats import Interval, level
+from lab.analysis.model.bounds import Prediction
+from lab.analysis.model.deploy import OVERTAKES, Change, bound, changes
+from lab.analysis.stats import Interval, level
+from lab.results.decision import Decision, PathFigures, Tried, read_decision, read_paths
 
 SAID_CHANGES = 3  # the nearest changes worth saying
 Basis = Literal["capacity", "closed_loop"]

@@ -3,12 +3,12 @@ lab.report.deploy decided: a sentence changes here without touching the decision
 
 from __future__ import annotations
 
-from lab import duration
-from lab.decision import Decision, PathFigures, Tried
-from lab.model.bounds import CPU
-from lab.model.deploy import OPEN, Candidate, Change, NotTried, bound, needed_in_flight
+from lab.analysis.model.bounds import CPU
+from lab.analysis.model.deploy import OPEN, Candidate, Change, NotTried, bound, needed_in_flight
+from lab.analysis.timespan import duration
 from lab.report.deploy import Deploy, Left
 from lab.report.document import Section, Table
+from lab.results.decision import Decision, PathFigures, Tried
 
 PATHS = ("path", "weight", "measured in", "requests", "p50 ms [95%]", "in the server ms", "CPU ms/req", "wait ms",
          "wait share", "MB per worker")  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.model.bounds import CONCURRENCY, Prediction
+from lab.analysis.model.bounds import CONCURRENCY, Prediction
 from lab.report.rows import Row, delayed_ack_floor
 
 NEAR = (0.8, 1.2)  # measured / predicted within this: as predicted

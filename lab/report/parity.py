@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from lab.experiments import run_names
 from lab.report.rows import Row, delayed_ack_floor
+from lab.results.experiments import run_names
 
 PARITY_GAP = 0.15  # a compose/native ratio further than this from 1 is named, with its cause
 SHARED = 0.1  # of the window's seconds: CPU or throttling that differs by more is a cause

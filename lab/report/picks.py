@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
-from lab.model.bounds import CONCURRENCY, CPU
+from lab.analysis.model.bounds import CONCURRENCY, CPU
 from lab.report.rows import Row, baseline, compared, level, served_at
 
 PURE = ("io", "cpu")  # the workloads picked apart; a mix is picked from its own runs

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.quick_check import QuickCheck, Reply
-from lab.record import RunRecord
 from lab.report.rows import mode_rank
+from lab.results.quick_check import QuickCheck, Reply
+from lab.results.record import RunRecord
 
 # The post's published quick-check totals (two concurrent requests), seconds.
 POST_QUICK_CHECK = {

@@ -9,13 +9,13 @@ from dataclasses import dataclass, replace
 
 from contract.knobs import Knobs, Offload
 from contract.modes import MODES
-from lab import intervals
-from lab.experiments import run_names
-from lab.model.bounds import Prediction
-from lab.model.runs import Inputs, inputs
-from lab.record import Configuration, KindStats, LocustStats, Measured, RunRecord
-from lab.stats import Interval, unknown
-from lab.timeline import TimelineSummary, delayed_ack
+from lab.analysis import intervals
+from lab.analysis.model.bounds import Prediction
+from lab.analysis.stats import Interval, unknown
+from lab.results.experiments import run_names
+from lab.results.model_inputs import Inputs, inputs
+from lab.results.record import Configuration, KindStats, LocustStats, Measured, RunRecord
+from lab.results.request_timeline import TimelineSummary, delayed_ack
 
 
 @dataclass(frozen=True)

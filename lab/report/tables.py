@@ -4,14 +4,14 @@ the quick check beside the post's, the runs on both backends, and the capacity s
 
 from __future__ import annotations
 
-from lab import duration
-from lab.record import KindStats
+from lab.analysis.timespan import duration
 from lab.report import words
 from lab.report.capacity import Capacity, Step
 from lab.report.document import Table
 from lab.report.parity import ParityPair
 from lab.report.published import QuickCheckRow
 from lab.report.rows import Row
+from lab.results.record import KindStats
 
 RUNS = ("run", "users", "CPUS", "req/s", "p50 ms", "p95 ms", "p99 ms", "failures", "CPU ms/req", "predicted req/s",
         "binds", "measured/ predicted", "note")  # fmt: skip

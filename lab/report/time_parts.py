@@ -1,4 +1,4 @@
-"""Where the time went, in the report: each run's mean latency in its parts (lab/latency_parts.py), as a
+"""Where the time went, in the report: each run's mean latency in its parts (lab/analysis/latency_parts.py), as a
 table and as stacked bars, with the words that say which part holds most of it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from contract.request_parts import BETWEEN, NAMES, PARTS
-from lab.latency_parts import LatencyParts
+from lab.analysis.latency_parts import LatencyParts
 from lab.report.capacity import Capacity
 from lab.report.charts import DPI, save
 from lab.report.document import Table

@@ -3,10 +3,8 @@ touching a decision (lab.report.conclusions, picks, parity, capacity and notes d
 
 from __future__ import annotations
 
-from lab import duration
-from lab.experiments import run_names
-from lab.model.bounds import CONCURRENCY
-from lab.record import RunRecord
+from lab.analysis.model.bounds import CONCURRENCY
+from lab.analysis.timespan import duration
 from lab.report import conclusions as found
 from lab.report import notes
 from lab.report.capacity import Capacity, CapacityPick, Overload, capacity_picks, overloads
@@ -21,7 +19,9 @@ from lab.report.parity import (
 )
 from lab.report.picks import CpuBinds, InFlight, MixPick, NoMix, NoPick, Pick, Why, picks
 from lab.report.rows import Row
-from lab.timeline import DELAYED_ACK_CAUSE
+from lab.results.experiments import run_names
+from lab.results.record import RunRecord
+from lab.results.request_timeline import DELAYED_ACK_CAUSE
 
 NOUNS = {"users": "users", "cpus": "CPUs", "workers": "workers"}  # a swept knob, as a sentence names it
 

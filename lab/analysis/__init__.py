@@ -1,0 +1,1 @@
+"""What figures mean: statistics and intervals, each request's latency in parts, and the queueing model."""
