@@ -366,6 +366,14 @@ def test_compare_writes_its_folder_and_exits_by_the_gate(tmp_path: Path, results
     out = capsys.readouterr().out
     assert "Gate: fail (exit 1). Worse: throughput of async" in out and "-20.0% [" in out
 
+    # `make report` on the comparison's folder: the verdict, and BASE and NEW side by side in a table and a chart
+    compared = (results / "latest").resolve()
+    assert main(["report", str(compared)]) == 0
+    report = (compared / "report.md").read_text()
+    assert report.startswith("# Performance: NEW against BASE") and "Gate: fail (exit 1)" in report
+    assert "| throughput | 100 req/s | 80.0 req/s | -20.0% [" in report and "(chart-compare-1.png)" in report
+    assert (compared / "chart-compare-1.png").stat().st_size > 0 and (compared / "report.html").exists()
+
     monkeypatch.setenv("GATE", "0")  # without the gate, the verdict is said and the exit is 0
     assert main(["compare", str(base), str(slower)]) == 0
     assert "GATE=1 would exit 1" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import math
 
 from lab.compare import words
 from lab.compare.comparison import Compared, Comparison
+from lab.compare.difference import Change
 from lab.compare.thresholds import Judged
 from lab.results.typedjson import write
 
@@ -43,10 +44,26 @@ def _table(row: Compared, mark: str) -> list[str]:
         return [*lines, "; ".join(failed) + ": nothing to compare.", ""]
     lines += [f"{words.runs(row.base).capitalize()} in BASE, {words.runs(row.new)} in NEW.", "",
               "| figure | base | new | change (95% interval) | verdict |", "|---|---|---|---|---|"]  # fmt: skip
-    for x in row.changes:
-        lines.append(f"| {words.NAMES[x.figure]} | {words.value(x.figure, x.base.estimate)} | "
-                     f"{words.value(x.figure, x.new.estimate)} | {words.change(x)} | {words.verdict(x)}{mark} |")  # fmt: skip
+    lines += ["| " + " | ".join(cells(x, mark)) + " |" for x in row.changes]
     return [*lines, ""]
+
+
+def cells(x: Change, mark: str = "") -> list[str]:
+    """One figure's row of a configuration's table: its name, both sides, the change and the verdict."""
+    return [words.NAMES[x.figure], words.value(x.figure, x.base.estimate), words.value(x.figure, x.new.estimate),
+            words.change(x), f"{words.verdict(x)}{mark}"]  # fmt: skip
+
+
+def read_back(data: object) -> object:
+    """compare.json as `as_json` wrote it, with each open side of an interval unbounded again, for typedjson.read."""
+    if isinstance(data, dict):
+        if {"estimate", "low", "high"} <= data.keys():
+            data = {**data, "low": -math.inf if data["low"] is None else data["low"],
+                    "high": math.inf if data["high"] is None else data["high"]}  # fmt: skip
+        return {k: read_back(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [read_back(v) for v in data]
+    return data
 
 
 def _thresholds(judged: tuple[Judged, ...]) -> list[str]:

@@ -10,8 +10,9 @@ from typing import Any
 from contract.modes import MODES
 from contract.serve import app_summary
 from lab.analysis import intervals
-from lab.report import charts, deploy, deploy_words, tables, time_parts, words
+from lab.report import charts, compared, deploy, deploy_words, tables, time_parts, words
 from lab.report.capacity import Capacity, capacities
+from lab.report.compared import read_comparison
 from lab.report.document import Report, Section, markdown, page
 from lab.report.parity import parity
 from lab.report.published import quick_checks
@@ -108,6 +109,8 @@ def build(folder: Path) -> Path:
     folder = folder.resolve()
     if not folder.is_dir():
         raise RecordError(f"{folder} is not a results folder: run `make bench` first, or pass RESULTS=<folder>")
+    if comparison := read_comparison(folder):  # a `make compare` folder: BASE and NEW side by side
+        return _written(folder, compared.sections(folder, comparison))
     records = read_records(folder)
     if not records:
         raise RecordError(f"{folder} has no run records yet: run `make bench` first")
@@ -120,6 +123,10 @@ def build(folder: Path) -> Path:
     if decided := deploy.read(folder):  # an app's decision first; it replaces the picks that judge one workload alone
         kept = [s for s in report.sections if s.title not in SUPERSEDED]
         report = replace(report, sections=[*deploy_words.sections(*decided), *kept])
+    return _written(folder, report)
+
+
+def _written(folder: Path, report: Report) -> Path:
     (folder / "report.md").write_text(markdown(report))
     out = folder / "report.html"
     out.write_text(page(report))
