@@ -142,12 +142,14 @@ def _say_picks(folder: Path) -> None:
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
-    from lab.bench.capacity import again, configurations, explained, run_capacity
+    from lab.bench.capacity.command import configurations, run_capacity
+    from lab.bench.capacity.summary import recompute_from_records
+    from lab.bench.capacity.words import found_in_words
     from lab.results.experiments import load
 
     if args.again:
-        for f in again(Path(args.again)):
-            print(f"  - {f.label} · {f.workload} · CPUS={f.cpus:g} · {f.arrivals}: {f.capacity}; " + explained(f))
+        for f in recompute_from_records(Path(args.again)):
+            print(f"  - {f.label} · {f.workload} · CPUS={f.cpus:g} · {f.arrivals}: {f.capacity}; " + found_in_words(f))
         print(f"capacity: {Path(args.again) / 'capacity.json'} worked out anew from its records; `make report "
               f"RESULTS={args.again}` draws it")  # fmt: skip
         return 0
@@ -199,7 +201,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         return 130
     if decided := deploy.read(folder):
         print("decide: which to deploy (`make report` gives the reasons with every figure):")
-        print("\n".join(f"  - {sentence}" for sentence in deploy_words.said(decided[0])), flush=True)
+        print("\n".join(f"  - {sentence}" for sentence in deploy_words.decision_sentences(decided[0])), flush=True)
     return 0
 
 

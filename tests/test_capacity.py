@@ -14,23 +14,11 @@ import pytest
 from contract.knobs import KnobError
 from lab.analysis.model import capacity_at, served_queue
 from lab.analysis.stats import Interval, quantile, unknown
-from lab.bench.capacity import (
-    CpuModel,
-    Prediction,
-    Range,
-    apart,
-    capacity_range,
-    configurations,
-    contradiction,
-    cpu_model,
-    crossing,
-    growth_cause,
-    longest_step,
-    next_rate,
-    parts_at,
-    predict,
-    share,
-)
+from lab.bench.capacity.command import configurations, share
+from lab.bench.capacity.prediction import CapacityPrediction, CpuModel, contradiction, cpu_model, predict
+from lab.bench.capacity.rates import Range, capacity_range, crossing, next_rate
+from lab.bench.capacity.steps import longest_step
+from lab.bench.capacity.summary import cause_of_difference, growth_cause, parts_at
 from lab.bench.step_judge import read_window, unstable
 from lab.report.capacity import Capacity, capacity_picks
 from lab.report.words import capacity_pick
@@ -147,8 +135,8 @@ def step_record(rate: float, *, broke: bool = False, throttled: float = 0.0, idl
     )  # fmt: skip
 
 
-def prediction_of(capacity: float) -> Prediction:
-    return Prediction(served_queue(0.1, 8), 0.1, 150, "poisson", capacity)
+def prediction_of(capacity: float) -> CapacityPrediction:
+    return CapacityPrediction(served_queue(0.1, 8), 0.1, 150, "poisson", capacity)
 
 
 def test_the_cause_of_a_capacity_far_from_its_prediction_is_the_part_that_grew_with_the_load():
@@ -160,16 +148,18 @@ def test_the_cause_of_a_capacity_far_from_its_prediction_is_the_part_that_grew_w
     grown = growth_cause(low, near)
     assert grown == ("before the handler grew from 0.4 to 160.0 ms (mean) between 100 and 357 arrivals/s, of 296.0 ms "
                      "in all")  # fmt: skip
-    assert apart(records, 343.0, prediction_of(666.0), grown).startswith("before the handler grew from 0.4 to 160.0 ms")
+    assert cause_of_difference(records, 343.0, prediction_of(666.0), grown).startswith(
+        "before the handler grew from 0.4 to 160.0 ms"
+    )
     # a part that barely moved names nothing
     assert growth_cause(*parts_at([step_record(10, db=100.0), step_record(12, db=101.0)])) is None
 
 
 def test_what_can_only_lower_a_capacity_is_never_named_for_one_above_its_prediction():
     records = [step_record(10, throttled=5.0, idle=0.05, db=100.0), step_record(14, throttled=5.0, idle=0.05, db=100.0)]
-    below = apart(records, 12.0, prediction_of(16.0))
+    below = cause_of_difference(records, 12.0, prediction_of(16.0))
     assert "the CPU quota" in below and "CPU contention" in below
-    above = apart(records, 12.0, prediction_of(9.0))
+    above = cause_of_difference(records, 12.0, prediction_of(9.0))
     assert above == "no cause in its records"
 
 

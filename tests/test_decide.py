@@ -33,7 +33,7 @@ from lab.analysis.model.deploy import (
 from lab.analysis.timespan import duration
 from lab.bench import decide as decide_module
 from lab.bench import run
-from lab.bench.capacity import Range
+from lab.bench.capacity.rates import Range
 from lab.bench.decide import figures, how_many, steps_within
 from lab.bench.run import Entry
 from lab.report import deploy_words
@@ -199,7 +199,7 @@ def test_the_report_names_the_pick_its_reason_the_runner_up_what_would_change_it
     assert f"the wait per request grew past {turn * 1000:.3g} ms (it is 50 ms), the model would rank `gthread 1×60`" in text
     # the model alone ranks more processes above the pick where they held less: said, and the measurement decides
     spread = deploy(decision(tried(ONE, 50, 60), tried(PROCESSES, 20, 30)))
-    assert "The model alone would rank `gunicorn 4×1` above it" in "\n".join(deploy_words.said(spread))
+    assert "The model alone would rank `gunicorn 4×1` above it" in "\n".join(deploy_words.decision_sentences(spread))
     assert "stated a time budget of 20m00s before it started and took 5m00s, within it" in text
 
 

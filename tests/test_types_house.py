@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from contract.knobs import Offload
-from lab.bench import capacity
+from lab.bench.capacity.command import configurations
 from lab.results.record import ServerReport
 from lab.results.typedjson import JsonError, read, write
 from lab.stack import backends
@@ -139,7 +139,7 @@ def test_the_graph_counts_imports_in_functions_and_not_under_type_checking(tmp_p
     [
         pytest.param(seam.Backend.locust_argv, id="Backend.locust_argv"),
         pytest.param(backends.down, id="backends.down"),
-        pytest.param(capacity.configurations, id="capacity.configurations"),
+        pytest.param(configurations, id="capacity.configurations"),
     ],
 )
 def test_no_any_at_the_typed_seams(function: Callable[..., object]) -> None:

@@ -7,7 +7,7 @@ budget said before anything starts.
 2. The candidates, chosen from the mean demand and the throughput model (lab.analysis.model.deploy): a few, each
    for a reason.
 3. For each, a closed loop at the users that reach its saturation, then a capacity search at
-   SLO_P95_MS (lab.bench.capacity), its steps sized to fit what is left of the budget.
+   SLO_P95_MS (lab.bench.capacity.steps), its steps sized to fit what is left of the budget.
 
 decision.json keeps it all; the report (lab.report.deploy) picks from it, from the folder alone.
 """
@@ -27,7 +27,8 @@ from contract.knobs import Knobs, app_paths, choice_setting, from_environ, int_s
 from contract.modes import MODES
 from lab.analysis.model.deploy import Budget, Candidate, Demand, Interface, NotTried, bound, candidates, mean_demand
 from lab.analysis.timespan import duration
-from lab.bench.capacity import FIRST_REQUESTS, MIN_WINDOW_S, STEP_OVERHEAD, first_rate, longest_step, search, window_seconds
+from lab.bench.capacity.rates import MIN_WINDOW_S, first_rate, window_seconds
+from lab.bench.capacity.steps import FIRST_REQUESTS, STEP_OVERHEAD, longest_step, search
 from lab.bench.run import Entry, Where, keep, link_latest, now, opened, results_folder, run_one
 from lab.results import request_timeline
 from lab.results.decision import DECISION_FILE, PATHS_FILE, Decision, PathFigures, Tried, write_json

@@ -81,7 +81,7 @@ def _locust_stats(json_file: Path, seconds: float) -> LocustStats:
     return replace(_entry_stats(entries, seconds), by_workload=by_workload)
 
 
-def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
+def locust_paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
     """Where a run's Locust output, timeline and measured window go."""
     work, timelines = folder / "locust", folder / "timeline"
     return work, timelines / f"{config.id}.csv", work / f"{config.id}.window.json"
@@ -89,7 +89,7 @@ def _paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
 
 def locust_options(config: RunConfig, url: str, folder: Path) -> LocustOptions:
     """A headless run's options, whichever backend runs Locust."""
-    work, timeline, window_file = _paths(folder, config)
+    work, timeline, window_file = locust_paths(folder, config)
     # open arrivals: every user at once, so that arrivals do not wait for users still being spawned
     knobs = config.knobs
     users, spawn_rate = (config.open_users, 10 * config.open_users) if config.arrival_rate else (knobs.users, knobs.spawn_rate)
@@ -111,7 +111,7 @@ def locust_options(config: RunConfig, url: str, folder: Path) -> LocustOptions:
 def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, backend: Backend) -> Measured:
     """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
     load generator's CPU are read from the kernel around it."""
-    work, timeline, window_file = _paths(folder, config)
+    work, timeline, window_file = locust_paths(folder, config)
     work.mkdir(parents=True, exist_ok=True)
     timeline.parent.mkdir(exist_ok=True)
     prefix = work / config.id

@@ -25,8 +25,7 @@ from lab.analysis import intervals
 from lab.analysis.timespan import duration
 from lab.bench import calibration, verification
 from lab.bench.checks import bounded_by_load_generator, failure, findings, word
-from lab.bench.measure import _paths as locust_paths
-from lab.bench.measure import measure
+from lab.bench.measure import locust_paths, measure
 from lab.bench.quick_check import quick_check
 from lab.bench.verification import VerificationError, verify
 from lab.results.experiments import Experiment, RunConfig

@@ -252,7 +252,7 @@ def _searched(found: list[CapacityFound], steps: list[RunRecord], app: str | Non
 
 
 def _search_key(r: RunRecord) -> tuple[str, str, float, str, float | None]:
-    """Which search a step belongs to, as lab.bench.capacity.again tells them apart."""
+    """Which search a step belongs to, as lab.bench.capacity.summary.recompute_from_records tells them apart."""
     c, step = r.config, r.capacity_step
     return c.label, c.knobs.workload, c.knobs.cpus, c.arrivals, step.slo_p95_ms if step else None
 

@@ -225,6 +225,6 @@ def sections(d: Deploy, paths: list[PathFigures]) -> list[Section]:
     ]  # fmt: skip
 
 
-def said(d: Deploy) -> list[str]:
+def decision_sentences(d: Deploy) -> list[str]:
     """What the bench prints once the decision is recorded: the report's own words."""
     return [b for b in (pick(d), reason(d), runner_up(d), *changes(d), took(d.decision)) if b]
