@@ -12,11 +12,12 @@ from dataclasses import replace
 import pytest
 
 from contract.knobs import KnobError
+from lab.analysis.crossing import StepP95, crossing_band
 from lab.analysis.model import capacity_at, served_queue
 from lab.analysis.stats import Interval, quantile, unknown
 from lab.bench.capacity.command import configurations, share
 from lab.bench.capacity.prediction import CapacityPrediction, CpuModel, contradiction, cpu_model, predict
-from lab.bench.capacity.rates import Range, capacity_range, crossing, next_rate
+from lab.bench.capacity.rates import Range, capacity_range, next_rate
 from lab.bench.capacity.steps import longest_step
 from lab.bench.capacity.summary import cause_of_difference, growth_cause, parts_at
 from lab.bench.step_judge import read_window, unstable
@@ -69,9 +70,10 @@ def test_the_crossing_interpolates_where_p95_meets_the_target_over_the_steps_nea
     def p95(rate: float) -> float:
         return 100 * math.exp(0.25 * rate)  # crosses 300 ms at ln 3 / 0.25 = 4.39 req/s
 
-    points = [(rate, p95(rate)) for rate in (1.0, 3.5, 4.2, 5.0, 20.0)]  # the first and last lie too far off
-    assert crossing(points, 300) == pytest.approx(math.log(3) / 0.25)
-    assert crossing([points[0], points[1], points[4]], 300) is None  # only one step within a factor of two
+    points = [StepP95(rate, p95(rate)) for rate in (1.0, 3.5, 4.2, 5.0, 20.0)]  # the first and last lie too far off
+    found = crossing_band(points, 300)
+    assert found and found.estimate == pytest.approx(math.log(3) / 0.25) and found.steps == 3
+    assert crossing_band([points[0], points[1], points[4]], 300) is None  # only one step within a factor of two
 
 
 # ---------------------------------------------------------------- the models
@@ -323,6 +325,6 @@ def test_the_pick_ranks_ranges_level_where_they_overlap_and_never_ranks_a_lower_
     assert "async-workers held at least 40.0 req/s" in text and "may hold more than the pick" in text
     (close,) = capacity_picks([answer("gunicorn", 12.2, 14.5, 12.6), answer("gthread", 11.0, 13.0, 12.0)])
     assert close.best and close.best.mode == "gunicorn" and [c.mode for c in close.level] == ["gthread"]
-    assert "Level with it, their ranges overlapping its: gthread" in capacity_pick(close)
+    assert "Level with it, their 95% bands overlapping its: gthread" in capacity_pick(close)
     (none,) = capacity_picks([answer("async-workers", 40.0, None), answer("nothreading", 4.0, 5.1, 4.3)])
     assert none.best is None and "no production configuration has a capacity" in capacity_pick(none)

@@ -50,9 +50,15 @@ class Crossing:
     steps: int  # how many steps the fit took
 
     def __str__(self) -> str:
-        low = f"{self.low:.3g}" if self.low is not None else "open"
-        high = f"{self.high:.3g}" if self.high is not None else "open"
-        return f"{self.estimate:.3g} req/s [{low}, {high}] from {self.steps} steps"
+        return f"{self.estimate:.3g} req/s {band(self.low, self.high)} from {self.steps} steps"
+
+
+def band(low: float | None, high: float | None) -> str:
+    """A crossing's band as the report writes it: [810, 900], an open side as 'open'; nothing where both are open
+    (or the record is older than its band)."""
+    if low is None and high is None:
+        return ""
+    return f"[{f'{low:.3g}' if low is not None else 'open'}, {f'{high:.3g}' if high is not None else 'open'}]"
 
 
 def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:

@@ -98,6 +98,15 @@ class Capacity:
             return None
         return min(f.capacity_low_rps, f.capacity_high_rps), max(f.capacity_low_rps, f.capacity_high_rps)
 
+    @property
+    def band(self) -> tuple[float, float] | None:
+        """Where the capacity lies at 95%: the crossing's band from every step near the target, where both its
+        sides are closed; else the range of offered rates between a step that held and one that broke."""
+        f = self.found
+        if self.ranked and f and f.capacity_estimate_low_rps is not None and f.capacity_estimate_high_rps is not None:
+            return f.capacity_estimate_low_rps, f.capacity_estimate_high_rps
+        return self.span
+
 
 def answers(folder: Path) -> list[CapacityFound]:
     """The searches' answers, as `make capacity` wrote them after each search."""
@@ -139,7 +148,7 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 @dataclass(frozen=True)
 class CapacityPick:
     """At one workload, CPU limit, arrivals and target: the production configuration whose capacity is
-    highest, those whose ranges overlap its (level with it), those clearly under it, and what is not
+    highest, those whose bands overlap its (level with it), those clearly under it, and what is not
     ranked: lower bounds (nothing broke) and development servers."""
 
     workload: str
@@ -162,8 +171,8 @@ def capacity_picks(found: list[Capacity]) -> list[CapacityPick]:
         production = [c for c in group if not c.development]
         ranked = sorted((c for c in production if c.ranked), key=lambda c: -(c.figure or 0))
         best = ranked[0] if ranked else None
-        top = best.span if best else None
-        level = [c for c in ranked[1:] if top and c.span and overlap(top, c.span)]
+        top = best.band if best else None
+        level = [c for c in ranked[1:] if top and c.band and overlap(top, c.band)]
         under = [c for c in ranked[1:] if c not in level]
         bounds = [c for c in production if c.found and c.found.lower_bound_only]
         development = [c for c in group if c.development and c.found]

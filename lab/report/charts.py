@@ -236,7 +236,7 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
     """p95 latency (from each arrival's intended start) against the offered load, one panel per
     configuration (their rates differ a hundredfold): each step with its p95's 95% interval (filled:
     held, ✗: broke, hollow: unsure), the lab's queueing prediction as a dashed curve, and the
-    capacity's range as a band on the target."""
+    capacity's 95% band (the crossing's, else the range) as a bar on the target."""
     if not found:
         return None
     ordered = sorted(found, key=lambda c: (c.workload, mode_rank(c.mode), c.label))
@@ -260,8 +260,8 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
             shown = [(r, p95) for r, p95 in curve if p95 <= 3 * c.slo_ms]  # past that the queue's curve is a wall
             ax.plot([r for r, _ in shown], [p95 for _, p95 in shown], color="grey", linestyle="--", linewidth=1,
                     label="predicted")  # fmt: skip
-        if c.span:
-            ax.plot(list(c.span), [c.slo_ms, c.slo_ms], color=colour, linewidth=6, alpha=0.4, solid_capstyle="butt")
+        if c.band:
+            ax.plot(list(c.band), [c.slo_ms, c.slo_ms], color=colour, linewidth=6, alpha=0.4, solid_capstyle="butt")
         ax.axhline(c.slo_ms, color="black", linestyle=":", linewidth=1)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ScalarFormatter())
@@ -273,5 +273,5 @@ def capacity(found: list[Capacity], path: Path) -> Path | None:
     fig.supxlabel("offered load (arrivals/s, as the steps' windows really offered them)", fontsize=9)
     fig.supylabel("p95 from intended start (ms)", fontsize=9)
     fig.suptitle("Latency against offered load: each step with its 95% interval (filled held, ✗ broke, hollow unsure), "
-                 "the predicted queue dashed, the capacity's range a band on the target", fontsize=9)  # fmt: skip
+                 "the predicted queue dashed, the capacity's 95% band a bar on the target", fontsize=9)  # fmt: skip
     return save(fig, path)

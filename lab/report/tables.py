@@ -4,6 +4,7 @@ the quick check beside the post's, the runs on both backends, and the capacity s
 
 from __future__ import annotations
 
+from lab.analysis.crossing import band
 from lab.analysis.timespan import duration
 from lab.report import words
 from lab.report.capacity import Capacity, Step
@@ -11,7 +12,7 @@ from lab.report.document import Table
 from lab.report.parity import ParityPair
 from lab.report.published import QuickCheckRow
 from lab.report.rows import Row
-from lab.results.record import KindStats
+from lab.results.record import CapacityFound, KindStats
 
 RUNS = ("run", "users", "CPUS", "req/s", "p50 ms", "p95 ms", "p99 ms", "failures", "CPU ms/req", "predicted req/s",
         "binds", "measured/ predicted", "note")  # fmt: skip
@@ -23,7 +24,7 @@ PARITY = ("run", "native req/s", "compose req/s", "compose/native", "native p95 
 CAPACITY = (
     "configuration",
     "capacity: offered req/s",
-    "p95 crosses near",
+    "p95 crosses near [95% band]",
     "predicted req/s",
     "crossing/predicted",
     "model saturation req/s (D_cpu ms)",
@@ -118,11 +119,17 @@ def capacity(found: list[Capacity]) -> Table:
         model = f"{n(f.model_saturation_rps)} ({n(d_cpu, 2)})" if f and f.model_saturation_rps else "–"
         cells.append([
             f"{c.label} · {c.workload} · CPUS={c.cpus:g} · {c.arrivals} · p95 ≤ {c.slo_ms:g} ms",
-            f.capacity if f else "search unfinished", n(f.capacity_estimate_rps if f else None), predicted,
+            f.capacity if f else "search unfinished", crossing(f), predicted,
             n(f.capacity_over_predicted if f else None, 2), model, ", ".join(step(s) for s in c.steps),
             duration(f.seconds) if f else "–",
         ])  # fmt: skip
     return Table(CAPACITY, cells)
+
+
+def crossing(f: CapacityFound | None) -> str:
+    if f is None or f.capacity_estimate_rps is None:
+        return "–"
+    return f"{n(f.capacity_estimate_rps)} {band(f.capacity_estimate_low_rps, f.capacity_estimate_high_rps)}"
 
 
 def step(s: Step) -> str:

@@ -3,6 +3,7 @@ touching a decision (lab.report.conclusions, picks, parity, capacity and notes d
 
 from __future__ import annotations
 
+from lab.analysis.crossing import band
 from lab.analysis.model.bounds import CONCURRENCY
 from lab.analysis.timespan import duration
 from lab.report import conclusions as found
@@ -280,14 +281,15 @@ def capacity_pick(p: CapacityPick) -> str:
     else:
         text = head + f"pick {p.best.label}: {held_at(p.best)}."
         if p.level:
-            text += " Level with it, their ranges overlapping its: " + "; ".join(f"{c.label} {held_at(c)}" for c in p.level) + "."
+            level = "; ".join(f"{c.label} {held_at(c)}" for c in p.level)
+            text += f" Level with it, their 95% bands overlapping its: {level}."
         if p.under:
             text += " Below it: " + "; ".join(f"{c.label} {held_at(c)}" for c in p.under) + "."
     for c in p.lower_bounds:
         f = c.found
         low = f.capacity_low_rps if f else None
         more = " It may hold more than the pick: a search with more steps would tell." if (
-            p.best and p.best.span and low and low > p.best.span[1]) else ""  # fmt: skip
+            p.best and p.best.band and low and low > p.best.band[1]) else ""  # fmt: skip
         text += (f" Not ranked: {c.label} held at least {fmt(low or 0)} req/s, and nothing it was offered broke the "
                  f"target (a lower bound).{more}")  # fmt: skip
     if p.development:
@@ -318,7 +320,8 @@ def held_at(c: Capacity) -> str:
         return "its search did not finish"
     if not c.ranked:
         return f.capacity
-    near = f"p95 crosses the target near {fmt(c.figure or 0)} req/s" if f.capacity_estimate_rps else f.capacity
+    within = band(f.capacity_estimate_low_rps, f.capacity_estimate_high_rps)
+    near = f"p95 crosses the target near {fmt(c.figure or 0)} req/s {within}" if f.capacity_estimate_rps else f.capacity
     text = f"{near} ({f.capacity})" if f.capacity_estimate_rps else near
     if f.predicted_rps:
         text += f", {f.capacity_over_predicted or 0:.2f} of the {fmt(f.predicted_rps)} its queue predicts ({f.predicted_queue})"

@@ -421,6 +421,9 @@ class CapacityFound:
     cause: str | None = None  # why the capacity lies more than 10% from the prediction, as the records show it
     parts_low: PartsAt | None = None  # where the time went at the lowest step
     parts_near: PartsAt | None = None  # and at the first step past the capacity (the lowest that broke)
+    # the crossing's 95% band from every step near the target together (lab.analysis.crossing); None: open
+    capacity_estimate_low_rps: float | None = None
+    capacity_estimate_high_rps: float | None = None
 
 
 # ---------------------------------------------------------------- the record

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from contract.knobs import int_setting
-from lab.analysis.stats import slope_intercept
 from lab.results.experiments import RunConfig
 from lab.results.record import Verdict
 
@@ -119,18 +118,3 @@ def capacity_range(steps: list[tuple[float, Verdict]]) -> Range:
     held = [r for r, v in steps if v == "held"]
     broke = [r for r, v in steps if v == "broke"]
     return Range(max(held) if held else None, min(broke) if broke else None)
-
-
-def crossing(points: list[tuple[float, float]], slo_ms: float) -> float | None:
-    """Where p95 crosses the target, from (offered rate, p95 ms) of the steps: a least-squares line
-    through log p95 against the rate (short of saturation a queue's p95 grows about exponentially
-    with it), over the steps whose p95 lies within a factor of two of the target. Every step adds to
-    it, where a verdict uses one step alone: in simulated searches it came within 10% of the true
-    capacity more often than the middle of the range. None without two such steps, or a rising line."""
-    near = [(rate, math.log(p95)) for rate, p95 in points if slo_ms / 2 <= p95 <= 2 * slo_ms]
-    if len({rate for rate, _ in near}) < 2:
-        return None
-    line = slope_intercept([rate for rate, _ in near], [y for _, y in near])
-    if line.slope.estimate <= 0:
-        return None
-    return (math.log(slo_ms) - line.intercept.estimate) / line.slope.estimate

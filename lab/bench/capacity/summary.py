@@ -11,11 +11,12 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+from lab.analysis.crossing import StepP95, crossing_band
 from lab.analysis.latency_parts import grew
 from lab.analysis.model import Arrivals
 from lab.analysis.stats import Interval
 from lab.bench.capacity.prediction import CapacityPrediction, contradiction, cpu_model, predict
-from lab.bench.capacity.rates import capacity_range, crossing
+from lab.bench.capacity.rates import capacity_range
 from lab.results.record import CapacityFound, Configuration, DcpuMs, PartsAt, RunRecord, Verdict
 from lab.results.run_files import RecordError, read_records
 from lab.results.typedjson import read, write
@@ -86,14 +87,17 @@ def cause_of_difference(
     return "; ".join(causes) or "no cause in its records"
 
 
-def steps_of(records: list[RunRecord]) -> list[tuple[float, Verdict, float | None]]:
-    """A search's steps from its records: (offered rate, verdict, p95 ms), from each step's last window."""
-    found = []
+def steps_of(records: list[RunRecord]) -> list[tuple[float, Verdict, StepP95 | None]]:
+    """A search's steps from its records, each from its last window: its verdict, and its offered rate with its
+    p95 and the p95's interval (None where the step has no p95)."""
+    found: list[tuple[float, Verdict, StepP95 | None]] = []
     for record in records:
         step = record.capacity_step
         if step and not step.extended:
             verdict: Verdict = step.verdict or ("held" if step.held else "broke")
-            found.append((step.offered_rps or record.config.arrival_rate, verdict, step.p95_ms))
+            rate = step.offered_rps or record.config.arrival_rate or 0.0
+            p95 = StepP95(rate, step.p95_ms, step.p95_low_ms, step.p95_high_ms) if step.p95_ms else None
+            found.append((rate, verdict, p95))
     return found
 
 
@@ -104,7 +108,8 @@ def summarise(config: Configuration, slo_ms: float, records: list[RunRecord], fo
     the slope across the steps where there is one (the first step's carries its idle CPU)."""
     steps = steps_of(records)
     found = capacity_range([(rate, verdict) for rate, verdict, _ in steps])
-    estimate = crossing([(rate, p95) for rate, _, p95 in steps if p95 is not None], slo_ms)
+    band = crossing_band([p95 for _, _, p95 in steps if p95], slo_ms)
+    estimate = band.estimate if band else None
     cpu = cpu_model(records)
     arrivals: Arrivals = "constant" if config.arrivals == "constant" else "poisson"
     slope = cpu.d_cpu.estimate if cpu and cpu.d_cpu.known and cpu.d_cpu.estimate > 0 else None
@@ -123,6 +128,7 @@ def summarise(config: Configuration, slo_ms: float, records: list[RunRecord], fo
         arrivals=config.arrivals, slo_p95_ms=slo_ms,
         capacity=str(found), capacity_low_rps=_r(found.low), capacity_high_rps=_r(found.high),
         capacity_mid_rps=_r(middle), capacity_estimate_rps=_r(estimate),
+        capacity_estimate_low_rps=_r(band.low) if band else None, capacity_estimate_high_rps=_r(band.high) if band else None,
         lower_bound_only=found.lower_bound_only, crossed=found.crossed, capacity_rps=_r(held),
         predicted_rps=_r(prediction.capacity_rps) if prediction else None,
         predicted_queue=prediction.name if prediction else None,

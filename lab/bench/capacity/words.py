@@ -3,6 +3,7 @@ finished search's answer beside the estimate, the prediction and the model."""
 
 from __future__ import annotations
 
+from lab.analysis.crossing import band
 from lab.analysis.timespan import duration
 from lab.bench.capacity.prediction import CapacityPrediction
 from lab.results.record import CapacityFound
@@ -30,7 +31,8 @@ def found_in_words(f: CapacityFound) -> str:
     """The estimate, the prediction and the model beside a capacity, in words."""
     parts = []
     if f.capacity_estimate_rps:
-        parts.append(f"p95 crosses the target near {f.capacity_estimate_rps:.3g} req/s")
+        within = band(f.capacity_estimate_low_rps, f.capacity_estimate_high_rps)
+        parts.append(f"p95 crosses the target near {f.capacity_estimate_rps:.3g} req/s {within} (95%, from every step near it)")
     if f.predicted_rps:
         parts.append(f"predicted {f.predicted_rps:.3g} ({f.predicted_queue}, {f.predicted_service_ms or 0:.1f} ms)")
         if f.capacity_over_predicted:
