@@ -79,3 +79,14 @@ def test_a_step_without_an_interval_counts_with_a_wide_one():
     steps = [StepP95(90, curve(90)), step(100, curve(100)), step(110, curve(110))]
     found = crossing_band(steps, SLO)
     assert found is not None and found.estimate == pytest.approx(100, rel=1e-6)
+
+
+def test_a_closed_search_spends_a_step_left_at_the_crossing_only_while_its_band_is_wide():
+    from lab.bench.capacity.rates import narrowing_rate
+
+    wide, narrow = Crossing(100.0, 80.0, 125.0, 3), Crossing(100.0, 95.0, 106.0, 4)
+    assert narrowing_rate(wide, [70.0, 90.0, 120.0]) == 100.0
+    assert narrowing_rate(Crossing(100.0, 90.0, None, 2), [90.0, 120.0]) == 100.0  # open above: wide
+    assert narrowing_rate(narrow, [70.0, 90.0, 120.0]) is None  # within ±10%: enough
+    assert narrowing_rate(wide, [70.0, 98.0, 120.0]) is None  # a step was offered there already
+    assert narrowing_rate(None, [70.0]) is None

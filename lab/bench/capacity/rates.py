@@ -4,7 +4,8 @@ The search starts at 0.8x the prediction, moves by 20% until one rate holds and 
 bisects the gap until it is under 15% or the steps run out. The answer is a range of offered rates
 (arrivals per second the windows really offered): between the highest that held and the lowest that
 broke; "at least" when nothing broke, "below" when even the first step broke. Beside it, where p95
-crosses the target along the steps (`crossing`): the steadier figure from one search to the next.
+crosses the target along the steps, with its band (lab.analysis.crossing): the steadier figure from one search
+to the next. Once the range has closed, steps left go where they narrow that band: at the crossing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from contract.knobs import int_setting
+from lab.analysis.crossing import Crossing
 from lab.results.experiments import RunConfig
 from lab.results.record import Verdict
 
@@ -29,6 +31,7 @@ BRACKET = 1.2  # move by this much until one rate holds and one breaks
 CLOSE = 1.15  # stop once the lowest rate that broke is within 15% of the highest that held
 FINEST = 1.04  # gaps narrower than 4% between unsure rates are not worth a step
 FALLBACK_SHARE = 0.5  # without a prediction: start at this share of the throughput model's saturation
+NARROW = 0.10  # a crossing's band within ±10% of it is narrow enough: no more steps spent on it
 
 
 def window_seconds(rate: float, requests: int) -> float:
@@ -118,3 +121,16 @@ def capacity_range(steps: list[tuple[float, Verdict]]) -> Range:
     held = [r for r, v in steps if v == "held"]
     broke = [r for r, v in steps if v == "broke"]
     return Range(max(held) if held else None, min(broke) if broke else None)
+
+
+def narrowing_rate(band: Crossing | None, tried: list[float]) -> float | None:
+    """After the range has closed: a step at the crossing where its band is wider than ±NARROW (or open on a
+    side), unless one was already offered there (within FINEST); a point near the target narrows it most."""
+    if band is None or band.estimate <= 0:
+        return None
+    low, high = band.low, band.high
+    if low is not None and high is not None and high - low <= 2 * NARROW * band.estimate:
+        return None
+    if any(max(r, band.estimate) / min(r, band.estimate) <= FINEST for r in tried if r > 0):
+        return None
+    return round(band.estimate, 2)

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lab.analysis.crossing import crossing_band
 from lab.analysis.model import Arrivals
 from lab.analysis.timespan import duration
 from lab.bench.capacity.prediction import CapacityPrediction, predict
-from lab.bench.capacity.rates import first_rate, next_rate, window_seconds
-from lab.bench.capacity.summary import summarise
+from lab.bench.capacity.rates import first_rate, narrowing_rate, next_rate, window_seconds
+from lab.bench.capacity.summary import steps_of, summarise
 from lab.bench.capacity.words import say_prediction
 from lab.bench.measure import locust_paths
 from lab.bench.run import Entry, Where, run_one
@@ -158,4 +159,7 @@ def search(config: RunConfig, slo_ms: float, max_steps: int, folder: Path, where
         # C requests in flight share P CPUs: the queue of C servers alone overrates a configuration the CPU binds
         predicted = min(prediction.capacity_rps, fallback or math.inf) if prediction else None
         rate = next_rate(steps, predicted, fallback)
+        if rate is None:  # the range has closed: a step left goes where the crossing's band is wide
+            band = crossing_band([p95 for _, _, p95 in steps_of(state.records) if p95], slo_ms)
+            rate = narrowing_rate(band, [r for r, _ in steps])
     return summarise(Configuration.of(config), slo_ms, state.records, folder, time.monotonic() - started, stopped)
