@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from contract.knobs import KNOBS, KnobError, Knobs, Offload
-from lab.results import experiments
-from lab.results.experiments import RunConfig, run_names
 from lab.analysis.intervals import RunIntervals
 from lab.analysis.latency_parts import LatencyParts
-from lab.stack.machine import Machine
-from lab.stack.machine_cpu import MachineWindow
+from lab.results import experiments
+from lab.results.experiments import RunConfig, run_names
 from lab.results.quick_check import QuickCheck
 from lab.results.request_timeline import TimelineSummary
 from lab.results.typedjson import JsonError, flat, read, write
+from lab.stack.machine import Machine
+from lab.stack.machine_cpu import MachineWindow
 
 # 1: the first records; 2: knobs in full, the server's own report, io and cpu apart, the machine's CPU
 SCHEMA = 2

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from contract.knobs import REQUEST_WORKLOADS
-from lab.stack.procs import LabError
 from lab.results.record import RECORDED_KNOBS, RunRecord, knob_values, read_record, record_json
 from lab.results.typedjson import JsonError
+from lab.stack.procs import LabError
 
 RUNS = "runs"
 # What to do about a record that cannot be read (a truncated copy, an edit gone wrong).
