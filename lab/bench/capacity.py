@@ -41,16 +41,16 @@ from lab.analysis.model import Arrivals, ServedQueue, served_queue
 from lab.analysis.model.bounds import parallelism
 from lab.analysis.stats import Interval, slope_intercept
 from lab.analysis.timespan import duration
-from lab.bench.measure import _paths as locust_paths
-from lab.bench.run import Entry, Where, link_latest, now, opened, results_folder, run_one
+from lab.bench.run import Entry, Where, opened, run_one
 from lab.bench.step_judge import MAX_FAILURES, Judgement, Window, bounded, judge, read_window
 from lab.results import request_timeline
 from lab.results.experiments import Experiment, RunConfig
+from lab.results.folder import RecordError, ResultsFolder, link_latest, new_folder, shown, write_json
+from lab.results.manifest import FolderKind, Manifest, write_manifest
 from lab.results.model_inputs import inputs, saturation
-from lab.results.record import CapacityFound, CapacityStep, Configuration, DcpuMs, PartsAt, RunRecord, Verdict
-from lab.results.run_files import RecordError, read_records, write_record, write_summary
-from lab.results.typedjson import read, write
-from lab.stack.checkout import ROOT
+from lab.results.record import CapacityFound, CapacityStep, Configuration, DcpuMs, PartsAt, RunRecord, Verdict, now
+from lab.results.run_files import read_records, write_record, write_summary
+from lab.results.typedjson import read
 from lab.stack.place import Place
 from lab.stack.stack_state import StateHook
 
@@ -220,7 +220,7 @@ def predict(record: RunRecord, folder: Path, slo_ms: float, arrivals: Arrivals, 
     timeline = record.measured.timeline if record.measured else None
     if not record.ok or not timeline or not record.model:
         return None
-    requests = request_timeline.read(folder / timeline.file)
+    requests = request_timeline.read(ResultsFolder(folder).file(timeline.file))
     times = [(r["end_us"] - r["start_us"]) / 1e6 for r in requests if r["end_us"] > r["start_us"]]
     if not times:
         return None
@@ -289,18 +289,16 @@ class Search:
 def keep_apart(search: Search, record: RunRecord, config: RunConfig, index: int) -> tuple[RunRecord, Path]:
     """Windows at one rate share a run id, and so Locust's file names: each window's files get its own
     number, and its record points at them. Returns the record, and its open-arrival file."""
-    work, timeline, _ = locust_paths(search.folder, config)
-    open_file = work / f"{config.id}.open.json"
-    own = open_file.with_name(f"{index:03d}-{open_file.name}")
-    if open_file.exists():
-        open_file.replace(own)
+    files = ResultsFolder(search.folder)
+    shared, own = files.locust(config.id), files.locust(config.id, index)
+    if shared.open_arrivals.exists():
+        shared.open_arrivals.replace(own.open_arrivals)
     m = record.measured
-    if m and m.timeline and timeline.exists():
-        moved = timeline.with_name(f"{index:03d}-{timeline.name}")
-        timeline.replace(moved)
-        kept = replace(m.timeline, file=str(moved.relative_to(search.folder)))
+    if m and m.timeline and shared.timeline.exists():
+        shared.timeline.replace(own.timeline)
+        kept = replace(m.timeline, file=files.relative(own.timeline))
         record = replace(record, measured=replace(m, timeline=kept))
-    return record, own
+    return record, own.open_arrivals
 
 
 def run_step(search: Search, rate: float, first: bool) -> Judgement:
@@ -555,23 +553,22 @@ def share(budget_s: float, spent_s: float, searches_left: int) -> float:
 def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capacity", max_steps: int = 8,
                  backend_name: str = "native", place: Place | None = None, budget_s: float | None = None) -> Path:  # fmt: skip
     place = place or Place()
-    folder = results_folder(name, resume=False)
+    folder = new_folder(name)
     link_latest(folder)
     limit = (f"within its time budget of {duration(budget_s)} (a search stops before a step that would overrun an even "
              f"share of what is left)" if budget_s else f"at most {duration(longest(configs, max_steps))}")  # fmt: skip
     print(f"capacity: {len(configs)} configuration(s), p95 target {slo_ms:g} ms, failures under {MAX_FAILURES:.0%}; "
           f"at most {max_steps} steps each, each one or two windows of {MIN_WINDOW_S:g} to {MAX_WINDOW_S:g} s; "
-          f"{limit}. Results in {folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}", flush=True)  # fmt: skip
-    manifest = {"name": name, "kind": "capacity", "slo_p95_ms": slo_ms, "started_at": now(), "budget_s": budget_s,
-                "runs": [write(Configuration.of(c)) for c in configs]}  # fmt: skip
-    (folder / "experiment.json").write_text(json.dumps(manifest, indent=2))
+          f"{limit}. Results in {shown(folder)}", flush=True)  # fmt: skip
+    write_manifest(folder, Manifest(name, FolderKind.CAPACITY, now(), slo_p95_ms=slo_ms, budget_s=budget_s,
+                                    runs=tuple(Configuration.of(c) for c in configs)))  # fmt: skip
     found: list[CapacityFound] = []
     started = time.monotonic()
     with opened(place, configs, backend_name, folder, f"make capacity ({name})") as (where, state_hook):
         for i, config in enumerate(configs):
             part = share(budget_s, time.monotonic() - started, len(configs) - i) if budget_s else None
             found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f.runs for f in found), part))
-            (folder / "capacity.json").write_text(json.dumps(write(found), indent=2))
+            write_json(ResultsFolder(folder).capacity, found)
     took = time.monotonic() - started
     print("capacity: the range of offered rates the target held at, beside the lab's prediction and the model's saturation:")
     for f in found:
@@ -595,7 +592,7 @@ def again(folder: Path) -> list[CapacityFound]:
         c, step = record.config, record.capacity_step
         searches.setdefault((c.label, c.knobs.workload, c.knobs.cpus, c.arrivals, step.slo_p95_ms if step else 0.0),
                             []).append(record)  # fmt: skip
-    path = folder / "capacity.json"
+    path = ResultsFolder(folder).capacity
     old = {(f.label, f.workload, f.cpus, f.arrivals, f.slo_p95_ms): f
            for f in (read(CapacityFound, e) for e in (json.loads(path.read_text()) if path.exists() else []))}  # fmt: skip
     found = []
@@ -604,7 +601,7 @@ def again(folder: Path) -> list[CapacityFound]:
         config = replace(first, id=first.id.removesuffix(f"-r{first.arrival_rate:g}"), arrival_rate=0.0)
         kept = old.get(key)
         found.append(summarise(config, key[4], steps, folder, kept.seconds if kept else 0.0, kept.stopped if kept else None))
-    path.write_text(json.dumps(write(found), indent=2))
+    write_json(path, found)
     return found
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 from contract.knobs import KNOBS, KnobError, Knobs, Offload
@@ -460,6 +461,21 @@ class RunRecord:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @classmethod
+    def begun(cls, *, experiment: str, index: int, total: int | None, config: Configuration, backend: str,
+              machine: Machine, started_at: str, model: ModelCounts | None) -> RunRecord:  # fmt: skip
+        """A run's record as it begins, for the bench and a kept run alike: failed, with nothing measured,
+        until what it measured is judged (lab.bench.checks.judged)."""
+        return cls(schema=SCHEMA, experiment=experiment, index=index, total=total, config=config, backend=backend,
+                   machine=machine, status="failed", reason=None, started_at=started_at, finished_at=None,
+                   cpu_limit=None, model=model, verification=None, measured=None, bounded_by_load_generator=False,
+                   warnings=())  # fmt: skip
+
+
+def now() -> str:
+    """The time as records and manifests keep it: UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
 
 def read_record(data: object) -> RunRecord:
     """A record from its JSON, of this SCHEMA or an earlier one; JsonError names what does not fit."""
@@ -483,8 +499,10 @@ def record_json(record: RunRecord) -> dict[str, object]:
 
 
 def _from_schema_1(data: dict[str, object]) -> dict[str, object]:
-    """Schema 1 named a run by its id alone: its label comes from its knobs."""
     config = data.get("config")
-    if isinstance(config, dict) and "label" not in config:
-        data = {**data, "config": {**config, "label": run_names(knobs_of(config)).label}}
-    return data
+    return {**data, "config": labelled(config)} if isinstance(config, dict) else data
+
+
+def labelled(config: dict[str, object]) -> dict[str, object]:
+    """A `config` of schema 1 named a run by its id alone: its label comes from its knobs."""
+    return config if "label" in config else {**config, "label": run_names(knobs_of(config)).label}
