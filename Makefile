@@ -10,7 +10,6 @@ export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE IMAGES BUILD SLO_P95_M
 
 BACKEND ?= auto
 EXPERIMENT ?= quick
-RESULTS ?= results/latest
 LOCUST_WORKERS ?= 1
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -153,7 +152,7 @@ worker: setup ## join the Locust of a bench on MASTER=host as LOCUST_WORKERS=N L
 	$(if $(MASTER),,$(error make worker takes MASTER=host: the host whose bench runs with LOCUST_REMOTE_WORKERS=N))
 	$(PY) -m lab worker --master $(MASTER) --processes $(LOCUST_WORKERS)
 
-report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
+report: setup ## build report.html, report.md and charts from RESULTS (default results/latest; LAB_RESULTS moves results/)
 	$(PY) -m lab report $(RESULTS)
 
 # The comparison's knobs (lab/compare, docs/compare.md): BASE, NEW, MIN_CHANGE, COMPARE_ACROSS, GATE, GATE_UNSURE and

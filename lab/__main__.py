@@ -7,13 +7,13 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from contract.knobs import KNOBS, KnobError, Knobs, from_environ, int_setting
 from contract.modes import MODES
 from lab.results.experiments import ExperimentError
+from lab.results.folder import latest
 from lab.stack import backends
 from lab.stack.backends import Limit
 from lab.stack.checkout import ROOT
@@ -79,6 +79,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lab.bench.quick_check import quick_check
+    from lab.results.folder import new_demo, shown, write_atomic
     from lab.results.quick_check import render
 
     knobs = from_environ()
@@ -90,12 +91,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         check = quick_check(stack.url, knobs.mode, knobs.workload, args.requests)
         limit = stack.limit.describe() if stack.limit else None
     print(render(check))
-    folder = ROOT / "results" / "demos"
-    folder.mkdir(parents=True, exist_ok=True)
-    record = folder / f"demo-{knobs.mode}-{knobs.workload}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    record.write_text(json.dumps({"knobs": knobs.as_env(), "backend": backend.name, "cpu_limit": limit, **check.as_dict()},
-                                 indent=2))  # fmt: skip
-    print(f"lab: recorded in {record.relative_to(ROOT)}")
+    record = new_demo(knobs.mode, knobs.workload)
+    write_atomic(record, json.dumps({"knobs": knobs.as_env(), "backend": backend.name, "cpu_limit": limit,
+                                     **check.as_dict()}, indent=2))  # fmt: skip
+    print(f"lab: recorded in {shown(record)}")
     return 0
 
 
@@ -134,9 +133,10 @@ def _say_picks(folder: Path) -> None:
     from lab.analysis.intervals import machine_spread
     from lab.report.rows import rows_of
     from lab.report.words import advice
+    from lab.results.folder import ResultsFolder
     from lab.results.run_files import read_records
 
-    if picks := advice(rows_of(read_records(folder), machine_spread(folder))):
+    if picks := advice(rows_of(read_records(folder), machine_spread(ResultsFolder(folder).interpreter))):
         print("bench: which to pick (`make report` draws the charts and gives the reasons):")
         print("\n".join(f"  - {sentence}" for sentence in picks), flush=True)
 
@@ -208,14 +208,14 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def detach(args: argparse.Namespace, name: str) -> int:
     """Run the same command in a session of its own, its output in a log: a closed terminal or a dropped
     connection does not end it. Returns once it holds the stack (or has failed to start)."""
-    from lab.bench.run import RESULTS
+    from lab.results.folder import detached_log
     from lab.stack import stack_state
     from lab.stack.place import Place
     from lab.stack.procs import spawn, wait_until
 
     place = Place()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    log = (RESULTS / f"{name}.log").resolve()
+    log = detached_log(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "lab", *(part for part in sys.argv[1:] if part != "--detach")]
     child = spawn(argv, cwd=ROOT, env=os.environ, log=log)  # a session of its own: no terminal to hang up
     wait_until(lambda: child.poll() is not None or stack_state.read(place).get("supervisor") == child.pid, 120)
@@ -228,9 +228,10 @@ def detach(args: argparse.Namespace, name: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from lab.report.build import build
+    from lab.results.folder import ResultsFolder
 
     page = build(args.results)
-    print(f"report: {page}\nreport: {page.with_name('report.md')} and the charts beside it")
+    print(f"report: {page}\nreport: {ResultsFolder(page.parent).report_md} and the charts beside it")
     return 0
 
 
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     decide.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
     decide.set_defaults(run=cmd_decide)
     report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")
-    report.add_argument("results", type=Path, nargs="?", default=ROOT / "results" / "latest")
+    report.add_argument("results", type=Path, nargs="?", default=latest())
     report.set_defaults(run=cmd_report)
     sub.add_parser("modes", help="list the server modes").set_defaults(run=cmd_modes)
     sub.add_parser("knobs", help="list the knobs and their defaults").set_defaults(run=cmd_knobs)

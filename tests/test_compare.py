@@ -337,7 +337,7 @@ def folder(path: Path, *runs: dict[str, object], name: str = "tiny") -> Path:
 @pytest.fixture
 def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Where a comparison's folder goes, and the knobs unset."""
-    monkeypatch.setattr("lab.bench.run.RESULTS", tmp_path / "results")
+    monkeypatch.setattr("lab.results.folder.RESULTS", tmp_path / "results")
     for name in ("MIN_CHANGE", "COMPARE_ACROSS", "GATE", "GATE_UNSURE", "THRESHOLDS"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "results"

@@ -198,8 +198,8 @@ def test_make_refuses_a_bad_mode_for_compose():
 
 def test_compose_bench_runs_the_same_locust_as_native(tmp_path):
     from lab.bench.measure import locust_options
-    from lab.bench.run import RESULTS
     from lab.results.experiments import load
+    from lab.results.folder import RESULTS
     from lab.stack.backends import compose
     from lab.stack.backends.native import NativeBackend
 

@@ -32,14 +32,14 @@ from lab.analysis.model.deploy import (
 )
 from lab.analysis.timespan import duration
 from lab.bench import decide as decide_module
-from lab.bench import run
 from lab.bench.capacity.rates import Range
 from lab.bench.decide import figures, how_many, steps_within
 from lab.bench.run import Entry
 from lab.report import deploy_words
 from lab.report.build import build
 from lab.report.deploy import deploy
-from lab.results.decision import Decision, PathFigures, Tried, read_decision, read_paths, write_json
+from lab.results import folder as results_folder
+from lab.results.decision import Decision, PathFigures, Tried, read_decision, read_paths, write_decision, write_paths
 from lab.results.experiments import RunConfig
 from lab.results.record import CapacityFound, Configuration, RunRecord, read_record
 from lab.results.run_files import write_record
@@ -205,7 +205,7 @@ def test_the_report_names_the_pick_its_reason_the_runner_up_what_would_change_it
 
 def test_a_decision_reads_back_as_it_was_written(tmp_path: Path):
     written = decision(tried(GTHREAD, 40, 50, 45), tried(PROCESSES, 60, None))
-    write_json(tmp_path, "decision.json", written)
+    write_decision(tmp_path, written)
     assert read_decision(tmp_path) == written
 
 
@@ -300,9 +300,9 @@ def test_the_report_of_a_decision_opens_with_what_to_deploy_in_place_of_the_sing
     write_record(tmp_path, run_record(config={"id": "gthread-io-cpus1-u10-w1-t30", "label": "gthread 1×30", "mode": "gthread",
                                               "workers": 1, "threads": 30}))  # fmt: skip
     few = Candidate("gthread", 1, 30, "threads", 26.0)
-    write_json(tmp_path, "decision.json", decision(tried(few, 50, 60, 55), tried(ONE, 10, 12)))
+    write_decision(tmp_path, decision(tried(few, 50, 60, 55), tried(ONE, 10, 12)))
     path = PathFigures("/wait", 1, "gunicorn 1×1", 100, 52.0, 51.0, 53.0, 52.0, 2.0, 50.0, 40.0, "paths/1/runs/001-x.json")
-    write_json(tmp_path, "paths.json", [path])
+    write_paths(tmp_path, [path])
     text = build(tmp_path).with_name("report.md").read_text()
     assert text.index("## Which to deploy: shop:app at CPUS=1") < text.index("## Conclusions")
     assert "## Which to pick\n" not in text and "| `/wait` | 1 | gunicorn 1×1 | 100 | 52 [51, 53] |" in text
@@ -359,7 +359,7 @@ def fake_opened(place: object, runs: object, backend_name: str, folder: Path, co
 def test_a_whole_decision_with_its_runs_faked_states_its_budget_keeps_its_figures_and_names_a_pick(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
-    monkeypatch.setattr(run, "RESULTS", tmp_path)
+    monkeypatch.setattr(results_folder, "RESULTS", tmp_path)
     for name, fake in (("run_one", fake_run), ("search", fake_search), ("opened", fake_opened),
                        ("for_app", lambda experiment: os.environ.__setitem__("APP_INTERFACE", "wsgi"))):  # fmt: skip
         monkeypatch.setattr(decide_module, name, fake)

@@ -11,8 +11,9 @@ from contract.knobs import KNOBS, parse
 from contract.modes import MODES
 from contract.serve import server_plan
 from lab.results.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
+from lab.results.folder import RecordError
 from lab.results.record import read_record, record_json
-from lab.results.run_files import RecordError, load_records, read_records
+from lab.results.run_files import load_records, read_records
 from lab.results.typedjson import JsonError
 
 from .records import merged, whole

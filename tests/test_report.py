@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lab.report.build import build
-from lab.results.run_files import RecordError
+from lab.results.folder import RecordError
 from lab.stack.checkout import ROOT
 
 from .conftest import PYTHON

@@ -100,11 +100,12 @@ def spread(values: Iterable[float]) -> float | None:
     return sd / mean if mean else None
 
 
-def machine_spread(folder: Path) -> float | None:
+def machine_spread(interpreter: Path) -> float | None:
     """The machine's own run-to-run spread over an experiment: how much its interpreters' time for the
-    same fixed loop moved between the start and the end (interpreter.json; None where it was not taken)."""
+    same fixed loop moved between the start and the end (a results folder's interpreter.json; None where
+    it was not taken)."""
     try:
-        speeds = json.loads((folder / "interpreter.json").read_text())
+        speeds = json.loads(interpreter.read_text())
     except (OSError, ValueError):
         return None
     moved = []

@@ -5,6 +5,7 @@ for the terminal, the record and the report."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from lab.analysis.model.bounds import parallelism
 from lab.results import request_timeline
@@ -16,6 +17,7 @@ from lab.results.record import (
     LocustWarnedCpu,
     MachineSaturated,
     Measured,
+    RunRecord,
     ServerWaitedOnLoadGenerator,
     WorkersReplaced,
 )
@@ -54,6 +56,14 @@ def findings(config: RunConfig, result: Measured, processes: int) -> list[Findin
     if held is not None:
         found.append(DelayedAck(held))
     return found
+
+
+def judged(record: RunRecord, found: list[Finding], reason: str | None) -> RunRecord:
+    """A measured run's record with its findings, what bounded it and its warnings in words, and its status: failed
+    for `reason`, else ok. The bench's runs and the runs kept from the Lab page are judged here alike."""
+    return replace(record, findings=tuple(found), bounded_by_load_generator=bounded_by_load_generator(found),
+                   bounded_by_machine=any(isinstance(f, MachineSaturated) for f in found),
+                   warnings=tuple(word(f) for f in found), reason=reason, status="failed" if reason else "ok")  # fmt: skip
 
 
 def bounded_by_load_generator(found: list[Finding]) -> bool:

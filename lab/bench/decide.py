@@ -14,7 +14,6 @@ decision.json keeps it all; the report (lab.report.deploy) picks from it, from t
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -29,13 +28,13 @@ from lab.analysis.model.deploy import Budget, Candidate, Demand, Interface, NotT
 from lab.analysis.timespan import duration
 from lab.bench.capacity.rates import MIN_WINDOW_S, first_rate, window_seconds
 from lab.bench.capacity.steps import FIRST_REQUESTS, STEP_OVERHEAD, longest_step, search
-from lab.bench.run import Entry, Where, keep, link_latest, now, opened, results_folder, run_one
+from lab.bench.run import Entry, Where, keep, opened, run_one
 from lab.results import request_timeline
-from lab.results.decision import DECISION_FILE, PATHS_FILE, Decision, PathFigures, Tried, write_json
+from lab.results.decision import Decision, PathFigures, Tried, write_decision, write_paths
 from lab.results.experiments import Experiment, RunConfig, for_app
-from lab.results.record import RunRecord
-from lab.results.typedjson import write
-from lab.stack.checkout import ROOT
+from lab.results.folder import ResultsFolder, link_latest, new_folder, shown, write_json
+from lab.results.manifest import FolderKind, Manifest, write_manifest
+from lab.results.record import RunRecord, now
 from lab.stack.place import Place
 from lab.stack.procs import LabError
 from lab.stack.stack_state import StateHook
@@ -91,7 +90,7 @@ def figures(record: RunRecord, folder: Path, path: str, weight: int, root: Path)
     m = record.measured
     if not record.ok or m is None:
         raise LabError(f"PATHS {path} alone at one user: the run failed: {record.reason}")
-    handled = request_timeline.read(folder / m.timeline.file) if m.timeline else []
+    handled = request_timeline.read(ResultsFolder(folder).file(m.timeline.file)) if m.timeline else []
     times = [(r["end_us"] - r["start_us"]) / 1000 for r in handled if r["end_us"] >= r["start_us"]]
     cpu_s = m.server.cpu_seconds_per_request
     if not times or not cpu_s or cpu_s <= 0:
@@ -106,7 +105,7 @@ def figures(record: RunRecord, folder: Path, path: str, weight: int, root: Path)
         p50_high_ms=p50.high if p50 and math.isfinite(p50.high) else None,
         handler_ms=round(handler_ms, 3), cpu_ms=round(cpu_ms, 3), wait_ms=round(max(0.0, handler_ms - cpu_ms), 3),
         rss_mb=round(sum(rss) / len(rss) / MB, 1) if rss else None,
-        record=str((folder / "runs" / f"{record.index:03d}-{record.config.id}.json").relative_to(root)),
+        record=ResultsFolder(root).relative(ResultsFolder(folder).record(record.index, record.config.id)),
     )  # fmt: skip
 
 
@@ -150,7 +149,7 @@ def measure_paths(state: Deciding, interface: Interface, cpus: float) -> list[Pa
     """Each path alone at one user, each in a folder of its own (paths/N/), so its files are its own."""
     found = []
     for n, (path, weight) in enumerate(app_paths(), 1):
-        folder = state.folder / "paths" / str(n)
+        folder = ResultsFolder(state.folder).path_alone(n)
         config = RunConfig(knobs_of(ALONE[interface], 1, 1, cpus, 1, 0.0, PATH_WARMUP + PATH_SECONDS), PATH_WARMUP,
                            PATH_SECONDS)  # fmt: skip
         print(f"[path {n}] {path} alone at one user ({config.names.label}, CPUS={cpus:g})", flush=True)
@@ -215,8 +214,7 @@ def try_candidate(state: Deciding, candidate: Candidate, interface: Interface, d
     # the search also stops before a step that could overrun its share: the estimate above assumed rates near capacity
     found = search(config, slo_ms, steps, state.folder, state.where, state.state_hook, state.index, left)
     state.index += found.runs
-    (state.folder / "capacity").mkdir(exist_ok=True)
-    (state.folder / "capacity" / f"{found.id}.json").write_text(json.dumps(write(found), indent=2))
+    write_json(ResultsFolder(state.folder).capacity_of(found.id), found)
     print(f"    {found.capacity} ({found.steps} steps, {duration(found.seconds)})", flush=True)
     return replace(tried, capacity=found.capacity, capacity_low_rps=found.capacity_low_rps,
                    capacity_high_rps=found.capacity_high_rps, capacity_estimate_rps=found.capacity_estimate_rps,
@@ -250,7 +248,7 @@ def decide(*, backend_name: str = "native", minutes: float = DEFAULT_MINUTES, pl
     interface: Interface = "asgi" if os.environ.get("APP_INTERFACE") == "asgi" else "wsgi"
     budget_s = minutes * 60
     name = "decide-" + app.partition(":")[0].replace(".", "-")
-    folder = results_folder(name, resume=False)
+    folder = new_folder(name)
     link_latest(folder)
     paths = app_paths()
     least = START_S + len(paths) * run_seconds(PATH_WARMUP, PATH_SECONDS)
@@ -259,21 +257,19 @@ def decide(*, backend_name: str = "native", minutes: float = DEFAULT_MINUTES, pl
           + (f", MEMORY={memory} MB" if memory else "") + f", p95 target {slo_ms:g} ms. Time budget: {duration(budget_s)} "
           f"(MINUTES=...): each path alone at one user (about {duration(least)}), then a few candidates, each a closed loop "
           f"and a capacity search sized to what is left. Results in "
-          f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}", flush=True)  # fmt: skip
+          f"{shown(folder)}", flush=True)  # fmt: skip
     if budget_s < least + 2 * run_seconds(CLOSED_WARMUP, CLOSED_SECONDS):
         raise LabError(f"a time budget of {duration(budget_s)} cannot hold even the paths' runs and a closed loop: "
                        f"give MINUTES={math.ceil((least + 120) / 60)} or more")  # fmt: skip
-    manifest = {"name": name, "kind": "decision", "app": app, "interface": interface, "paths": setting("PATHS"),
-                "started_at": now(),
-                "description": f"How to serve APP={app} at CPUS={cpus:g}: each path alone, then the candidates the "
-                               "model chose, each a closed loop and a capacity search."}  # fmt: skip
-    (folder / "experiment.json").write_text(json.dumps(manifest, indent=2))
+    said = (f"How to serve APP={app} at CPUS={cpus:g}: each path alone, then the candidates the model chose, each a closed "
+            "loop and a capacity search.")  # fmt: skip
+    write_manifest(folder, Manifest(name, FolderKind.DECISION, now(), said, app=app, interface=interface, paths=setting("PATHS")))
     command = f"make bench APP={app}"
     alone = RunConfig(knobs_of(ALONE[interface], 1, 1, cpus, 1, 0.0, 1.0), PATH_WARMUP, PATH_SECONDS)
     with opened(place or Place(), [alone], backend_name, folder, command) as (where, state_hook):
         state = Deciding(folder, where, state_hook, name, command, started, budget_s)
         found = measure_paths(state, interface, cpus)
-        write_json(folder, PATHS_FILE, found)
+        write_paths(folder, found)
         demand = mean_demand([f.demand() for f in found])
         budget = Budget(cpus, where(alone)[1].cores_available or os.cpu_count() or 1, float(memory) if memory else None)
         choice = candidates(interface, demand, budget)
@@ -298,7 +294,7 @@ def decide(*, backend_name: str = "native", minutes: float = DEFAULT_MINUTES, pl
         dropped = [*choice.not_tried, *(NotTried(c, "over_count") for c in choice.tried[count:])]
     took = time.monotonic() - started
     decision = Decision(app, interface, demand, budget, slo_ms, budget_s, most, tried, dropped, round(took, 1))
-    write_json(folder, DECISION_FILE, decision)
+    write_decision(folder, decision)
     print(f"decide: took {duration(took)}, {'within' if took <= budget_s else 'OVER'} its budget of {duration(budget_s)}",
           flush=True)  # fmt: skip
     return folder

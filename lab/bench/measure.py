@@ -17,6 +17,7 @@ from contract.knobs import REQUEST_WORKLOADS
 from lab.analysis.stats import quantile
 from lab.results import request_timeline
 from lab.results.experiments import RunConfig
+from lab.results.folder import ResultsFolder
 from lab.results.record import KindStats, LoadGenerator, LocustError, LocustStats, Measured, OpenArrivals, OpenShare, ServerCpu
 from lab.stack import machine_cpu
 from lab.stack.backends import App, Backend, LocustOptions, remote_workers
@@ -81,40 +82,34 @@ def _locust_stats(json_file: Path, seconds: float) -> LocustStats:
     return replace(_entry_stats(entries, seconds), by_workload=by_workload)
 
 
-def locust_paths(folder: Path, config: RunConfig) -> tuple[Path, Path, Path]:
-    """Where a run's Locust output, timeline and measured window go."""
-    work, timelines = folder / "locust", folder / "timeline"
-    return work, timelines / f"{config.id}.csv", work / f"{config.id}.window.json"
-
-
 def locust_options(config: RunConfig, url: str, folder: Path) -> LocustOptions:
     """A headless run's options, whichever backend runs Locust."""
-    work, timeline, window_file = locust_paths(folder, config)
+    files = ResultsFolder(folder).locust(config.id)
     # open arrivals: every user at once, so that arrivals do not wait for users still being spawned
     knobs = config.knobs
     users, spawn_rate = (config.open_users, 10 * config.open_users) if config.arrival_rate else (knobs.users, knobs.spawn_rate)
     options: LocustOptions = {
         "--host": url, "--users": users, "--spawn-rate": f"{spawn_rate:g}",
         "--run-time": f"{math.ceil(config.warmup + config.run_time)}s", "--stop-timeout": 0,
-        "--json-file": work / config.id, "--loglevel": "WARNING", "--exit-code-on-error": 0,
-        "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": timeline, "--lab-window": window_file,
+        "--json-file": files.prefix, "--loglevel": "WARNING", "--exit-code-on-error": 0,
+        "--lab-warmup": f"{config.warmup:g}", "--lab-timeline": files.timeline, "--lab-window": files.window,
         "--lab-workload": knobs.workload, "--lab-cpu-share": f"{knobs.mix_cpu_share:g}",
     }  # fmt: skip
     if config.locust_processes > 1:
         options["--processes"] = config.locust_processes
     if config.arrival_rate:
         options.update({"--lab-arrival-rate": f"{config.arrival_rate:g}", "--lab-arrivals": config.arrivals,
-                        "--lab-open-file": work / f"{config.id}.open.json"})  # fmt: skip
+                        "--lab-open-file": files.open_arrivals})  # fmt: skip
     return options
 
 
 def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, backend: Backend) -> Measured:
     """One headless Locust run: warm-up, statistics reset, measurement; the server's and the
     load generator's CPU are read from the kernel around it."""
-    work, timeline, window_file = locust_paths(folder, config)
+    files = ResultsFolder(folder).locust(config.id)
+    work, timeline, window_file, log = files.work, files.timeline, files.window, files.log
     work.mkdir(parents=True, exist_ok=True)
     timeline.parent.mkdir(exist_ok=True)
-    prefix = work / config.id
     window_file.unlink(missing_ok=True)
     total = config.warmup + config.run_time
     options = locust_options(config, app.url, folder)
@@ -123,7 +118,6 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     argv = master_argv(argv, config.id, config.locust_processes, backend.name, work)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    log = work / f"{config.id}.log"
     with signals_deferred():
         locust = spawn(argv, cwd=ROOT, env=backend.locust_env(config.knobs), log=log)
     try:
@@ -159,8 +153,8 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     if usage_from is None or seconds <= 0:
         raise LabError(f"the measured window was empty; see {log}")
     stats = replace(
-        _locust_stats(prefix.with_name(prefix.name + ".json"), seconds),
-        open=open_arrivals(work / f"{config.id}.open.json", window["start"], seconds) if config.arrival_rate else None,
+        _locust_stats(files.stats, seconds),
+        open=open_arrivals(files.open_arrivals, window["start"], seconds) if config.arrival_rate else None,
         errors=tuple(LocustError(e["error"], e["occurrences"]) for e in window.get("errors", [])),
     )
     cpu = usage_to.cpu_seconds - usage_from.cpu_seconds
@@ -190,7 +184,7 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     parts = {"server": cpu, "postgres": pg_cpu, "load_generator": in_window}
     # the client's and the server's stamps share a clock unless one of them is on another host
     same_clock = backend.name != "remote" and not remote_workers.expected()
-    kept = request_timeline.summary(timeline, str(timeline.relative_to(folder)), same_clock) if timeline.exists() else None
+    kept = request_timeline.summary(timeline, ResultsFolder(folder).relative(timeline), same_clock) if timeline.exists() else None
     whole = machine_cpu.window(machine_from, machine_to, parts)
     return Measured(stats, server, loadgen, kept if kept and kept.rows else None, whole)
 

@@ -8,14 +8,12 @@ and the experiment goes on; Ctrl-C keeps every finished run, and RESUME=1 contin
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -24,57 +22,32 @@ from contract.knobs import Knobs, int_setting, setting
 from lab.analysis import intervals
 from lab.analysis.timespan import duration
 from lab.bench import calibration, verification
-from lab.bench.checks import bounded_by_load_generator, failure, findings, word
-from lab.bench.measure import locust_paths, measure
+from lab.bench.checks import failure, findings, judged
+from lab.bench.measure import measure
 from lab.bench.quick_check import quick_check
 from lab.bench.verification import VerificationError, verify
 from lab.results.experiments import Experiment, RunConfig
+from lab.results.folder import RecordError, ResultsFolder, link_latest, new_folder, shown, write_json
+from lab.results.manifest import FolderKind, Manifest, write_manifest
 from lab.results.record import (
-    SCHEMA,
     Configuration,
     LimitApplied,
     LoadGeneratorBusy,
-    MachineSaturated,
     ModelCounts,
     RunRecord,
     Verification,
     WorkersReplaced,
+    now,
 )
-from lab.results.run_files import RecordError, recorded_ids, write_atomic, write_record, write_summary
-from lab.results.typedjson import write
+from lab.results.run_files import recorded_ids, write_record, write_summary
 from lab.stack import backends, stack_state
 from lab.stack.backends import App, Backend
 from lab.stack.backends.remote_workers import bounding, workers_of_run
-from lab.stack.checkout import ROOT
 from lab.stack.machine import Machine
 from lab.stack.machine import describe as describe_machine
 from lab.stack.place import Place
 from lab.stack.procs import LabError
 from lab.stack.stack_state import StateHook
-
-RESULTS = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def results_folder(experiment: str, resume: bool) -> Path:
-    if resume:
-        earlier = sorted(p for p in RESULTS.glob(f"{experiment}-*") if (p / "experiment.json").exists())
-        if earlier:
-            return earlier[-1]
-        print(f"bench: nothing to resume for {experiment}; starting anew")
-    return RESULTS / f"{experiment}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
-
-
-def link_latest(folder: Path) -> None:
-    """Make the folder, and point results/latest (what `make report` reads by default) at it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    latest = folder.parent / "latest"
-    if latest.is_symlink() or not latest.exists():
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(folder.name)
 
 
 class BackendGoneError(LabError):
@@ -99,12 +72,9 @@ def run_one(config: RunConfig, entry: Entry, backend: Backend, machine: Machine,
             calibrate: bool = False) -> RunRecord:  # fmt: skip
     """One configuration, measured and judged. A failure of the server or of PostgreSQL fails the run,
     with its reason, and the experiment goes on; a backend that stopped answering raises BackendGoneError."""
-    in_flight, processes = config.knobs.capacity(int_setting("DB_POOL_SIZE"))
-    record = RunRecord(schema=SCHEMA, experiment=entry.experiment, index=entry.index, total=entry.total,
-                       config=Configuration.of(config), backend=backend.name, machine=machine, status="failed",
-                       reason=None, started_at=now(), finished_at=None, cpu_limit=None,
-                       model=ModelCounts(in_flight, processes), verification=None, measured=None,
-                       bounded_by_load_generator=False, warnings=())  # fmt: skip
+    record = RunRecord.begun(experiment=entry.experiment, index=entry.index, total=entry.total,
+                             config=Configuration.of(config), backend=backend.name, machine=machine, started_at=now(),
+                             model=ModelCounts(*config.knobs.capacity(int_setting("DB_POOL_SIZE"))))  # fmt: skip
     app = backend.app(config.knobs, state_hook)
     try:
         record = _measure_one(record, app, config, backend, folder, state_hook, calibrate)
@@ -151,7 +121,7 @@ def _measure_one(record: RunRecord, app: App, config: RunConfig, backend: Backen
     record = replace(record, measured=measured)
     if died := app.died():  # measured, but not the configuration it names to the end
         return replace(record, reason=f"the server died during the run: {died}")
-    timeline = folder / measured.timeline.file if measured.timeline else None
+    timeline = ResultsFolder(folder).file(measured.timeline.file) if measured.timeline else None
     if timeline is not None:  # how sure the run's own figures are, from its own samples
         record = replace(record, intervals=intervals.of_run(timeline, measured.locust.rps))
     after = verification.after_run(app, knobs, verified.server, timeline)
@@ -167,16 +137,13 @@ def _measure_one(record: RunRecord, app: App, config: RunConfig, backend: Backen
     if calibrate:  # the same server, the same connections, driven by wrk
         record = replace(record, calibration=calibration.calibrate(app.url, config, measured.locust.rps))
     found = findings(config, measured, record.model.processes if record.model else 1)
-    if workers := workers_of_run(locust_paths(folder, config)[0], config.id):  # Locust workers on other hosts
+    if workers := workers_of_run(ResultsFolder(folder).locust(config.id).work, config.id):  # Locust workers on other hosts
         record = replace(record, where={**(record.where or {}), "locust_workers": workers})
         if (busiest := bounding(workers)) is not None:
             found.append(LoadGeneratorBusy(busiest))
     if after.workers_gone:
         found.append(WorkersReplaced(after.workers_gone, after.workers_new))
-    reason = failure(measured)
-    return replace(record, findings=tuple(found), bounded_by_load_generator=bounded_by_load_generator(found),
-                   bounded_by_machine=any(isinstance(f, MachineSaturated) for f in found),
-                   warnings=tuple(word(f) for f in found), reason=reason, status="failed" if reason else "ok")  # fmt: skip
+    return judged(record, found, failure(measured))
 
 
 def _limit(app: App, knobs: Knobs) -> LimitApplied:
@@ -197,13 +164,12 @@ def run_experiment(
     """Every run of the experiment, each record on disk before the next starts; with `settled`, the repeats
     stop after the first full round of two or more that it says has decided (lab.compare.settle)."""
     place = place or Place()
-    folder = folder or results_folder(experiment.name, resume)
+    folder = folder or new_folder(experiment.name, resume)
     link_latest(folder)
     done = recorded_ids(folder)
     todo = [(i, c) for i, c in enumerate(experiment.runs, 1) if c.id not in done]
     print(
-        f"bench: {experiment.name}: {len(experiment.runs)} runs, {len(done)} already recorded, results in "
-        f"{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}",
+        f"bench: {experiment.name}: {len(experiment.runs)} runs, {len(done)} already recorded, results in {shown(folder)}",
         flush=True,
     )
     repeats = max(c.repeat for c in experiment.runs)
@@ -239,7 +205,7 @@ def opened(
             for name, backend in started.items():  # the same loop at the end: a machine that slowed shows
                 first = next(c for c in runs if (c.backend or backend_name) == name)
                 speeds[name]["end"] = _interpreter(backend, first.knobs)
-            write_atomic(folder / "interpreter.json", json.dumps(speeds, indent=2))
+            write_json(ResultsFolder(folder).interpreter, speeds)
         finally:
             for backend in started.values():
                 try:
@@ -258,24 +224,14 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
              state_hook: StateHook, calibrate: bool, resume: str,
              settled: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
     """Each configuration in turn, each record on disk before the next starts."""
-    manifest = folder / "experiment.json"
-    if not manifest.exists():
-        write_atomic(
-            manifest,
-            json.dumps(
-                {
-                    "name": experiment.name,
-                    "description": experiment.description,
-                    "definition": experiment.source,
-                    "runs": [write(Configuration.of(r)) for r in experiment.runs],
-                    "backends": sorted({where(c)[0].name for c in experiment.runs}),
-                    "started_at": now(),
-                    "machine": write(where(experiment.runs[0])[1]),
-                    **({"app": setting("APP"), "interface": os.environ.get("APP_INTERFACE")} if setting("APP") else {}),
-                },
-                indent=2,
-            ),
-        )
+    if not ResultsFolder(folder).manifest.exists():  # a resumed experiment keeps its first
+        app = setting("APP") or None
+        write_manifest(folder, Manifest(
+            experiment.name, FolderKind.EXPERIMENT, now(), experiment.description, definition=experiment.source,
+            runs=tuple(Configuration.of(r) for r in experiment.runs),
+            backends=tuple(sorted({where(c)[0].name for c in experiment.runs})), machine=where(experiment.runs[0])[1],
+            app=app, interface=os.environ.get("APP_INTERFACE") if app else None,
+        ))  # fmt: skip
     started = time.monotonic()
     for n, (index, config) in enumerate(todo):
         planned = sum(c.warmup + c.run_time for _, c in todo[n:])
@@ -297,7 +253,7 @@ def _run_all(experiment: Experiment, todo: list[tuple[int, RunConfig]], folder: 
             print(f"bench: stopped after {config.repeat} of {max(c.repeat for c in experiment.runs)} repeats: {why}",
                   flush=True)  # fmt: skip
             break
-    print(f"bench: done in {duration(time.monotonic() - started)}; summary: {folder / 'summary.csv'}")
+    print(f"bench: done in {duration(time.monotonic() - started)}; summary: {ResultsFolder(folder).summary}")
 
 
 def _round_ends(todo: list[tuple[int, RunConfig]], n: int) -> bool:

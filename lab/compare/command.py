@@ -3,19 +3,19 @@ read, the judgement printed and written, the exit code returned."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from contract.knobs import compare_settings
-from lab.bench.run import link_latest, now, results_folder
 from lab.compare import render, words
 from lab.compare.comparison import Comparison, Settings, compared
 from lab.compare.folders import read_side
 from lab.compare.gate import outcome
 from lab.compare.thresholds import judged
-from lab.results.run_files import write_atomic
+from lab.results.folder import ResultsFolder, link_latest, new_folder, write_atomic, write_json
+from lab.results.manifest import FolderKind, Manifest, write_manifest
+from lab.results.record import now
 from lab.stack.procs import LabError
 
 
@@ -30,15 +30,15 @@ def compare_folders(base: str, new: str, env: Mapping[str, str] = os.environ) ->
     found = compared(read_side(Path(base), "BASE"), read_side(Path(new), "NEW"), settings)
     if not isinstance(found, Comparison):
         raise RefusedError(words.refusal(found))
-    folder = results_folder("compare", resume=False)
+    folder = new_folder("compare")
     link_latest(folder)
+    files = ResultsFolder(folder)
     text = render.markdown(found)
-    write_atomic(folder / "compare.md", text)
-    write_atomic(folder / "compare.json", json.dumps(render.as_json(found), indent=2))
-    manifest = {"name": folder.name, "kind": "compare", "base": base, "new": new, "started_at": now()}
-    write_atomic(folder / "experiment.json", json.dumps(manifest, indent=2))
+    write_atomic(files.compare_md, text)
+    write_json(files.compare_json, render.as_json(found))
+    write_manifest(folder, Manifest(folder.name, FolderKind.COMPARE, now(), base=base, new=new))
     print(text)
-    print(f"compare: {folder / 'compare.md'} (for a pull request) and compare.json beside it", flush=True)
+    print(f"compare: {files.compare_md} (for a pull request) and {files.compare_json.name} beside it", flush=True)
     return int(found.outcome) if settings.gate else 0
 
 

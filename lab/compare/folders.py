@@ -16,14 +16,15 @@ from lab.analysis.stats import Interval, correlated_quantile_interval, mean_inte
 from lab.compare.difference import proportion
 from lab.compare.figures import QUANTILES, Figure, Reading, at_least
 from lab.compare.setups import Arrivals, Build, Group, Kind, Limit, Machine, Setup, Side, Work
-from lab.results.decision import DECISION_FILE, read_paths
+from lab.results.decision import read_paths
+from lab.results.folder import RecordError, ResultsFolder
+from lab.results.manifest import FolderKind, default_kind, read_manifest
 from lab.results.record import CapacityFound, RunRecord, ServerReport
-from lab.results.run_files import RecordError, read_records
+from lab.results.run_files import read_records
 from lab.results.typedjson import JsonError, read
 from lab.stack.procs import LabError
 
 MB = 2**20  # as the decision counts a worker's memory (lab.bench.decide)
-CAPACITY_FILE = "capacity.json"
 
 
 class CompareError(LabError):
@@ -34,23 +35,23 @@ def read_side(path: Path, role: str) -> Side:
     """A results folder of any kind; `role` (BASE, NEW) names it in a refusal."""
     if not path.is_dir():
         raise CompareError(f"{role}={path} is not a folder: {role} takes a results folder, such as results/latest")
-    manifest = _json(path / "experiment.json") if (path / "experiment.json").exists() else {}
-    if not isinstance(manifest, dict):
-        raise CompareError(f"{path / 'experiment.json'} is not a JSON object")
-    if manifest.get("kind") == "compare":
+    manifest = read_manifest(path)
+    folder_kind = manifest.kind if manifest else default_kind(path)
+    if folder_kind is FolderKind.COMPARE:
         raise CompareError(f"{role}={path} holds a comparison, not runs: {role} takes the results of make bench or capacity")
     records = read_records(path)
     if not records:
         raise CompareError(f"{role}={path} holds no run records yet")
-    kind = _kind(path, manifest)
-    app = manifest.get("app") if isinstance(manifest.get("app"), str) else None
-    spread = machine_spread(path)
+    kind = Kind[folder_kind.name]  # the same kinds, in a comparison's words
+    app = manifest.app if manifest else None
+    files = ResultsFolder(path)
+    spread = machine_spread(files.interpreter)
     alone = {Path(p.record).name for p in read_paths(path) or []}  # a decision's paths, each alone: not a configuration
-    closed = [r for r in records if r.capacity_step is None and _file(r) not in alone]
+    closed = [r for r in records if r.capacity_step is None and files.record(r.index, r.config.id).name not in alone]
     steps = [r for r in records if r.capacity_step is not None]
-    groups = [*_closed(path, closed, app, spread), *_searched(_searches(path, kind), steps, app)]
-    name = str(manifest.get("name") or path.resolve().name)
-    return Side(str(path), name, kind, tuple(groups), _machine(path, records, spread))
+    groups = [*_closed(path, closed, app, spread), *_searched(_searches(files, kind), steps, app)]
+    name = (manifest.name if manifest else "") or path.resolve().name
+    return Side(str(path), name, kind, tuple(groups), _machine(files, records, spread))
 
 
 def _json(path: Path) -> object:
@@ -58,18 +59,6 @@ def _json(path: Path) -> object:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise CompareError(f"{path}: not readable ({error})") from None
-
-
-def _kind(folder: Path, manifest: dict[str, object]) -> Kind:
-    if (folder / DECISION_FILE).exists() or manifest.get("kind") == "decision":
-        return Kind.DECISION
-    if (folder / CAPACITY_FILE).exists() or manifest.get("kind") == "capacity":
-        return Kind.CAPACITY
-    return Kind.KEPT if str(manifest.get("name") or folder.name).startswith("live-") else Kind.EXPERIMENT
-
-
-def _file(record: RunRecord) -> str:
-    return f"{record.index:03d}-{record.config.id}.json"  # as lab.results.run_files writes it
 
 
 # ---------------------------------------------------------------- what ran
@@ -189,7 +178,7 @@ def _latencies(folder: Path, record: RunRecord) -> list[float] | None:
     if timeline is None:
         return None
     try:
-        with (folder / timeline.file).open(newline="") as f:
+        with ResultsFolder(folder).file(timeline.file).open(newline="") as f:
             rows = [(int(row["start_us"]), float(row["client_ms"])) for row in csv.DictReader(f) if row.get("client_ms")]
     except (OSError, KeyError, ValueError):
         return None
@@ -204,12 +193,12 @@ def _workers_mb(record: RunRecord) -> list[float]:
 # ---------------------------------------------------------------- capacity searches
 
 
-def _searches(folder: Path, kind: Kind) -> list[CapacityFound]:
+def _searches(folder: ResultsFolder, kind: Kind) -> list[CapacityFound]:
     """A capacity search's capacity.json; a decision's capacity/ folder, one file a candidate."""
     if kind is Kind.CAPACITY:
-        files = [folder / CAPACITY_FILE]
+        files = [folder.capacity]
     elif kind is Kind.DECISION:
-        files = sorted((folder / "capacity").glob("*.json"))
+        files = folder.capacities()
     else:
         return []
     found = []
@@ -260,16 +249,16 @@ def _search_key(r: RunRecord) -> tuple[str, str, float, str, float | None]:
 # ---------------------------------------------------------------- the machine
 
 
-def _machine(folder: Path, records: list[RunRecord], spread: float | None) -> Machine:
+def _machine(folder: ResultsFolder, records: list[RunRecord], spread: float | None) -> Machine:
     first = records[0].machine
     return Machine(first.hostname, first.cpu_model, _loop_seconds(folder, records), spread)
 
 
-def _loop_seconds(folder: Path, records: list[RunRecord]) -> float | None:
+def _loop_seconds(folder: ResultsFolder, records: list[RunRecord]) -> float | None:
     """The servers' interpreter's CPU seconds for the fixed loop: the median of its takings at the start and
     the end (interpreter.json), else of those the records kept; None where none was taken (kept runs)."""
     try:
-        speeds = json.loads((folder / "interpreter.json").read_text())
+        speeds = json.loads(folder.interpreter.read_text())
     except (OSError, ValueError):
         speeds = {}
     takings = [ends.get(at) for ends in speeds.values() if isinstance(ends, dict) for at in ("start", "end")] if isinstance(

@@ -7,40 +7,24 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from contract.endpoint import TIMELINE_COLUMNS
 from contract.knobs import Knobs, int_setting
-from lab.bench.checks import bounded_by_load_generator, failure, findings, word
+from lab.bench.checks import failure, findings, judged
 from lab.bench.measure import _locust_stats  # the bench's own reading of Locust's entries: the same figures
 from lab.live.window import Sample, measured
 from lab.results import request_timeline
 from lab.results.experiments import RunConfig
-from lab.results.record import (
-    SCHEMA,
-    Configuration,
-    LimitApplied,
-    LocustError,
-    MachineSaturated,
-    ModelCounts,
-    RunRecord,
-    Verification,
-)
-from lab.results.run_files import RUNS, write_atomic, write_record, write_summary
-from lab.stack.checkout import ROOT
+from lab.results.folder import ResultsFolder, write_atomic
+from lab.results.manifest import FolderKind, Manifest, write_manifest
+from lab.results.record import Configuration, LimitApplied, LocustError, ModelCounts, RunRecord, Verification, now
+from lab.results.run_files import write_record, write_summary
 from lab.stack.locust_api import Window
 from lab.stack.machine import describe
 
 DESCRIPTION = "Runs kept from the Lab page of `make up`: each the window since Locust's statistics were reset, after the ramp-up."
-
-
-def results_folder() -> Path:
-    """A folder of its own per `make up`, beside the bench's (LAB_RESULTS, else results/)."""
-    parent = Path(os.environ.get("LAB_RESULTS") or ROOT / "results")
-    return parent / f"live-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
 
 
 @dataclass(frozen=True)
@@ -81,37 +65,30 @@ def keep(folder: Path, knobs: Knobs, window: Window, first: Sample, last: Sample
     seconds = window["now"] - window["start"]
     run = replace(knobs, users=window["user_count"], run_time=f"{math.ceil(window['ramp_seconds'] + seconds)}s")
     config = RunConfig(run, round(window["ramp_seconds"], 3), round(seconds, 3), locust_processes=window["processes"])
-    index = len(list((folder / RUNS).glob("*.json"))) + 1
-    name = f"{index:03d}-{config.id}"
-    entries = folder / "locust" / f"{name}.json"
-    entries.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(entries, json.dumps(window["entries"]))
+    files = ResultsFolder(folder)
+    index = len(files.records()) + 1
+    kept = files.locust(config.id, index)
+    write_atomic(kept.stats, json.dumps(window["entries"]))
     errors = sorted(window["errors"], key=lambda e: -int(e.get("occurrences", 0)))[:5]
-    locust = replace(_locust_stats(entries, seconds),
+    locust = replace(_locust_stats(kept.stats, seconds),
                      errors=tuple(LocustError(str(e.get("error")), int(e.get("occurrences", 0))) for e in errors))  # fmt: skip
     timeline = None
     if window["rows"]:
-        csv_path = folder / "timeline" / f"{name}.csv"
-        _write_timeline(csv_path, window["rows"])
-        timeline = request_timeline.summary(csv_path, str(csv_path.relative_to(folder)))
+        _write_timeline(kept.timeline, window["rows"])
+        timeline = request_timeline.summary(kept.timeline, files.relative(kept.timeline))
     result = measured(first, last, locust, processes=window["processes"], warned=window["cpu_warned"], timeline=timeline)
     model = ModelCounts(*run.capacity(int_setting("DB_POOL_SIZE")))
     found = findings(config, result, model.processes)
-    checked = verification
-    reason = None if checked.ok else f"verification failed: {checked.detail}"
-    reason = reason or failure(result)
-    record = RunRecord(
-        schema=SCHEMA, experiment=folder.name, index=index, total=index, config=Configuration.of(config),
-        backend=where.backend, machine=describe(where.postgres), status="failed" if reason else "ok", reason=reason,
-        started_at=where.started_at, finished_at=datetime.now(UTC).isoformat(timespec="seconds"), cpu_limit=where.limit,
-        model=model, verification=checked, measured=result, bounded_by_load_generator=bounded_by_load_generator(found),
-        warnings=tuple(word(f) for f in found), bounded_by_machine=any(isinstance(f, MachineSaturated) for f in found),
-        findings=tuple(found), where={},
-    )  # fmt: skip
+    reason = None if verification.ok else f"verification failed: {verification.detail}"
+    # begun and judged as the bench's runs are; its total is the count kept so far, its start its window's
+    begun = RunRecord.begun(experiment=folder.name, index=index, total=index, config=Configuration.of(config),
+                            backend=where.backend, machine=describe(where.postgres), started_at=where.started_at,
+                            model=model)  # fmt: skip
+    record = judged(replace(begun, finished_at=now(), cpu_limit=where.limit, verification=verification, measured=result,
+                            where={}), found, reason or failure(result))  # fmt: skip
     path = write_record(folder, record)
     write_summary(folder)
-    manifest = folder / "experiment.json"
-    if not manifest.exists():
-        write_atomic(manifest, json.dumps({"name": folder.name, "description": DESCRIPTION, "started_at": where.started_at,
-                                           "backends": [where.backend]}, indent=2))  # fmt: skip
+    if not files.manifest.exists():  # the first kept run's
+        write_manifest(folder, Manifest(folder.name, FolderKind.KEPT, where.started_at, DESCRIPTION,
+                                        backends=(where.backend,)))  # fmt: skip
     return Kept(path, record)

@@ -19,11 +19,12 @@ from contract.modes import MODES
 from lab.bench.checks import findings, word
 from lab.bench.verification import verify
 from lab.live import figures, switch
-from lab.live.keep import Kept, Where, keep, results_folder
+from lab.live.keep import Kept, Where, keep
 from lab.live.probes import Probe
 from lab.live.window import Sample, live_locust, measured
 from lab.results.experiments import RunConfig, run_names
-from lab.results.record import LimitApplied, MachineSaturated, Verification
+from lab.results.folder import link_latest, new_folder
+from lab.results.record import LimitApplied, MachineSaturated, Verification, now
 from lab.results.typedjson import write
 from lab.stack import machine_cpu
 from lab.stack.backends import Limit
@@ -64,10 +65,6 @@ class LiveStack(Protocol):
     def restart(self, knobs: Knobs) -> None: ...
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process, not its children
     return usage.ru_utime + usage.ru_stime
@@ -81,11 +78,11 @@ class LiveLab:
         self.run_knobs = knobs  # what Locust's users send: the server's, or WORKLOAD changed alone
         self.locust = Locust(stack.locust_url, stack.locust_token)
         self.control_port, self.password, self.postgres = control_port, password, postgres
-        self.folder = folder or results_folder()
+        self.folder = folder or new_folder("live")  # one per `make up`, made by its first kept run
         self.operation = threading.Lock()  # one apply or keep at a time; the stack is stopped only after it
         self.stopping = threading.Event()
         self.phase, self.message = VERIFYING, f"verifying the {knobs.mode} server from its own report"
-        self.since = _now()
+        self.since = now()
         self.verification: Verification | None = None
         self.samples: deque[Sample] = deque()
         self.anchor: Sample | None = None  # the first sample of Locust's window (its last reset)
@@ -262,12 +259,12 @@ class LiveLab:
         self.verification = None
         try:
             self.stack.restart(wanted)
-            self.server_knobs, self.since = wanted, _now()
+            self.server_knobs, self.since = wanted, now()
         except LabError as error:
             said = str(error).splitlines()[0]
             try:  # back to what ran, so that a bad start never leaves the lab without a server
                 self.stack.restart(before)
-                self.since = _now()
+                self.since = now()
             except LabError as again:
                 self.phase = FAILED
                 self.message = f"{run_names(wanted).label} did not start ({said}), nor did {run_names(before).label} again " \
@@ -302,7 +299,7 @@ class LiveLab:
                 timespec="seconds"))  # fmt: skip
             kept = keep(self.folder, self.run_knobs, window, self.anchor, last, where, self.verification)
             self.kept.append(kept)
-            _link_latest(self.folder)
+            link_latest(self.folder)  # what `make report` reads by default
             return kept
         except (KnobError, OSError, ValueError) as error:
             raise LabError(f"could not keep the run: {error}") from None
@@ -321,9 +318,3 @@ class LiveLab:
             except (KeyboardInterrupt, Interrupted):  # Ctrl-C again, or SIGTERM: still wait for the change to end
                 print("lab: waiting for the change under way to end before stopping everything", file=sys.stderr, flush=True)
         self.probe.close()
-
-
-def _link_latest(folder: Path) -> None:
-    from lab.bench.run import link_latest  # results/latest: what `make report` reads by default
-
-    link_latest(folder)

@@ -14,8 +14,8 @@ from contract.modes import MODES
 from lab.analysis.latency_parts import LatencyParts
 from lab.analysis.model import QueueModel, ServedQueue
 from lab.report.rows import label
+from lab.results.folder import RecordError, ResultsFolder
 from lab.results.record import CapacityFound, CapacityStep, OpenArrivals, RunRecord
-from lab.results.run_files import RecordError
 from lab.results.typedjson import read
 
 
@@ -110,7 +110,7 @@ class Capacity:
 
 def answers(folder: Path) -> list[CapacityFound]:
     """The searches' answers, as `make capacity` wrote them after each search."""
-    path = folder / "capacity.json"
+    path = ResultsFolder(folder).capacity
     if not path.exists():
         return []
     try:

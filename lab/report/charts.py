@@ -19,6 +19,7 @@ from lab.analysis.stats import quantile
 from lab.report.capacity import Capacity
 from lab.report.rows import Row, baseline, compared, knob, mode_rank
 from lab.results import request_timeline
+from lab.results.folder import ResultsFolder
 
 POST_MODES = ("nothreading", "threaded", "async", "gunicorn")
 WORKLOAD_COLOURS = {"io": "#4C72B0", "cpu": "#DD8452", "mix": "#55A868"}
@@ -190,7 +191,7 @@ def timeline(rows: list[Row], folder: Path, workload: str, path: Path) -> Path |
     fig, axes = plt.subplots(len(picks), 1, figsize=(11, 1.6 + 1.5 * len(picks)), squeeze=False)
     for ax, row in zip(axes[:, 0], picks, strict=True):
         assert row.timeline is not None
-        requests = sorted(request_timeline.read(folder / row.timeline.file), key=lambda q: q["start_us"])
+        requests = sorted(request_timeline.read(ResultsFolder(folder).file(row.timeline.file)), key=lambda q: q["start_us"])
         if not requests:
             continue
         # a short window: the first requests of the measured part, enough to see the pattern

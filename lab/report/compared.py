@@ -13,10 +13,9 @@ from lab.compare.figures import Figure
 from lab.compare.render import cells, read_back
 from lab.report import charts
 from lab.report.document import Report, Section, Table
-from lab.results.run_files import RecordError
+from lab.results.folder import RecordError, ResultsFolder
 from lab.results.typedjson import JsonError, read
 
-COMPARISON = "compare.json"
 COLUMNS = ("figure", "base", "new", "change (95% interval)", "verdict")
 SIDE_BY_SIDE = "BASE and NEW side by side, each with its 95% interval"
 SIDES = (("BASE", "#9AA5B1"), ("NEW", "#4C72B0"))
@@ -24,7 +23,7 @@ SIDES = (("BASE", "#9AA5B1"), ("NEW", "#4C72B0"))
 
 def read_comparison(folder: Path) -> Comparison | None:
     """The comparison a `make compare` folder keeps, or None where the folder is not one."""
-    path = folder / COMPARISON
+    path = ResultsFolder(folder).compare_json
     if not path.exists():
         return None
     try:
@@ -73,7 +72,7 @@ def sections(folder: Path, c: Comparison) -> Report:
             continue
         said = [f"The question: {words.across(row.base, row.new, row.across)}."] if row.across else []
         said.append(f"{words.runs(row.base).capitalize()} in BASE, {words.runs(row.new)} in NEW.")
-        drawn = chart(row, folder / f"chart-compare-{n}.png")
+        drawn = chart(row, ResultsFolder(folder).chart(f"compare-{n}"))
         out.append(Section(title, paragraphs=said, tables=[Table(COLUMNS, [cells(x, mark) for x in row.changes])],
                            images=[(SIDE_BY_SIDE, drawn)] if drawn else []))  # fmt: skip
     for side, missing in (("BASE", c.only_base), ("NEW", c.only_new)):

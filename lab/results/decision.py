@@ -13,11 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lab.analysis.model.deploy import Budget, Candidate, Demand, Interface, NotTried, PathDemand
-from lab.results.run_files import RecordError, write_atomic
-from lab.results.typedjson import JsonError, read, write
-
-PATHS_FILE = "paths.json"
-DECISION_FILE = "decision.json"
+from lab.results.folder import RecordError, ResultsFolder, write_json
+from lab.results.typedjson import JsonError, read
 
 
 @dataclass(frozen=True)
@@ -84,8 +81,12 @@ class Decision:
     took_s: float
 
 
-def write_json(folder: Path, name: str, value: object) -> None:
-    write_atomic(folder / name, json.dumps(write(value), indent=2))
+def write_paths(folder: Path, found: list[PathFigures]) -> None:
+    write_json(ResultsFolder(folder).path_figures, found)
+
+
+def write_decision(folder: Path, decision: Decision) -> None:
+    write_json(ResultsFolder(folder).decision, decision)
 
 
 def _read(path: Path) -> object:
@@ -97,7 +98,7 @@ def _read(path: Path) -> object:
 
 def read_paths(folder: Path) -> list[PathFigures] | None:
     """paths.json of a results folder, or None where there is none."""
-    path = folder / PATHS_FILE
+    path = ResultsFolder(folder).path_figures
     if not path.exists():
         return None
     data = _read(path)
@@ -111,7 +112,7 @@ def read_paths(folder: Path) -> list[PathFigures] | None:
 
 def read_decision(folder: Path) -> Decision | None:
     """decision.json of a results folder, or None where there is none."""
-    path = folder / DECISION_FILE
+    path = ResultsFolder(folder).decision
     if not path.exists():
         return None
     try:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from contract.knobs import KNOBS, KnobError, Knobs, Offload, applies, parse, setting
 from contract.modes import MODES
 from contract.serve import app_skip
-from lab.stack.checkout import ROOT
 from lab.stack.backend_names import BACKENDS
+from lab.stack.checkout import ROOT
 
 EXPERIMENTS = ROOT / "experiments"
 # An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 from contract.knobs import KNOBS, KnobError, Knobs, Offload
-from lab.results import experiments
-from lab.results.experiments import RunConfig, run_names
 from lab.analysis.intervals import RunIntervals
 from lab.analysis.latency_parts import LatencyParts
-from lab.stack.machine import Machine
-from lab.stack.machine_cpu import MachineWindow
+from lab.results import experiments
+from lab.results.experiments import RunConfig, run_names
 from lab.results.quick_check import QuickCheck
 from lab.results.request_timeline import TimelineSummary
 from lab.results.typedjson import JsonError, flat, read, write
+from lab.stack.machine import Machine
+from lab.stack.machine_cpu import MachineWindow
 
 # 1: the first records; 2: knobs in full, the server's own report, io and cpu apart, the machine's CPU
 SCHEMA = 2
@@ -463,6 +464,21 @@ class RunRecord:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @classmethod
+    def begun(cls, *, experiment: str, index: int, total: int | None, config: Configuration, backend: str,
+              machine: Machine, started_at: str, model: ModelCounts | None) -> RunRecord:  # fmt: skip
+        """A run's record as it begins, for the bench and a kept run alike: failed, with nothing measured,
+        until what it measured is judged (lab.bench.checks.judged)."""
+        return cls(schema=SCHEMA, experiment=experiment, index=index, total=total, config=config, backend=backend,
+                   machine=machine, status="failed", reason=None, started_at=started_at, finished_at=None,
+                   cpu_limit=None, model=model, verification=None, measured=None, bounded_by_load_generator=False,
+                   warnings=())  # fmt: skip
+
+
+def now() -> str:
+    """The time as records and manifests keep it: UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
 
 def read_record(data: object) -> RunRecord:
     """A record from its JSON, of this SCHEMA or an earlier one; JsonError names what does not fit."""
@@ -486,8 +502,10 @@ def record_json(record: RunRecord) -> dict[str, object]:
 
 
 def _from_schema_1(data: dict[str, object]) -> dict[str, object]:
-    """Schema 1 named a run by its id alone: its label comes from its knobs."""
     config = data.get("config")
-    if isinstance(config, dict) and "label" not in config:
-        data = {**data, "config": {**config, "label": run_names(knobs_of(config)).label}}
-    return data
+    return {**data, "config": labelled(config)} if isinstance(config, dict) else data
+
+
+def labelled(config: dict[str, object]) -> dict[str, object]:
+    """A `config` of schema 1 named a run by its id alone: its label comes from its knobs."""
+    return config if "label" in config else {**config, "label": run_names(knobs_of(config)).label}

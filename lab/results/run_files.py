@@ -7,56 +7,34 @@ the file, and the field, of a record it cannot read.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from contract.knobs import REQUEST_WORKLOADS
-from lab.stack.procs import LabError
+from lab.results.folder import RecordError, ResultsFolder, write_atomic
 from lab.results.record import RECORDED_KNOBS, RunRecord, knob_values, read_record, record_json
 from lab.results.typedjson import JsonError
 
-RUNS = "runs"
 # What to do about a record that cannot be read (a truncated copy, an edit gone wrong).
 SET_ASIDE = "move it out of the runs/ folder (RESUME=1 measures that run again) or restore it from a copy"
 
 
-class RecordError(LabError, ValueError):
-    """A record that cannot be read or written; the message names the file."""
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """A file on disk whole, or not at all: a full disk or a killed lab never leaves half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise RecordError(f"could not write {path}: {error.strerror or error}") from None
-
-
 def write_record(folder: Path, record: RunRecord) -> Path:
-    runs = folder / RUNS
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RecordError(f"could not make {runs}: {error.strerror or error}") from None
-    path = runs / f"{record.index:03d}-{record.config.id}.json"
+    path = ResultsFolder(folder).record(record.index, record.config.id)
     write_atomic(path, json.dumps(record_json(record), indent=2))
     return path
 
 
 def _read_all(folder: Path) -> list[tuple[dict[str, Any], RunRecord]]:
-    if not (folder / RUNS).is_dir():
-        raise RecordError(f"{folder} holds no run records (no {RUNS}/ folder): is it a results folder of `make bench`?")
+    files = ResultsFolder(folder)
+    if not files.runs.is_dir():
+        raise RecordError(f"{folder} holds no run records (no {files.runs.name}/ folder): is it a results folder of "
+                          "`make bench`?")  # fmt: skip
     found = []
-    for path in sorted((folder / RUNS).glob("*.json")):
+    for path in files.records():
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
@@ -80,7 +58,7 @@ def load_records(folder: Path) -> list[dict[str, Any]]:
 
 def recorded_ids(folder: Path) -> set[str]:
     """The runs a resumed experiment skips: every recorded one but those whose backend went away."""
-    if not (folder / RUNS).is_dir():
+    if not ResultsFolder(folder).runs.is_dir():
         return set()
     return {r.config.id for r in read_records(folder) if not r.measure_again}
 
@@ -148,7 +126,7 @@ def summary_row(record: RunRecord) -> dict[str, object]:
 
 def write_summary(folder: Path) -> Path:
     """summary.csv from the records themselves, so the two cannot disagree."""
-    path = folder / "summary.csv"
+    path = ResultsFolder(folder).summary
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=SUMMARY_COLUMNS)
     writer.writeheader()

@@ -6,7 +6,6 @@ arrival's intended start). One search per configuration (steps.py), within a tim
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,12 +15,12 @@ from lab.analysis.timespan import duration
 from lab.bench.capacity.rates import MAX_WINDOW_S, MIN_WINDOW_S
 from lab.bench.capacity.steps import MAX_WINDOWS, STEP_OVERHEAD, search
 from lab.bench.capacity.words import found_in_words
-from lab.bench.run import link_latest, now, opened, results_folder
+from lab.bench.run import opened
 from lab.bench.step_judge import MAX_FAILURES
 from lab.results.experiments import Experiment, RunConfig
-from lab.results.record import CapacityFound, Configuration
-from lab.results.typedjson import write
-from lab.stack.checkout import ROOT
+from lab.results.folder import ResultsFolder, link_latest, new_folder, shown, write_json
+from lab.results.manifest import FolderKind, Manifest, write_manifest
+from lab.results.record import CapacityFound, Configuration, now
 from lab.stack.place import Place
 
 
@@ -39,23 +38,22 @@ def share(budget_s: float, spent_s: float, searches_left: int) -> float:
 def run_capacity(configs: list[RunConfig], slo_ms: float, *, name: str = "capacity", max_steps: int = 8,
                  backend_name: str = "native", place: Place | None = None, budget_s: float | None = None) -> Path:  # fmt: skip
     place = place or Place()
-    folder = results_folder(name, resume=False)
+    folder = new_folder(name)
     link_latest(folder)
     limit = (f"within its time budget of {duration(budget_s)} (a search stops before a step that would overrun an even "
              f"share of what is left)" if budget_s else f"at most {duration(longest(configs, max_steps))}")  # fmt: skip
     print(f"capacity: {len(configs)} configuration(s), p95 target {slo_ms:g} ms, failures under {MAX_FAILURES:.0%}; "
           f"at most {max_steps} steps each, each one or two windows of {MIN_WINDOW_S:g} to {MAX_WINDOW_S:g} s; "
-          f"{limit}. Results in {folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}", flush=True)  # fmt: skip
-    manifest = {"name": name, "kind": "capacity", "slo_p95_ms": slo_ms, "started_at": now(), "budget_s": budget_s,
-                "runs": [write(Configuration.of(c)) for c in configs]}  # fmt: skip
-    (folder / "experiment.json").write_text(json.dumps(manifest, indent=2))
+          f"{limit}. Results in {shown(folder)}", flush=True)  # fmt: skip
+    write_manifest(folder, Manifest(name, FolderKind.CAPACITY, now(), slo_p95_ms=slo_ms, budget_s=budget_s,
+                                    runs=tuple(Configuration.of(c) for c in configs)))  # fmt: skip
     found: list[CapacityFound] = []
     started = time.monotonic()
     with opened(place, configs, backend_name, folder, f"make capacity ({name})") as (where, state_hook):
         for i, config in enumerate(configs):
             part = share(budget_s, time.monotonic() - started, len(configs) - i) if budget_s else None
             found.append(search(config, slo_ms, max_steps, folder, where, state_hook, 1 + sum(f.runs for f in found), part))
-            (folder / "capacity.json").write_text(json.dumps(write(found), indent=2))
+            write_json(ResultsFolder(folder).capacity, found)
     took = time.monotonic() - started
     print("capacity: the range of offered rates the target held at, beside the lab's prediction and the model's saturation:")
     for f in found:

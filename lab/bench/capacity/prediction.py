@@ -19,6 +19,7 @@ from lab.analysis.model.bounds import parallelism
 from lab.analysis.stats import Interval, slope_intercept
 from lab.bench.capacity.rates import Range
 from lab.results import request_timeline
+from lab.results.folder import ResultsFolder
 from lab.results.model_inputs import inputs, saturation
 from lab.results.record import RunRecord
 
@@ -60,7 +61,7 @@ def predict(
     timeline = record.measured.timeline if record.measured else None
     if not record.ok or not timeline or not record.model:
         return None
-    requests = request_timeline.read(folder / timeline.file)
+    requests = request_timeline.read(ResultsFolder(folder).file(timeline.file))
     times = [(r["end_us"] - r["start_us"]) / 1e6 for r in requests if r["end_us"] > r["start_us"]]
     if not times:
         return None

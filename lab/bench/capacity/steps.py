@@ -23,10 +23,10 @@ from lab.bench.capacity.prediction import CapacityPrediction, predict
 from lab.bench.capacity.rates import first_rate, narrowing_rate, next_rate, window_seconds
 from lab.bench.capacity.summary import steps_of, summarise
 from lab.bench.capacity.words import say_prediction
-from lab.bench.measure import locust_paths
 from lab.bench.run import Entry, Where, run_one
 from lab.bench.step_judge import Judgement, Window, bounded, judge, read_window
 from lab.results.experiments import RunConfig
+from lab.results.folder import ResultsFolder
 from lab.results.model_inputs import saturation
 from lab.results.record import CapacityFound, CapacityStep, Configuration, RunRecord, Verdict
 from lab.results.run_files import write_record, write_summary
@@ -56,18 +56,16 @@ class Search:
 def keep_apart(search: Search, record: RunRecord, config: RunConfig, index: int) -> tuple[RunRecord, Path]:
     """Windows at one rate share a run id, and so Locust's file names: each window's files get its own
     number, and its record points at them. Returns the record, and its open-arrival file."""
-    work, timeline, _ = locust_paths(search.folder, config)
-    open_file = work / f"{config.id}.open.json"
-    own = open_file.with_name(f"{index:03d}-{open_file.name}")
-    if open_file.exists():
-        open_file.replace(own)
+    files = ResultsFolder(search.folder)
+    shared, own = files.locust(config.id), files.locust(config.id, index)
+    if shared.open_arrivals.exists():
+        shared.open_arrivals.replace(own.open_arrivals)
     m = record.measured
-    if m and m.timeline and timeline.exists():
-        moved = timeline.with_name(f"{index:03d}-{timeline.name}")
-        timeline.replace(moved)
-        kept = replace(m.timeline, file=str(moved.relative_to(search.folder)))
+    if m and m.timeline and shared.timeline.exists():
+        shared.timeline.replace(own.timeline)
+        kept = replace(m.timeline, file=files.relative(own.timeline))
         record = replace(record, measured=replace(m, timeline=kept))
-    return record, own
+    return record, own.open_arrivals
 
 
 def run_step(search: Search, rate: float, first: bool) -> Judgement:

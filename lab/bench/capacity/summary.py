@@ -17,9 +17,10 @@ from lab.analysis.model import Arrivals
 from lab.analysis.stats import Interval
 from lab.bench.capacity.prediction import CapacityPrediction, contradiction, cpu_model, predict
 from lab.bench.capacity.rates import capacity_range
+from lab.results.folder import RecordError, ResultsFolder, write_json
 from lab.results.record import CapacityFound, Configuration, DcpuMs, PartsAt, RunRecord, Verdict
-from lab.results.run_files import RecordError, read_records
-from lab.results.typedjson import read, write
+from lab.results.run_files import read_records
+from lab.results.typedjson import read
 
 DIFFERS = 0.10  # a capacity more than 10% from the prediction is called out
 MATERIAL_GROWTH = 0.05  # a part that grew by less than this share of the latency past the capacity names no cause
@@ -172,7 +173,7 @@ def recompute_from_records(folder: Path) -> list[CapacityFound]:
         c, step = record.config, record.capacity_step
         searches.setdefault((c.label, c.knobs.workload, c.knobs.cpus, c.arrivals, step.slo_p95_ms if step else 0.0),
                             []).append(record)  # fmt: skip
-    path = folder / "capacity.json"
+    path = ResultsFolder(folder).capacity
     old = {(f.label, f.workload, f.cpus, f.arrivals, f.slo_p95_ms): f
            for f in (read(CapacityFound, e) for e in (json.loads(path.read_text()) if path.exists() else []))}  # fmt: skip
     found = []
@@ -181,5 +182,5 @@ def recompute_from_records(folder: Path) -> list[CapacityFound]:
         config = replace(first, id=first.id.removesuffix(f"-r{first.arrival_rate:g}"), arrival_rate=0.0)
         kept = old.get(key)
         found.append(summarise(config, key[4], steps, folder, kept.seconds if kept else 0.0, kept.stopped if kept else None))
-    path.write_text(json.dumps(write(found), indent=2))
+    write_json(path, found)
     return found
