@@ -20,13 +20,13 @@ import time
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 from contract.knobs import int_setting
 from lab.analysis.stats import slope_intercept
+from lab.results.folder import new_folder
 from lab.stack.checkout import ROOT
 from lab.stack.place import Place
 from lab.stack.procs import LabError, wait_until
@@ -177,9 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--users", type=int, default=int_setting("USERS"))
     args = parser.parse_args(argv)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     try:
-        report = soak(args.minutes, args.users, ROOT / "results" / f"soak-{stamp}")
+        report = soak(args.minutes, args.users, new_folder("soak"))
     except (LabError, KeyboardInterrupt) as error:
         print(f"soak: {error or 'interrupted'}", file=sys.stderr)
         return 1
