@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -118,6 +119,34 @@ def test_no_import_cycle_in_the_house() -> None:
     assert "lab.stack.backend_names" in graph["lab.results.experiments"] and "contract.primes" in graph["contract.interpreter"]
     cycle = find_cycle(graph)
     assert cycle is None, "an import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_rooms_keep_the_house_plan(tmp_path: Path) -> None:
+    """docs/house.json is the intended house: its rooms (parts), and the pairs of rooms no import may ever join,
+    straight or through other modules. Each `never` is held against the import graph of lab/ and contract/."""
+    plan = json.loads((ROOT / "docs" / "house.json").read_text())
+    graph = import_graph(ROOT)
+
+    def room(module: str) -> str | None:
+        path = modules(ROOT, PACKAGES)[module].relative_to(ROOT).as_posix()
+        found = [(len(p), name) for name, part in plan["parts"].items() for p in part["is"]
+                 if path == p or (p.endswith("/") and path.startswith(p))]  # fmt: skip
+        return max(found)[1] if found else None
+
+    rooms = {m: room(m) for m in graph}
+    assert {"stack", "results", "analysis", "bench"} <= set(rooms.values())  # the plan names the rooms of today
+    broken = []
+    for a, b, why in plan["never"]:
+        reached, pending = set(), [m for m in graph if rooms[m] == a]
+        while pending:
+            for target in graph[pending.pop()]:
+                if target not in reached and target in graph and rooms[target] != b:
+                    reached.add(target)
+                    pending.append(target)
+                elif rooms.get(target) == b:
+                    broken.append(f"{a} reaches {b} through {target} ({why})")
+                    break
+    assert not broken, broken
 
 
 def test_the_graph_counts_imports_in_functions_and_not_under_type_checking(tmp_path: Path) -> None:
