@@ -77,10 +77,16 @@ def _enum(kind: type[StrEnum]) -> Parser:
 
 
 def _run_time(text: str) -> str:
+    run_time_seconds(text)
+    return text
+
+
+def run_time_seconds(text: str) -> int:
+    """RUN_TIME's duration (30s, 2m, 1h30m) in seconds; ValueError for one it does not read."""
     match = RUN_TIME_RE.match(text)
     if not text or not match or not any(match.groups()):
         raise ValueError
-    return text
+    return sum(int(part[:-1]) * {"h": 3600, "m": 60, "s": 1}[part[-1]] for part in match.groups() if part)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,15 @@ class Knob:
     @property
     def accepts(self) -> str:
         return self.parse.accepts
+
+    def read(self, text: str) -> KnobValue:
+        """The knob's value of `text`, or KnobError naming the knob and what it takes."""
+        try:
+            return self.parse(text)
+        except KnobError:  # it names the part that does not read
+            raise
+        except ValueError:
+            raise KnobError(f"{self.name}={text!r} is not valid: {self.name} takes {self.accepts}") from None
 
 
 OFFLOADING = tuple(m.name for m in MODES.values() if m.offloads_cpu)  # the modes that take CPU_OFFLOAD=process
@@ -376,9 +391,9 @@ def parse(env: Mapping[str, str]) -> Knobs:
             values[knob.name] = None
             continue
         try:
-            values[knob.name] = knob.parse(text)
-        except ValueError:
-            errors.append(f"{knob.name}={text!r} is not valid: {knob.name} takes {knob.accepts}")
+            values[knob.name] = knob.read(text)
+        except KnobError as error:
+            errors.append(str(error))
     if errors:
         raise KnobError("\n".join(errors))
 
@@ -511,11 +526,9 @@ def compare_settings(env: Mapping[str, str]) -> dict[str, KnobValue]:
             values[knob.name] = ""
             continue
         try:
-            values[knob.name] = knob.parse(text)
-        except KnobError as error:  # it names the part that does not read
+            values[knob.name] = knob.read(text)
+        except KnobError as error:
             errors.append(str(error))
-        except ValueError:
-            errors.append(f"{knob.name}={text!r} is not valid: {knob.name} takes {knob.accepts}")
     if errors:
         raise KnobError("\n".join(errors))
     return values

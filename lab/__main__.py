@@ -111,7 +111,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                 settled=_settled_against_base())  # fmt: skip
     except (KeyboardInterrupt, Interrupted):
         print(
-            f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment} RESUME=1",
+            f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment}"
+            f"{experiment.given_args} RESUME=1",
             file=sys.stderr,
         )
         return 130
