@@ -1,12 +1,13 @@
 # The concurrency lab. `make help` lists the targets; knobs are environment variables (see
-# `make knobs`), validated before anything starts. Defaults live in contract/knobs.py alone.
+# `make knobs`), validated before anything starts. Each is declared once, in contract/declared.py.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 .SHELLFLAGS := -o errexit -o pipefail -o nounset -c
 
 PYTHON ?= python3
-KNOBS := $(shell $(PYTHON) -m contract.knobs names)
-export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE IMAGES BUILD SLO_P95_MS
+KNOBS := $(shell $(PYTHON) -m contract.knobs names run)
+# every knob and setting the lab reads, for the commands below (an unset one empty: its default)
+export $(shell $(PYTHON) -m contract.knobs names run machine compare)
 
 BACKEND ?= auto
 EXPERIMENT ?= quick
@@ -158,8 +159,7 @@ report: setup ## build report.html, report.md and charts from RESULTS (default r
 
 # The comparison's knobs (lab/compare, docs/compare.md): BASE, NEW, MIN_CHANGE, COMPARE_ACROSS, GATE, GATE_UNSURE and
 # THRESHOLDS, which make bench and make capacity judge too. Checked here like the knobs, before anything starts.
-COMPARE_KNOBS := $(shell $(PYTHON) -m contract.knobs compare-names)
-export $(COMPARE_KNOBS)
+COMPARE_KNOBS := $(shell $(PYTHON) -m contract.knobs names compare)
 COMPARE_ERROR := $(shell $(foreach k,$(COMPARE_KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs check-compare 2>&1)
 $(if $(COMPARE_ERROR),$(error $(COMPARE_ERROR)))
 .PHONY: compare

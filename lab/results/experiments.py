@@ -23,19 +23,19 @@ from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contract.knobs import KNOBS, KnobError, Knobs, Offload, applies, parse, run_time_seconds, setting
+from contract.declared import DECLARED
+from contract.knobs import KNOBS, KnobError, Knobs, Offload, applies, parse, setting
+from contract.parsers import run_time_seconds
 from contract.modes import MODES
 from contract.serve import app_skip
 from lab.stack.checkout import ROOT
 from lab.stack.backend_names import BACKENDS
 
 EXPERIMENTS = ROOT / "experiments"
-# An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.
-KNOB_KEYS = {"modes": "MODE", "workloads": "WORKLOAD"}
-# The variables the command line or the environment may give an experiment, by the key each stands for
-# (RUN_TIME is the whole Locust run: the measured run_time is what the warm-up leaves of it).
-_PLURAL = {name: key for key, name in KNOB_KEYS.items()}
-GIVEN_KEYS = {**{_PLURAL.get(name, name.lower()): name for name in KNOBS}, "arrivals": "ARRIVALS", "slo_p95_ms": "SLO_P95_MS"}
+# The variables an experiment sets by a key of its own (the knobs, by their names in lower case but for the plurals
+# modes and workloads; ARRIVALS and SLO_P95_MS), each by the key it stands for: what the command line or the
+# environment may give it too. RUN_TIME is the whole Locust run: the measured run_time is what the warm-up leaves.
+GIVEN_KEYS = {knob.experiment_key: name for name, knob in DECLARED.items() if knob.experiment_key}
 RUN_KEYS = ("warmup", "run_time", "locust_processes", "backends", "arrival_rate", "arrivals")  # how and where a run is measured
 LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "mix_cpu_share",
              "backends")  # fmt: skip
