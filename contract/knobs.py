@@ -221,26 +221,19 @@ def main(argv: list[str]) -> int:
         groups = [Who(name) for name in argv[2:]] or [Who.RUN]
         print(" ".join(name for name, knob in DECLARED.items() if knob.who in groups))
         return 0
-    if command == "check-compare":  # the comparison's knobs alone: they are not part of a run
-        try:
-            compare_settings(os.environ)
-        except KnobError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        return 0
     try:
         knobs = from_environ()
+        if command == "check":  # and what make passes the lab's commands beside the knobs
+            read_each(declared(Who.COMMAND), os.environ)
+            compare_settings(os.environ)
     except KnobError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if command == "env":
         for key, value in knobs.as_env().items():
             print(f"{key}={value}")
-    elif command == "service":
-        print(knobs.server.service)
     elif command != "check":
-        print(f"usage: python3 -m contract.knobs [check|env|names [{'|'.join(Who)} ...]|service|check-compare]",
-              file=sys.stderr)  # fmt: skip
+        print(f"usage: python3 -m contract.knobs [check|env|names [{'|'.join(Who)} ...]]", file=sys.stderr)
         return 2
     return 0
 

@@ -1,4 +1,6 @@
-"""The lab's command line: `python -m lab up|down|demo|modes` (the Makefile calls these)."""
+"""The lab's command line: `lab up|bench|capacity|...` (the console script `make setup` installs; `python -m lab`
+alike). Each make target of the lab is the command of its name: the knobs and options are environment variables,
+make's variables among them, so `make bench RESUME=1` and `RESUME=1 lab bench` are the same command."""
 
 from __future__ import annotations
 
@@ -238,6 +240,33 @@ def cmd_modes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from lab.stack.watch import follow_logs
+
+    try:
+        return follow_logs(args.backend)
+    except KeyboardInterrupt:  # the way to stop following: not an error
+        return 0
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from lab.stack.watch import processes
+
+    return processes(args.backend)
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from lab.stack.images import main as build
+
+    return build()
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from lab.stack.kubernetes import run
+
+    return run(args, args.given)
+
+
 def cmd_knobs(args: argparse.Namespace) -> int:
     from lab.knob_docs import listing, markdown
 
@@ -288,9 +317,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 APP_COMMANDS = ("up", "demo", "capacity", "serve")  # bench prepares the app as it loads its experiment
 
 
+def route(args: argparse.Namespace) -> argparse.Namespace:
+    """`make bench APP=...` without an EXPERIMENT of the user's measures the app and decides how to serve it
+    (lab/bench/decide.py); so does `make capacity APP=...` without one and without a MODE."""
+    app_alone = bool(os.environ.get("APP")) and "EXPERIMENT" not in args.given
+    if app_alone and (args.command == "bench" or (args.command == "capacity" and not os.environ.get("MODE"))):
+        args.command, args.run = "decide", cmd_decide
+    return args
+
+
 def command_line() -> argparse.ArgumentParser:
     """The commands, each option of theirs from its declaration (lab/options.py): a flag, else the make variable."""
-    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str, *names: str) -> argparse.ArgumentParser:
@@ -303,11 +341,11 @@ def command_line() -> argparse.ArgumentParser:
     command("up", cmd_up, "start PostgreSQL, the app in MODE and the Locust web UI; Ctrl-C stops", "BACKEND", "LOCUST_WORKERS")
     command("down", cmd_down, "stop everything the lab started, on whichever backend")
     options.add(command("demo", cmd_demo, "the post's quick check: N concurrent requests", "BACKEND"), "N", "-n", "--requests")
-    bench = command("bench", cmd_bench, "run an experiment headless and record every run", "BACKEND", "RESUME", "CALIBRATE",
-                    "DETACH", "REPEATS")  # fmt: skip
+    bench = command("bench", cmd_bench, "run EXPERIMENT headless and record every run; with APP= alone, decide how to "
+                    "serve the app", "BACKEND", "RESUME", "CALIBRATE", "DETACH", "REPEATS", "MINUTES")  # fmt: skip
     options.add(bench, "EXPERIMENT", positional=True)
-    capacity = command("capacity", cmd_capacity, "the highest arrival rate held at SLO_P95_MS, by a bounded search",
-                       "EXPERIMENT", "BACKEND", "DETACH")  # fmt: skip
+    capacity = command("capacity", cmd_capacity, "the highest arrival rate held at SLO_P95_MS, by a bounded search; "
+                       "with APP= and no MODE, decide as bench does", "EXPERIMENT", "BACKEND", "DETACH", "MINUTES")  # fmt: skip
     capacity.add_argument("--steps", type=int, default=8, help="steps at most per configuration")
     capacity.add_argument("--again", metavar="RESULTS", help="work a finished search's answers out anew from its records")
     compare = command("compare", cmd_compare, "each figure's change from BASE to NEW with its interval, and a verdict")
@@ -326,6 +364,11 @@ def command_line() -> argparse.ArgumentParser:
     options.add(worker, "LOCUST_MASTER_PORT", "--master-port")
     options.add(worker, "LOCUST_WORKERS", "--processes")
     worker.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the master before the first run")
+    command("logs", cmd_logs, "follow the logs of the running lab", "BACKEND")
+    command("ps", cmd_ps, "list the lab's processes or containers", "BACKEND")
+    command("images", cmd_images, "build the local stand-in images (IMAGES=local): Debian via debootstrap, no registry")
+    command("k8s", cmd_k8s, "render Kubernetes manifests for MODE/CPUS/... into K8S_OUT", "K8S_OUT", "LOCUST_WORKERS",
+            "K8S_SECRET", "K8S_REGISTRY")  # fmt: skip
     return parser
 
 
@@ -335,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         args.given = options.resolve(args)
         if "backend" in args:
             args.backend = backends.resolve(args.backend)
+        args = route(args)
         if args.command in APP_COMMANDS and os.environ.get("APP"):
             from lab.stack.app_venv import prepare
 

@@ -63,9 +63,7 @@ def _dests(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def test_every_option_of_a_command_is_declared_and_every_declared_option_reaches_a_command():
-    from lab.stack import kubernetes
-
-    named = {dest for dest in _dests(command_line()) | _dests(kubernetes.command_line()) if dest.isupper()}
+    named = {dest for dest in _dests(command_line()) if dest.isupper()}
     assert named <= set(DECLARED)
     assert set(declared(Who.COMMAND)) <= named
 

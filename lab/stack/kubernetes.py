@@ -30,7 +30,6 @@ import yaml
 
 from contract.knobs import KnobError, Knobs, from_environ, setting
 from contract.serve import server_plan
-from lab import options
 from lab.stack.backends.compose import compose_env
 from lab.stack.checkout import ROOT
 from lab.stack.images import IMAGES
@@ -481,17 +480,9 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def command_line() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab.stack.kubernetes", description=__doc__.split("\n\n")[0])
-    for name in ("K8S_OUT", "LOCUST_WORKERS", "K8S_SECRET", "K8S_REGISTRY"):  # each a flag, else its make variable
-        options.add(parser, name)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = command_line().parse_args(argv)
+def run(args: argparse.Namespace, given: set[str]) -> int:
+    """`make k8s` (`lab k8s`), its options read (lab/options.py): the manifests of the knobs, written into K8S_OUT."""
     try:
-        given = options.resolve(args)
         args.out = Path(args.k8s_out) if "K8S_OUT" in given else ROOT / args.k8s_out  # the default: the checkout's
         args.secret = args.k8s_secret and _secret_name(args.k8s_secret)
         args.registry = args.k8s_registry and _registry(args.k8s_registry)
@@ -518,7 +509,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"UI:     kubectl -n {ns} port-forward svc/locust-master {ui}:8089, then http://127.0.0.1:{ui}")
     print(f"remove: kubectl delete -k {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
