@@ -1,42 +1,27 @@
-# The concurrency lab. `make help` lists the targets; knobs are environment variables (see
-# `make knobs`), validated before anything starts. Defaults live in contract/knobs.py alone.
+# The concurrency lab. `make help` lists the targets; each target of the lab is `lab <target>`, the console script
+# `make setup` installs, which reads its knobs and options (MODE, BACKEND, RESUME, ...) from the environment, where
+# make puts its variables: `make bench RESUME=1` and `RESUME=1 lab bench` are the same command, and the policy
+# (which backend, when bench decides how to serve an app) is the lab's. Each knob is declared once, in
+# contract/declared.py; `make knobs` lists them.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 .SHELLFLAGS := -o errexit -o pipefail -o nounset -c
 
 PYTHON ?= python3
-KNOBS := $(shell $(PYTHON) -m contract.knobs names)
-export $(KNOBS) APP_PORT PG_PORT LOCUST_PORT DB_POOL_SIZE IMAGES BUILD SLO_P95_MS
-
-BACKEND ?= auto
-EXPERIMENT ?= quick
-LOCUST_WORKERS ?= 1
+# every knob and setting the lab reads, for the commands below (an unset one empty: its default)
+export $(shell $(PYTHON) -m contract.knobs names run machine compare)
 VENV := .venv
 PY := $(VENV)/bin/python
+LAB := $(VENV)/bin/lab
 
-# A bad knob stops every target here, before anything starts (also under `make -n`).
-KNOB_ERROR := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs check 2>&1)
+# A bad knob, option or comparison setting (BASE, GATE, THRESHOLDS, ...: make bench and capacity judge THRESHOLDS too)
+# stops every target here, before anything starts (also under `make -n`).
+CHECKED := $(shell $(PYTHON) -m contract.knobs names run command compare)
+KNOB_ERROR := $(shell $(foreach k,$(CHECKED),$(k)='$($(k))') $(PYTHON) -m contract.knobs check 2>&1)
 $(if $(KNOB_ERROR),$(error $(KNOB_ERROR)))
 
-# TARGET=http://host:port: a server the lab did not start (make serve on its host), measured from here
-ifneq ($(TARGET),)
-ifeq ($(filter $(BACKEND),auto remote),)
-$(error TARGET=$(TARGET) is a server the lab did not start: it takes BACKEND=remote (or none), not BACKEND=$(BACKEND))
-endif
-override BACKEND := remote
-endif
-ifeq ($(BACKEND),auto)
-# compose when a Docker engine answers, native otherwise
-override BACKEND := $(shell timeout 5 docker info >/dev/null 2>&1 && echo compose || echo native)
-endif
-ifeq ($(filter $(BACKEND),native compose remote),)
-$(error BACKEND=$(BACKEND) is not valid: BACKEND takes auto, native, compose or remote (with TARGET))
-endif
-# The compose app service's image follows MODE: the mode table says which service serves it.
-export SERVICE := $(shell $(foreach k,$(KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs service)
-COMPOSE = SERVICE=$(SERVICE) docker compose
-
-.PHONY: help setup lock up down demo bench capacity serve worker report modes knobs logs ps engine engine-stop images k8s test test-fast lint clean
+.PHONY: help setup lock up down demo bench capacity compare serve worker report modes knobs logs ps engine engine-stop images k8s \
+	test test-fast lint clean
 
 help: ## show this help
 	@echo "The concurrency lab: one endpoint, many ways to serve it, measured."
@@ -66,15 +51,17 @@ $(INTERPRETER):
 	$(SERVER_PYTHON) -m venv $(VENV)
 	touch $@
 
-# .venv installs dev.lock (pip and setuptools included), every file's hash checked; contract/ is built by that
-# setuptools, not fetched. A changed lock reinstalls; pip check says if a lock misses a dependency.
-$(VENV)/.installed: $(INTERPRETER) requirements/dev.lock contract/pyproject.toml
+# .venv installs dev.lock (pip and setuptools included), every file's hash checked; contract/ and the lab itself
+# (its `lab` console script, pyproject.toml) are built by that setuptools, not fetched. A changed lock reinstalls;
+# pip check says if a lock misses a dependency.
+$(VENV)/.installed: $(INTERPRETER) requirements/dev.lock contract/pyproject.toml pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable ./contract
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	$(PY) -m pip check
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv with the pinned versions (up, demo and test do it for you)
+setup: $(VENV)/.installed ## create .venv with the pinned versions and the `lab` command (up, demo and test do it for you)
 
 # One lock per environment from its short list of direct requirements (requirements/NAME.txt): dev first (the
 # superset .venv runs), then the others held to dev's versions, so the images run what the native backend runs.
@@ -87,27 +74,17 @@ lock: $(VENV)/.installed ## rebuild requirements/*.lock (every package and its h
 		$(LOCK_WITH) -c requirements/dev.lock requirements/$$name.txt -o requirements/$$name.lock; done
 
 up: setup ## start PostgreSQL, the app in MODE under CPUS and the Locust web UI at :8089 (Ctrl-C stops)
-	$(PY) -m lab up --backend $(BACKEND) --locust-workers $(LOCUST_WORKERS)
+	$(LAB) up
 
+# `python -m lab down` is `lab down`: a .venv made before the console script existed stops what it started too
 down: ## stop everything the lab started, on the backend that started it
 	@if [ -x $(PY) ]; then $(PY) -m lab down; else echo "lab: nothing to stop (no .venv)"; fi
 
-logs: ## follow the logs of the running lab
-ps: ## list the lab's processes or containers
+logs: setup ## follow the logs of the running lab
+	@$(LAB) logs
 
-ifeq ($(BACKEND),native)
-logs:
-	tail -n 50 -F .lab/logs/*.log .lab/postgres/postgres.log
-
-ps:
-	@ps -o pid,pgid,pcpu,rss,args -p "$$(pgrep -d, -f '$(CURDIR)/(\.venv|\.lab)' || echo 0)" || echo "lab: nothing runs"
-else
-logs:
-	$(COMPOSE) logs --follow
-
-ps:
-	$(COMPOSE) ps
-endif
+ps: setup ## list the lab's processes or containers
+	@$(LAB) ps
 
 engine: setup ## make a Docker engine answer here (as root: install docker.io, start dockerd, add Compose v2)
 	scripts/engine.sh start
@@ -116,56 +93,31 @@ engine-stop: ## stop the Docker engine `make engine` started (only that one)
 	scripts/engine.sh stop
 
 images: setup ## build the local stand-in images (IMAGES=local): Debian via debootstrap, no registry
-	$(PY) -m lab.stack.images
+	$(LAB) images
 
 k8s: setup ## render Kubernetes manifests for MODE/CPUS/... into K8S_OUT (default k8s/out): kubectl apply -k
-	$(PY) -m lab.stack.kubernetes --out $(or $(K8S_OUT),k8s/out) --locust-workers $(LOCUST_WORKERS) \
-		$(if $(K8S_SECRET),--secret $(K8S_SECRET)) $(if $(K8S_REGISTRY),--registry $(K8S_REGISTRY))
+	$(LAB) k8s
 
 demo: setup ## the post's quick check: N=2 concurrent requests against MODE, each timed
-	$(PY) -m lab demo --requests $${N:-2} --backend $(BACKEND)
-
-# APP=... without an EXPERIMENT of the user's: measure the app and decide how to serve it (lab/bench/decide.py)
-DECIDE := $(and $(APP),$(filter file undefined,$(origin EXPERIMENT)))
+	$(LAB) demo
 
 bench: setup ## run EXPERIMENT (quick, post, scaling, smoke) headless; RESUME=1 continues the last one; CALIBRATE=1 adds wrk; DETACH=1 runs it in the background; REPEATS=N runs each configuration N times; with APP= alone, decide how to serve the app within CPUS (MEMORY=MB, MINUTES=20)
-ifneq ($(DECIDE),)
-	$(PY) -m lab decide --backend $(BACKEND) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(filter 1 yes true,$(DETACH)),--detach)
-else
-	$(PY) -m lab bench $(EXPERIMENT) --backend $(BACKEND) $(if $(filter 1 yes true,$(RESUME)),--resume) \
-		$(if $(filter 1 yes true,$(CALIBRATE)),--calibrate) $(if $(filter 1 yes true,$(DETACH)),--detach) \
-		$(if $(REPEATS),--repeats $(REPEATS))
-endif
+	$(LAB) bench
 
 capacity: setup ## the highest arrival rate MODE holds at p95 <= SLO_P95_MS (open arrivals); EXPERIMENT=capacity for many; with APP= and no MODE, decide as make bench APP= does
-ifneq ($(and $(DECIDE),$(filter file undefined,$(origin MODE))),)
-	$(PY) -m lab decide --backend $(BACKEND) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(filter 1 yes true,$(DETACH)),--detach)
-else
-	$(PY) -m lab capacity --backend $(BACKEND) $(if $(filter command line,$(origin EXPERIMENT)),--experiment $(EXPERIMENT)) \
-		$(if $(filter 1 yes true,$(DETACH)),--detach)
-endif
+	$(LAB) capacity
 
 serve: setup ## PostgreSQL and the app of MODE alone, for a lab on another host (TARGET); BIND=0.0.0.0 beyond loopback
-	$(PY) -m lab serve
+	$(LAB) serve
 
 worker: setup ## join the Locust of a bench on MASTER=host as LOCUST_WORKERS=N Locust workers, run after run (Ctrl-C stops)
-	$(if $(MASTER),,$(error make worker takes MASTER=host: the host whose bench runs with LOCUST_REMOTE_WORKERS=N))
-	$(PY) -m lab worker --master $(MASTER) --processes $(LOCUST_WORKERS)
+	$(LAB) worker
 
-report: setup ## build report.html, report.md and charts from RESULTS (default results/latest; LAB_RESULTS moves results/)
-	$(PY) -m lab report $(RESULTS)
-
-# The comparison's knobs (lab/compare, docs/compare.md): BASE, NEW, MIN_CHANGE, COMPARE_ACROSS, GATE, GATE_UNSURE and
-# THRESHOLDS, which make bench and make capacity judge too. Checked here like the knobs, before anything starts.
-COMPARE_KNOBS := $(shell $(PYTHON) -m contract.knobs compare-names)
-export $(COMPARE_KNOBS)
-COMPARE_ERROR := $(shell $(foreach k,$(COMPARE_KNOBS),$(k)='$($(k))') $(PYTHON) -m contract.knobs check-compare 2>&1)
-$(if $(COMPARE_ERROR),$(error $(COMPARE_ERROR)))
-.PHONY: compare
+report: setup ## build report.html, report.md and charts from RESULTS (default results/latest)
+	$(LAB) report
 
 compare: setup ## BASE=folder NEW=folder: each figure's change with its interval and a verdict (MIN_CHANGE=5%, COMPARE_ACROSS=knob, THRESHOLDS="p95<300ms rps>50"); GATE=1 fails where one is worse (GATE_UNSURE=fail: unsure too)
-	$(if $(and $(BASE),$(NEW)),,$(error make compare takes BASE=folder and NEW=folder: two results folders, such as results/latest))
-	$(PY) -m lab compare $(BASE) $(NEW)
+	$(LAB) compare
 
 modes: ## list the server modes
 	@$(PYTHON) -m lab modes

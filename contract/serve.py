@@ -13,12 +13,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.knobs import SETTINGS, KnobError, Knobs, env_file, env_lines, from_environ, setting
+from contract.declared import Who, declared
+from contract.knobs import KnobError, Knobs, env_file, env_lines, from_environ, setting
 from contract.modes import MODES, Mode
 
 SERVICES_DIR = Path("services")  # where the services are, from the folder it runs in (the images' /lab)
 # What a server reads beside the knobs; the lab passes them, so a server never falls back on a default of its own.
-SERVER_SETTINGS = ("DB_POOL_SIZE", "DJANGO_SECRET_KEY")
+SERVER_SETTINGS = tuple(name for name, knob in declared(Who.MACHINE).items() if knob.server)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -99,7 +100,7 @@ def server_plan(
     """The folder, command and environment that serve `knobs.mode` on host:port."""
     mode = knobs.server
     env = dict(os.environ if base_env is None else base_env)
-    env.update({name: env.get(name) or setting(name) for name in SERVER_SETTINGS if name in SETTINGS})
+    env.update({name: env.get(name) or setting(name) for name in SERVER_SETTINGS})
     env.update(knobs.as_env())
     env.update(mode.env)
     env.setdefault("DJANGO_SETTINGS_MODULE", "banksite.settings")

@@ -1,4 +1,6 @@
-"""The lab's command line: `python -m lab up|down|demo|modes` (the Makefile calls these)."""
+"""The lab's command line: `lab up|bench|capacity|...` (the console script `make setup` installs; `python -m lab`
+alike). Each make target of the lab is the command of its name: the knobs and options are environment variables,
+make's variables among them, so `make bench RESUME=1` and `RESUME=1 lab bench` are the same command."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from contract.knobs import KNOBS, KnobError, Knobs, from_environ, int_setting
+from contract import flags
+from contract.declared import Who, declared
+from contract.knobs import KnobError, Knobs, from_environ
 from contract.modes import MODES
 from lab.results.experiments import ExperimentError
 from lab.results.folder import latest
@@ -88,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with backend.serving(knobs, f"make demo MODE={knobs.mode}") as stack:
         _show_plan(knobs, stack.limit)
         _show_interpreter(stack.url)
-        check = quick_check(stack.url, knobs.mode, knobs.workload, args.requests)
+        check = quick_check(stack.url, knobs.mode, knobs.workload, args.n)
         limit = stack.limit.describe() if stack.limit else None
     print(render(check))
     record = new_demo(knobs.mode, knobs.workload)
@@ -110,7 +114,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                 settled=_settled_against_base())  # fmt: skip
     except (KeyboardInterrupt, Interrupted):
         print(
-            f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment} RESUME=1",
+            f"\nbench: interrupted; finished runs are kept. Continue with: make bench EXPERIMENT={args.experiment}"
+            f"{experiment.given_args} RESUME=1",
             file=sys.stderr,
         )
         return 130
@@ -153,7 +158,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         print(f"capacity: {Path(args.again) / 'capacity.json'} worked out anew from its records; `make report "
               f"RESULTS={args.again}` draws it")  # fmt: skip
         return 0
-    experiment = load(args.experiment) if args.experiment else None
+    experiment = load(args.experiment) if "EXPERIMENT" in args.given else None  # else the knobs' one configuration
     configs, slo = configurations(experiment, from_environ())
     if args.detach:
         return detach(args, f"capacity-{experiment.name if experiment else 'capacity'}")
@@ -177,7 +182,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """`make compare`: each figure's change between two results folders, its interval and a verdict; GATE=1 exits by it."""
     from lab.compare.command import compare_folders
 
-    return compare_folders(args.base, args.new)
+    if not (args.base and args.new):
+        raise LabError("make compare takes BASE=folder and NEW=folder: two results folders, such as results/latest")
+    return compare_folders(str(args.base), str(args.new))
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -185,17 +192,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from lab.bench.decide import decide
     from lab.report import deploy, deploy_words
 
-    try:
-        minutes = float(args.minutes)
-    except ValueError:
-        minutes = 0.0
-    if not 0 < minutes <= 600:
-        raise LabError(f"MINUTES={args.minutes!r} is not valid: MINUTES takes the decision's time budget in minutes, above 0 "
-                       "and up to 600")  # fmt: skip
     if args.detach:
         return detach(args, "decide")
     try:
-        folder = decide(backend_name=args.backend, minutes=minutes)
+        folder = decide(backend_name=args.backend, minutes=args.minutes)
     except (KeyboardInterrupt, Interrupted):
         print("\ndecide: interrupted; every finished run is kept", file=sys.stderr)
         return 130
@@ -217,7 +217,8 @@ def detach(args: argparse.Namespace, name: str) -> int:
     log = detached_log(name)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "lab", *(part for part in sys.argv[1:] if part != "--detach")]
-    child = spawn(argv, cwd=ROOT, env=os.environ, log=log)  # a session of its own: no terminal to hang up
+    # a session of its own: no terminal to hang up; DETACH=1 from make stays with this one
+    child = spawn(argv, cwd=ROOT, env={**os.environ, "DETACH": "0"}, log=log)
     wait_until(lambda: child.poll() is not None or stack_state.read(place).get("supervisor") == child.pid, 120)
     if child.poll() is not None:
         print(f"error: the detached run stopped at once (code {child.returncode}); end of {log}:\n{tail(log)}", file=sys.stderr)
@@ -230,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from lab.report.build import build
     from lab.results.folder import ResultsFolder
 
-    page = build(args.results)
+    page = build(Path(args.results) if "RESULTS" in args.given else latest())  # the default: LAB_RESULTS's latest
     print(f"report: {page}\nreport: {ResultsFolder(page.parent).report_md} and the charts beside it")
     return 0
 
@@ -242,9 +243,38 @@ def cmd_modes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from lab.stack.watch import follow_logs
+
+    try:
+        return follow_logs(args.backend)
+    except KeyboardInterrupt:  # the way to stop following: not an error
+        return 0
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from lab.stack.watch import processes
+
+    return processes(args.backend)
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from lab.stack.images import main as build
+
+    return build()
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from lab.stack.kubernetes import run
+
+    return run(args, args.given)
+
+
 def cmd_knobs(args: argparse.Namespace) -> int:
-    for knob in KNOBS.values():
-        print(f"  {knob.name:<13} {knob.default or '(mode)':<9} {knob.help}")
+    from contract.knob_tables import listing, markdown
+
+    for who in args.who or [Who.RUN]:
+        print(markdown(declared(Who(who))) if args.markdown else "\n".join(listing(declared(Who(who)))))
     return 0
 
 
@@ -278,8 +308,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """`make worker`: Locust worker(s) for the bench's master on another host, run after run, until Ctrl-C."""
     from lab.stack.backends.remote_workers import join
 
+    if not args.master:
+        raise LabError("make worker takes MASTER=host: the host whose bench runs with LOCUST_REMOTE_WORKERS=N")
     try:
-        join(args.master, args.master_port or int_setting("LOCUST_MASTER_PORT"), args.processes, args.wait)
+        join(args.master, args.locust_master_port, args.locust_workers, args.wait)
     except KeyboardInterrupt:
         print("\nlab: the worker stopped", flush=True)
     return 0
@@ -288,57 +320,68 @@ def cmd_worker(args: argparse.Namespace) -> int:
 APP_COMMANDS = ("up", "demo", "capacity", "serve")  # bench prepares the app as it loads its experiment
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+def route(args: argparse.Namespace) -> argparse.Namespace:
+    """`make bench APP=...` without an EXPERIMENT of the user's measures the app and decides how to serve it
+    (lab/bench/decide.py); so does `make capacity APP=...` without one and without a MODE."""
+    app_alone = bool(os.environ.get("APP")) and "EXPERIMENT" not in args.given
+    if app_alone and (args.command == "bench" or (args.command == "capacity" and not os.environ.get("MODE"))):
+        args.command, args.run = "decide", cmd_decide
+    return args
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The commands, each option of theirs from its declaration (contract/flags.py): a flag, else the make variable."""
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start PostgreSQL, the app in MODE and the Locust web UI; Ctrl-C stops")
-    up.add_argument("--backend", choices=backends.BACKENDS, default="native")
-    up.add_argument("--locust-workers", type=int, default=1, help="compose: Locust worker containers under the master")
-    up.set_defaults(run=cmd_up)
-    sub.add_parser("down", help="stop everything the lab started, on whichever backend").set_defaults(run=cmd_down)
-    demo = sub.add_parser("demo", help="the post's quick check: N concurrent requests")
-    demo.add_argument("-n", "--requests", type=int, default=2)
-    demo.add_argument("--backend", choices=backends.BACKENDS, default="native")
-    demo.set_defaults(run=cmd_demo)
-    bench = sub.add_parser("bench", help="run an experiment headless and record every run")
-    bench.add_argument("experiment", help="a name in experiments/ or a path to a .toml file")
-    bench.add_argument("--resume", action="store_true", help="continue the newest results folder of this experiment")
-    bench.add_argument("--backend", choices=backends.BACKENDS, default="native")
-    bench.add_argument("--calibrate", action="store_true", help="after each run, measure the same endpoint with wrk")
-    bench.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
-    bench.add_argument("--repeats", type=int, help="run each configuration N times, interleaved (default: the experiment's)")
-    bench.set_defaults(run=cmd_bench)
-    capacity = sub.add_parser("capacity", help="the highest arrival rate held at SLO_P95_MS, by a bounded search")
-    capacity.add_argument("--experiment", help="a capacity experiment (many configurations) instead of the knobs")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str, *names: str) -> argparse.ArgumentParser:
+        each = sub.add_parser(name, help=help)
+        each.set_defaults(run=run)
+        for option in names:
+            flags.add(each, option)
+        return each
+
+    command("up", cmd_up, "start PostgreSQL, the app in MODE and the Locust web UI; Ctrl-C stops", "BACKEND", "LOCUST_WORKERS")
+    command("down", cmd_down, "stop everything the lab started, on whichever backend")
+    flags.add(command("demo", cmd_demo, "the post's quick check: N concurrent requests", "BACKEND"), "N", "-n", "--requests")
+    bench = command("bench", cmd_bench, "run EXPERIMENT headless and record every run; with APP= alone, decide how to "
+                    "serve the app", "BACKEND", "RESUME", "CALIBRATE", "DETACH", "REPEATS", "MINUTES")  # fmt: skip
+    flags.add(bench, "EXPERIMENT", positional=True)
+    capacity = command("capacity", cmd_capacity, "the highest arrival rate held at SLO_P95_MS, by a bounded search; "
+                       "with APP= and no MODE, decide as bench does", "EXPERIMENT", "BACKEND", "DETACH", "MINUTES")  # fmt: skip
     capacity.add_argument("--steps", type=int, default=8, help="steps at most per configuration")
-    capacity.add_argument("--backend", choices=backends.BACKENDS, default="native")
-    capacity.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
     capacity.add_argument("--again", metavar="RESULTS", help="work a finished search's answers out anew from its records")
-    capacity.set_defaults(run=cmd_capacity)
-    compare = sub.add_parser("compare", help="each figure's change from BASE to NEW with its interval, and a verdict")
-    compare.add_argument("base", help="the results folder compared against")
-    compare.add_argument("new", help="the results folder judged against it")
-    compare.set_defaults(run=cmd_compare)
-    decide = sub.add_parser("decide", help="APP: measure each path, try the configurations worth trying, pick one")
-    decide.add_argument("--backend", choices=backends.BACKENDS, default="native")
-    decide.add_argument("--minutes", default="20", help="the time budget of the whole decision, stated before it starts")
-    decide.add_argument("--detach", action="store_true", help="run in the background, its progress in a log")
-    decide.set_defaults(run=cmd_decide)
-    report = sub.add_parser("report", help="build report.html, report.md and charts from a results folder")
-    report.add_argument("results", type=Path, nargs="?", default=latest())
-    report.set_defaults(run=cmd_report)
-    sub.add_parser("modes", help="list the server modes").set_defaults(run=cmd_modes)
-    sub.add_parser("knobs", help="list the knobs and their defaults").set_defaults(run=cmd_knobs)
-    serve = sub.add_parser("serve", help="PostgreSQL and the server of MODE alone, on BIND, for a lab on another host")
-    serve.set_defaults(run=cmd_serve)
-    worker = sub.add_parser("worker", help="join the Locust master of a bench on another host as a Locust worker")
-    worker.add_argument("--master", required=True, help="the host whose bench runs with LOCUST_REMOTE_WORKERS=N")
-    worker.add_argument("--master-port", type=int, help="its port for workers (default LOCUST_MASTER_PORT, 5557)")
-    worker.add_argument("--processes", type=int, default=1, help="Locust worker processes on this host")
+    compare = command("compare", cmd_compare, "each figure's change from BASE to NEW with its interval, and a verdict")
+    flags.add(compare, "BASE", positional=True)
+    flags.add(compare, "NEW", positional=True)
+    command("decide", cmd_decide, "APP: measure each path, try the configurations worth trying, pick one", "BACKEND",
+            "MINUTES", "DETACH")  # fmt: skip
+    flags.add(command("report", cmd_report, "build report.html, report.md and charts from a results folder"), "RESULTS",
+                positional=True)  # fmt: skip
+    command("modes", cmd_modes, "list the server modes")
+    knobs = command("knobs", cmd_knobs, "list the knobs and their defaults")
+    knobs.add_argument("--who", choices=list(Who), action="append", help="the knobs of a run (default), or another group")
+    knobs.add_argument("--markdown", action="store_true", help="as the table of the README and docs/knobs.md")
+    command("serve", cmd_serve, "PostgreSQL and the server of MODE alone, on BIND, for a lab on another host")
+    worker = command("worker", cmd_worker, "join the Locust master of a bench on another host as a Locust worker", "MASTER")
+    flags.add(worker, "LOCUST_MASTER_PORT", "--master-port")
+    flags.add(worker, "LOCUST_WORKERS", "--processes")
     worker.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the master before the first run")
-    worker.set_defaults(run=cmd_worker)
-    args = parser.parse_args(argv)
+    command("logs", cmd_logs, "follow the logs of the running lab", "BACKEND")
+    command("ps", cmd_ps, "list the lab's processes or containers", "BACKEND")
+    command("images", cmd_images, "build the local stand-in images (IMAGES=local): Debian via debootstrap, no registry")
+    command("k8s", cmd_k8s, "render Kubernetes manifests for MODE/CPUS/... into K8S_OUT", "K8S_OUT", "LOCUST_WORKERS",
+            "K8S_SECRET", "K8S_REGISTRY")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = command_line().parse_args(argv)
     try:
+        args.given = flags.resolve(args)
+        if "backend" in args:
+            args.backend = backends.resolve(args.backend)
+        args = route(args)
         if args.command in APP_COMMANDS and os.environ.get("APP"):
             from lab.stack.app_venv import prepare
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from contract.declared import Who, declared
 from contract.knobs import Knobs, parse
 from lab.stack.backends.native import AppServer
 from lab.stack.checkout import ROOT
@@ -61,9 +62,11 @@ def knobs(**values: object) -> Knobs:
 
 
 def lab_env(place: Place, **extra: str) -> dict[str, str]:
-    """The environment for running `python -m lab` as a user would, at the test's place."""
-    env = dict(os.environ)
+    """The environment for running `python -m lab` as a user would, at the test's place: on the native backend
+    unless the test says otherwise, and none of a command's options (RESUME, DETACH, ...) but those it names."""
+    env = {name: value for name, value in os.environ.items() if name not in declared(Who.COMMAND)}
     env.update(
+        BACKEND="native",
         LAB_STATE_DIR=str(place.state),
         APP_PORT=str(place.app_port),
         PG_PORT=str(place.pg_port),

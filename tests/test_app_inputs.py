@@ -164,7 +164,8 @@ def test_the_teams_locustfile_is_loaded_beside_the_labs_on_both_backends(tmp_pat
 def test_capacity_refuses_a_locustfile_before_anything_starts(tmp_path: Path):
     (tmp_path / "locustfile.py").write_text("")
     place = make_place(tmp_path / "state", 9)
-    env = lab_env(place, APP="shop:app", LOCUSTFILE=str(tmp_path / "locustfile.py"))
+    # with a MODE: a capacity search of the app (without one, `make capacity APP=...` decides how to serve it)
+    env = lab_env(place, APP="shop:app", MODE="gunicorn", LOCUSTFILE=str(tmp_path / "locustfile.py"))
     done = subprocess.run([sys.executable, "-m", "lab", "capacity", "--backend", "native"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env=env)  # fmt: skip
     assert done.returncode == 2 and "LOCUSTFILE is not run by `make capacity`" in done.stderr

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from contract.knobs import COMPARE_ASPECTS, THRESHOLD_UNITS, KnobError, compare_settings
+from contract.comparing import COMPARE_ASPECTS, THRESHOLD_UNITS
+from contract.knobs import KnobError, compare_settings
 from lab.__main__ import main
 from lab.analysis.stats import Interval, t_critical
 from lab.compare import render, words

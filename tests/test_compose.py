@@ -184,13 +184,18 @@ def test_postgres_is_initialised_from_the_native_seed_and_healthchecked():
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_make_up_runs_the_lab_on_the_chosen_backend(mode):
-    result = subprocess.run(["make", "-n", "up", f"MODE={mode}", "BACKEND=compose"], cwd=ROOT, capture_output=True, text=True)
+    # make passes MODE and BACKEND in the environment, where `lab up` reads them (tests/test_command_line.py)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "up", f"MODE={mode}", "BACKEND=compose"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
-    assert "-m lab up --backend compose" in result.stdout
+    assert result.stdout.splitlines()[-1] == ".venv/bin/lab up"
 
 
 def test_make_refuses_a_bad_mode_for_compose():
-    result = subprocess.run(["make", "-n", "up", "MODE=nope", "BACKEND=compose"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "up", "MODE=nope", "BACKEND=compose"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "MODE='nope' is not valid" in result.stderr
     assert "lab up" not in result.stdout
@@ -232,9 +237,16 @@ def test_compose_bench_environment_names_the_mode_and_its_service(mode):
 
 def test_make_bench_passes_the_backend():
     result = subprocess.run(
-        ["make", "-n", "bench", "BACKEND=compose", "EXPERIMENT=smoke"], cwd=ROOT, capture_output=True, text=True
+        ["make", "--no-print-directory", "-n", "bench", "BACKEND=compose", "EXPERIMENT=smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
-    assert "lab bench smoke --backend compose" in result.stdout
+    assert result.stdout.splitlines()[-1] == ".venv/bin/lab bench"  # BACKEND and EXPERIMENT in its environment
+    refused = subprocess.run(
+        ["make", "--no-print-directory", "-n", "bench", "BACKEND=docker"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert "BACKEND='docker' is not valid: BACKEND takes one of auto, native, compose, remote" in refused.stderr
 
 
 def readme_knobs(readme: str) -> dict[str, tuple[str, str]]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import pytest
 
-from contract.knobs import KNOBS, parse
+from contract.knobs import KNOBS, KnobError, parse
 from contract.modes import MODES
 from contract.serve import server_plan
-from lab.results.experiments import EXPERIMENTS, ExperimentError, expand, knobs_of, load
+from lab.results.experiments import EXPERIMENTS, ExperimentError, expand, given_values, knobs_of, load
 from lab.results.folder import RecordError
 from lab.results.record import read_record, record_json
 from lab.results.run_files import load_records, read_records
@@ -163,3 +164,69 @@ def test_a_knob_that_does_not_apply_leaves_one_run_with_its_default():
     assert not any("nopool" in i for i in ids if i.startswith("async"))
     # async: io, cpu x offload, mix x share x offload; threaded the same with the pool for offload
     assert len(ids) == len(set(ids)) == (1 + 2 + 4) + (2 + 2 + 4)
+
+
+# ---------------------------------------------------------------- the experiment's own value, the command line's, the default
+
+ONE = {"matrix": [{"modes": "async", "workloads": "cpu"}, {"modes": "gunicorn", "workloads": "cpu", "primes_limit": 50_000}]}
+
+
+def test_a_knob_given_on_the_command_line_is_taken_where_the_experiment_has_none():
+    runs = {r.mode: r for r in expand("t", ONE, given={"PRIMES_LIMIT": "100000", "CPUS": "2"}).runs}
+    assert runs["async"].knobs.primes_limit == 100_000  # was the experiments' default, 20,000, in silence
+    assert runs["gunicorn"].knobs.primes_limit == 50_000  # the experiment's own value wins
+    assert {r.knobs.cpus for r in runs.values()} == {2}
+    assert {r.knobs.users for r in runs.values()} == {10}  # neither: the experiments' default
+    assert expand("t", ONE).runs[0].knobs.primes_limit == 20_000
+
+
+def test_the_file_s_top_level_wins_over_the_command_line_and_a_matrix_over_both():
+    data = {"primes_limit": 30_000, **ONE}
+    runs = {r.mode: r for r in expand("t", data, given={"PRIMES_LIMIT": "100000"}).runs}
+    assert (runs["async"].knobs.primes_limit, runs["gunicorn"].knobs.primes_limit) == (30_000, 50_000)
+
+
+def test_an_overridden_knob_is_said_in_one_line_naming_it_both_values_and_the_winner():
+    exp = expand("my", ONE, given={"PRIMES_LIMIT": "100000", "USERS": "4"})
+    assert exp.overridden == [
+        "experiment my: primes_limit = 50000 in the experiment wins over PRIMES_LIMIT=100000 from the command line or "
+        "environment; matrix 1, without one, takes 100000"
+    ]
+    modes = expand("my", {"matrix": [{"modes": ["async", "threaded"]}]}, given={"MODE": "gunicorn"}).overridden
+    assert modes == ['experiment my: modes = ["async", "threaded"] in the experiment wins over MODE=gunicorn from the '
+                     "command line or environment"]  # fmt: skip
+
+
+def test_a_given_value_the_experiment_also_says_is_not_an_override():
+    data = {"primes_limit": 30_000, "cpus": 1, "matrix": [{"modes": ["async"]}]}
+    assert expand("t", data, given={"PRIMES_LIMIT": "30000", "CPUS": "1.0", "MODE": "async"}).overridden == []
+
+
+def test_load_reads_the_command_line_from_the_environment_and_says_what_the_experiment_overrode(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "my.toml"
+    path.write_text('[[matrix]]\nmodes = "async"\nworkloads = "cpu"\nusers = 3\n')
+    monkeypatch.setenv("PRIMES_LIMIT", "100000")
+    monkeypatch.setenv("USERS", "7")
+    monkeypatch.setenv("CPUS", "")  # make exports a knob it was not given as an empty variable: not given
+    (run,) = load(str(path)).runs
+    assert (run.knobs.primes_limit, run.knobs.users, run.knobs.cpus) == (100_000, 3, 1)
+    said = capsys.readouterr().err.splitlines()
+    assert said == ["experiment my: users = 3 in the experiment wins over USERS=7 from the command line or environment"]
+
+
+def test_run_time_given_is_the_whole_locust_run_and_the_warm_up_comes_out_of_it():
+    (run,) = expand("t", {"warmup": 5, "matrix": [{"modes": "async", "workloads": "io"}]}, given={"RUN_TIME": "1m"}).runs
+    assert (run.warmup, run.run_time, run.knobs.run_time) == (5, 55, "60s")
+    (own,) = expand("t", {"run_time": 4, "matrix": [{"modes": "async", "workloads": "io"}]}, given={"RUN_TIME": "1m"}).runs
+    assert own.run_time == 4
+    with pytest.raises(ExperimentError, match=r"matrix 1: RUN_TIME=2s is the whole Locust run: it takes more than the warmup"):
+        expand("t", {"matrix": [{"modes": "async"}]}, given={"RUN_TIME": "2s"})
+
+
+def test_what_was_given_is_checked_and_said_again_in_the_command_that_resumes(monkeypatch):
+    monkeypatch.setenv("PRIMES_LIMIT", "many")
+    with pytest.raises(KnobError, match=r"^PRIMES_LIMIT='many' is not valid: PRIMES_LIMIT takes an integer from 2"):
+        given_values(os.environ)
+    exp = expand("t", ONE, given={"PRIMES_LIMIT": "100000", "ARRIVALS": "constant"})
+    assert exp.given_args == " PRIMES_LIMIT=100000 ARRIVALS=constant"
+    assert {r.arrivals for r in exp.runs} == {"constant"}

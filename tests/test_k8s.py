@@ -85,7 +85,7 @@ def cpus_of(quantity: str) -> float:
 
 def run_cli(out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    return subprocess.run([sys.executable, "-m", "lab.stack.kubernetes", "--out", str(out), *args], env={**base, **env}, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "lab", "k8s", "--out", str(out), *args], env={**base, **env}, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 

@@ -1,10 +1,11 @@
-"""`python -m lab up` (what `make up` runs) starts everything and leaves nothing behind.
+"""`lab up` (what `make up` runs; `python -m lab up` alike) starts everything and leaves nothing behind.
 
 Each test runs the real command line at a place of its own: its own state folder and ports.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -159,7 +160,9 @@ def test_bad_knob_stops_before_anything_starts(lab_place, env, message):
 
 
 def test_bad_knob_in_make_stops_before_anything_starts():
-    result = subprocess.run(["make", "-n", "up", "MODE=fastest"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "up", "MODE=fastest"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "MODE='fastest' is not valid" in result.stderr
 
@@ -181,3 +184,20 @@ def test_make_help_needs_no_virtual_environment():
                             timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Modes (MODE=...):" in result.stdout and "MIX_CPU_SHARE" in result.stdout
+
+
+# make's own targets: it sets the lab up, locks, tests and lints it, and starts a Docker engine; `lab decide` is
+# what `make bench APP=...` and `make capacity APP=...` become (tests/test_command_line.py)
+MAKE_ONLY = {"help", "setup", "lock", "engine", "engine-stop", "test", "test-fast", "lint", "clean"}
+LAB_ONLY = {"decide"}
+
+
+def test_make_help_and_lab_help_list_the_same_commands():
+    made = subprocess.run(["make", "help", f"PYTHON={sys.executable} -S"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    targets = set(re.findall(r"^  ([a-z0-9-]+) ", made.stdout.split("\n\n")[1], re.M))  # its block: after the usage
+    said = subprocess.run([PYTHON, "-m", "lab", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    commands = set(re.search(r"^usage: lab \[-h\]\s+\{([^}]+)\}", said.stdout, re.M)[1].split(","))  # type: ignore[index]
+    assert made.returncode == said.returncode == 0, made.stderr + said.stderr
+    assert targets - MAKE_ONLY == commands - LAB_ONLY
+    assert targets >= MAKE_ONLY and commands >= LAB_ONLY

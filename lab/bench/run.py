@@ -173,7 +173,8 @@ def run_experiment(
         flush=True,
     )
     repeats = max(c.repeat for c in experiment.runs)
-    command = command or f"make bench EXPERIMENT={experiment.name}" + (f" REPEATS={repeats}" if repeats else "")
+    again = f"make bench EXPERIMENT={experiment.name}{experiment.given_args}"  # with what was given, so RESUME=1 runs it
+    command = command or again + (f" REPEATS={repeats}" if repeats else "")
     with opened(place, experiment.runs, backend_name, folder, command) as (where, state_hook):
         _run_all(experiment, todo, folder, where, state_hook, calibrate, f"{command} RESUME=1", settled)
     return folder

@@ -11,7 +11,7 @@ from lab.analysis.stats import Interval, mean_interval
 
 
 class Figure(StrEnum):
-    """A figure by the name THRESHOLDS gives it (contract.knobs.THRESHOLD_UNITS), in its own unit: req/s, ms,
+    """A figure by the name THRESHOLDS gives it (contract.comparing.THRESHOLD_UNITS), in its own unit: req/s, ms,
     a share of requests, ms of CPU per request, req/s held at the target, MB per worker."""
 
     RPS = "rps"

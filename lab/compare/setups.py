@@ -12,7 +12,7 @@ from typing import Literal, get_args
 from lab.compare.figures import Figure, Reading
 
 # What sets two configurations apart: the fields of Setup, by the names COMPARE_ACROSS takes
-# (contract.knobs.COMPARE_ASPECTS).
+# (contract.comparing.COMPARE_ASPECTS).
 Aspect = Literal["mode", "workers", "threads", "cpus", "workload", "arrivals", "target", "db_pool", "cpu_offload",
                  "interpreter", "app", "backend"]  # fmt: skip
 ASPECTS: tuple[Aspect, ...] = get_args(Aspect)

@@ -1,7 +1,7 @@
 """THRESHOLDS="p95<300ms rps>50 failures<1%": absolute limits in k6's words, judged on each figure's 95%
 interval rather than its point. A limit is broken only where the whole interval lies past it, held where the
 whole interval keeps it, and unsure where the interval straddles it. Pure; the text is read by the knob's
-own grammar (contract.knobs.thresholds), so a bad THRESHOLDS stops `make` before anything starts."""
+own grammar (contract.comparing.thresholds), so a bad THRESHOLDS stops `make` before anything starts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contract.knobs import thresholds as terms
+from contract.comparing import thresholds as terms
 from lab.analysis.stats import Interval
 from lab.compare.figures import Figure
 from lab.compare.setups import Group, Setup

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields
 
-from contract.knobs import KnobError, Knobs, parse
+from contract.knobs import KNOBS, KnobError, Knobs, parse
 
 # The form's fields: the server's settings, and WORKLOAD (with its share), which Locust's users send.
 FORM = ("MODE", "WORKERS", "THREADS", "CPUS", "IO_SECONDS", "PRIMES_LIMIT", "WORKLOAD", "MIX_CPU_SHARE")
-LOCUST_ONLY = {"workload", "mix_cpu_share", "users", "spawn_rate", "run_time"}  # settings of the users, not the server
+# settings of the users, not the server; WORKLOAD too, where the running server serves it (serves)
+LOCUST_ONLY = {name.lower() for name, knob in KNOBS.items() if not knob.server} | {"workload"}
 
 
 def requested(running: Knobs, form: Mapping[str, object]) -> Knobs:

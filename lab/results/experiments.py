@@ -3,27 +3,39 @@
 A file holds defaults at the top level and one or more [[matrix]] tables; each matrix is the
 product of its lists (modes x workloads x cpus x users x workers x threads). WORKERS and
 THREADS only multiply the modes that have them.
+
+A run's value for a key comes from the first of: the experiment's own (its [[matrix]] table, then
+the file's top level); the command line or the environment (PRIMES_LIMIT=100000, ...); DEFAULTS.
+Where the experiment overrides a value given on the command line, one line on stderr says so.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shlex
 import sys
 import tomllib
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contract.declared import DECLARED
 from contract.knobs import KNOBS, KnobError, Knobs, Offload, applies, parse, setting
 from contract.modes import MODES
+from contract.parsers import run_time_seconds
 from contract.serve import app_skip
 from lab.stack.backend_names import BACKENDS
 from lab.stack.checkout import ROOT
 
 EXPERIMENTS = ROOT / "experiments"
-# An experiment's keys for knobs are the knobs' own names in lower case, but for these plurals.
-KNOB_KEYS = {"modes": "MODE", "workloads": "WORKLOAD"}
+# The variables an experiment sets by a key of its own (the knobs, by their names in lower case but for the plurals
+# modes and workloads; ARRIVALS and SLO_P95_MS), each by the key it stands for: what the command line or the
+# environment may give it too. RUN_TIME is the whole Locust run: the measured run_time is what the warm-up leaves.
+GIVEN_KEYS = {knob.experiment_key: name for name, knob in DECLARED.items() if knob.experiment_key}
 RUN_KEYS = ("warmup", "run_time", "locust_processes", "backends", "arrival_rate", "arrivals")  # how and where a run is measured
 LIST_KEYS = ("modes", "workloads", "cpus", "users", "workers", "threads", "db_pool", "cpu_offload", "mix_cpu_share",
              "backends")  # fmt: skip
@@ -153,16 +165,33 @@ class Experiment:
     runs: list[RunConfig]
     source: dict[str, Any]
     budget_s: float | None = None  # `budget_minutes`: the time a capacity experiment promises to fit in
+    given: dict[str, str] = field(default_factory=dict)  # what the command line or environment gave (GIVEN_KEYS' names)
+    overridden: list[str] = field(default_factory=list)  # a line for each given value the experiment's own overrides
+
+    @property
+    def given_args(self) -> str:
+        """What was given, as typed on a command line again (" PRIMES_LIMIT=100000"): RESUME=1 runs what ran."""
+        return "".join(f" {name}={shlex.quote(text)}" for name, text in self.given.items())
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def expand(name: str, data: dict[str, Any], repeats: int | None = None) -> Experiment:
+def given_values(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of GIVEN_KEYS that `env` sets (an empty one, as make exports an unset variable, gives nothing);
+    KnobError names a knob's value that does not read."""
+    given = {name: text for name in GIVEN_KEYS.values() if (text := env.get(name, "").strip())}
+    for name in given.keys() & KNOBS.keys():
+        KNOBS[name].read(given[name])
+    return given
+
+
+def expand(name: str, data: dict[str, Any], repeats: int | None = None, given: Mapping[str, str] | None = None) -> Experiment:
     """The experiment's runs; with repeats (REPEATS, or its `repeats` key), each configuration N times,
     interleaved (every configuration once, then again), so that a machine drifting over the
-    experiment moves every configuration alike."""
+    experiment moves every configuration alike. `given`: what the command line gave (given_values),
+    taken where the experiment has no value of its own."""
     matrices = data.get("matrix")
     if not matrices:
         raise ExperimentError(f"experiment {name}: needs at least one [[matrix]] table")
@@ -175,25 +204,69 @@ def expand(name: str, data: dict[str, Any], repeats: int | None = None) -> Exper
     budget = data.get("budget_minutes")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0):
         raise ExperimentError(f"experiment {name}: budget_minutes={budget!r} is not valid: it takes a number of minutes above 0")
+    given = dict(given or {})
+    by_key = {key: given[env] for key, env in GIVEN_KEYS.items() if env in given and key not in OWN_KEYS}
     runs: dict[str, RunConfig] = {}
     for i, matrix in enumerate(matrices, 1):
         unknown = set(matrix) - {*LIST_KEYS, *SCALAR_KEYS}
         if unknown:
             raise ExperimentError(f"experiment {name}, matrix {i}: unknown keys {sorted(unknown)}")
-        values = {**DEFAULTS, **{k: v for k, v in data.items() if k not in OWN_KEYS}, **matrix}
-        if "modes" not in values:
-            raise ExperimentError(f"experiment {name}, matrix {i}: 'modes' is required")
-        lists = {k: _as_list(values[k]) for k in LIST_KEYS}
-        for combination in product(*lists.values()):
-            try:
-                config = _config({**values, **dict(zip(lists, combination, strict=True))})
-            except (KnobError, TypeError, ValueError) as error:
-                raise ExperimentError(f"experiment {name}, matrix {i}: {error}") from None
-            runs.setdefault(config.id, config)  # a knob that does not apply leaves one run, not several
+        own = {**{k: v for k, v in data.items() if k not in OWN_KEYS}, **matrix}
+        if "modes" not in own and "modes" not in by_key:
+            raise ExperimentError(f"experiment {name}, matrix {i}: 'modes' is required (or MODE on the command line)")
+        try:
+            for config in _runs_of(own, by_key):
+                runs.setdefault(config.id, config)  # a knob that does not apply leaves one run, not several
+        except (KnobError, TypeError, ValueError) as error:
+            raise ExperimentError(f"experiment {name}, matrix {i}: {error}") from None
     configs = list(runs.values())
     if count > 1:
         configs = [replace(config, repeat=r) for r in range(1, count + 1) for config in configs]
-    return Experiment(name, str(data.get("description", "")), configs, data, budget * 60.0 if budget else None)
+    return Experiment(name, str(data.get("description", "")), configs, data, budget * 60.0 if budget else None, given,
+                      overridden(name, data, given))  # fmt: skip
+
+
+def _runs_of(own: dict[str, Any], by_key: dict[str, str]) -> Iterator[RunConfig]:
+    """A matrix's runs, the product of its lists; each value the experiment's own, else the given one, else DEFAULTS."""
+    values = {**DEFAULTS, **by_key, **own}
+    if "run_time" in by_key and "run_time" not in own:  # RUN_TIME is the whole Locust run: measured is what warm-up leaves
+        values["run_time"] = run_time_seconds(by_key["run_time"]) - float(values["warmup"])
+        if values["run_time"] <= 0:
+            raise ValueError(f"RUN_TIME={by_key['run_time']} is the whole Locust run: it takes more than the warmup of "
+                             f"{values['warmup']} s")  # fmt: skip
+    lists = {k: _as_list(values[k]) for k in LIST_KEYS}
+    for combination in product(*lists.values()):
+        yield _config({**values, **dict(zip(lists, combination, strict=True))})
+
+
+def overridden(name: str, data: dict[str, Any], given: Mapping[str, str]) -> list[str]:
+    """A line for each value given on the command line (or in the environment) that the experiment's own overrides:
+    the variable, both values and which won; and the matrices, if any, that take the given value still."""
+    lines = []
+    matrices = data.get("matrix") or []
+    for key, env in GIVEN_KEYS.items():
+        if env not in given:
+            continue
+        tables = [data] if key in OWN_KEYS else [data, *matrices]
+        own = [table[key] for table in tables if key in table]
+        if all(_same(env, value, given[env]) for found in own for value in _as_list(found)):
+            continue  # nothing of its own, or the same value
+        shown = " or ".join(dict.fromkeys(json.dumps(value) for value in own))
+        taking = [str(i) for i, matrix in enumerate(matrices, 1) if key not in matrix] if key not in data else []
+        rest = f"; matrix {', '.join(taking)}, without one, takes {given[env]}" if taking else ""
+        lines.append(f"experiment {name}: {key} = {shown} in the experiment wins over {env}={given[env]} from the command "
+                     f"line or environment{rest}")  # fmt: skip
+    return lines
+
+
+def _same(env: str, value: Any, text: str) -> bool:
+    """Does the experiment's value say what the given text says (30_000 and 30000, 1 and 1.0)?"""
+    if env in KNOBS:
+        try:
+            return KNOBS[env].parse(str(value)) == KNOBS[env].parse(text)
+        except ValueError:
+            pass
+    return str(value) == text
 
 
 def _config(values: dict[str, Any]) -> RunConfig:
@@ -202,7 +275,7 @@ def _config(values: dict[str, Any]) -> RunConfig:
     warmup, run_time, processes = float(values["warmup"]), float(values["run_time"]), int(values["locust_processes"])
     if warmup < 0 or run_time <= 0 or processes < 1:
         raise ValueError("warmup must be >= 0, run_time > 0 and locust_processes >= 1")
-    env = {KNOB_KEYS.get(key, key.upper()): value for key, value in values.items() if key not in RUN_KEYS}
+    env = {GIVEN_KEYS.get(key, key.upper()): value for key, value in values.items() if key not in RUN_KEYS}
     env = {name: str(value) for name, value in env.items() if name in KNOBS and value is not None}
     mode = MODES.get(env["MODE"])
     if mode is not None:
@@ -226,7 +299,10 @@ def load(name: str, repeats: int | None = None) -> Experiment:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(f"{path}: not valid TOML: {error}") from None
-    return for_app(expand(path.stem, data, repeats))
+    experiment = expand(path.stem, data, repeats, given_values(os.environ))
+    for line in experiment.overridden:
+        print(line, file=sys.stderr)
+    return for_app(experiment)
 
 
 def for_app(experiment: Experiment) -> Experiment:

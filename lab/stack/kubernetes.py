@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import secrets
 import shlex
@@ -38,7 +37,6 @@ from lab.stack.images import IMAGES
 Doc = dict[str, object]  # one Kubernetes object (or the kustomization), as YAML will show it
 
 COMPOSE_FILE = ROOT / "compose.yaml"
-DEFAULT_OUT = ROOT / "k8s" / "out"
 # The settings that are secrets: a pod reads them from a Secret, never from a value written here.
 SECRET_KEYS = ("DB_PASSWORD", "DJANGO_SECRET_KEY")
 POSTGRES_PORT = 5432  # where PostgreSQL's image listens; compose's DATABASE_URL says postgres:5432 too
@@ -463,21 +461,15 @@ def write(out: Path, knobs: Knobs, rendered: Rendered) -> list[Path]:
     return written
 
 
-def _workers(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise argparse.ArgumentTypeError(f"LOCUST_WORKERS={text!r} is not valid: it takes an integer from 1 to 1000")
-    return int(text)
-
-
 def _secret_name(text: str) -> str:
     if len(text) > 253 or not DNS_NAME.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a Secret name: lower-case letters, digits, '-' and '.'")
+        raise KnobError(f"K8S_SECRET={text!r} is not a Secret name: lower-case letters, digits, '-' and '.'")
     return text
 
 
 def _registry(text: str) -> str:
     if not text.strip("/") or any(c.isspace() for c in text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a registry, such as registry.example.com/lab")
+        raise KnobError(f"K8S_REGISTRY={text!r} is not a registry, such as registry.example.com/lab")
     return text.rstrip("/")
 
 
@@ -488,17 +480,12 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.stack.kubernetes", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the folder to write (default k8s/out)")
-    parser.add_argument("--locust-workers", type=_workers, default=os.environ.get("LOCUST_WORKERS") or "1",
-                        help="Locust worker replicas (default LOCUST_WORKERS, else 1)")  # fmt: skip
-    parser.add_argument("--secret", type=_secret_name, help="an existing Secret with DB_PASSWORD and DJANGO_SECRET_KEY")
-    parser.add_argument(
-        "--registry", type=_registry, help="where the images built here are pushed, e.g. registry.example.com/lab"
-    )
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace, given: set[str]) -> int:
+    """`make k8s` (`lab k8s`), its options read (contract/flags.py): the manifests of the knobs, written into K8S_OUT."""
     try:
+        args.out = Path(args.k8s_out) if "K8S_OUT" in given else ROOT / args.k8s_out  # the default: the checkout's
+        args.secret = args.k8s_secret and _secret_name(args.k8s_secret)
+        args.registry = args.k8s_registry and _registry(args.k8s_registry)
         knobs = from_environ()
         rendered = render(knobs, locust_workers=args.locust_workers, secret=args.secret, registry=args.registry)
     except KnobError as error:  # nothing is written
@@ -522,7 +509,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"UI:     kubectl -n {ns} port-forward svc/locust-master {ui}:8089, then http://127.0.0.1:{ui}")
     print(f"remove: kubectl delete -k {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

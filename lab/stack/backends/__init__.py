@@ -22,7 +22,24 @@ if TYPE_CHECKING:  # stdlib only at import: `make help` runs before any virtual 
     from lab.stack.place import Place
     from lab.stack.stack_state import StackState
 
-__all__ = ["BACKENDS", "App", "Backend", "Limit", "LocustOptions", "RunFacts", "Serving", "down", "get", "stop_leftovers"]
+__all__ = ["BACKENDS", "App", "Backend", "Limit", "LocustOptions", "RunFacts", "Serving", "down", "get", "resolve",
+           "stop_leftovers"]  # fmt: skip
+
+
+def resolve(name: str) -> str:
+    """BACKEND as the lab runs it: TARGET (a server the lab did not start) takes remote; auto is compose where a
+    Docker engine answers within 5 s, native otherwise."""
+    from contract.knobs import KnobError, setting
+    from lab.stack.backends.compose_cli import engine_answers
+
+    if target := setting("TARGET"):
+        if name not in ("auto", "remote"):
+            raise KnobError(f"TARGET={target} is a server the lab did not start: it takes BACKEND=remote (or none), "
+                            f"not BACKEND={name}")  # fmt: skip
+        return "remote"
+    if name == "auto":
+        return "compose" if engine_answers(timeout=5) else "native"
+    return name
 
 
 def get(name: str, place: Place | None = None) -> Backend:

@@ -34,8 +34,11 @@ def run(args: list[str], env: dict[str, str], timeout: float = 900) -> str:
     return result.stdout
 
 
-def engine_answers() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+def engine_answers(timeout: float = 30) -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=timeout).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):  # no docker here, or an engine that does not answer
+        return False
 
 
 def down(env: dict[str, str] | None = None) -> None:

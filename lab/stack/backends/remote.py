@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from contract.cgroup import CpuUsage
-from contract.knobs import Knobs, setting
+from contract.knobs import KNOBS, Knobs, setting
 from lab.stack import machine_cpu, stack_state
 from lab.stack.backends.leftovers import stop_leftovers
 from lab.stack.backends.native import NativeBackend
@@ -36,7 +36,7 @@ from lab.stack.stack_state import StateHook
 
 # What a server reports of itself and a run must match (lab/bench/verification.py), with CPUS, checked against
 # its limit: the knobs a lab on another host measures it with.
-SERVER_KNOBS = ("MODE", "WORKLOAD", "CPUS", "WORKERS", "THREADS", "IO_SECONDS", "PRIMES_LIMIT", "DB_POOL", "CPU_OFFLOAD")
+SERVER_KNOBS = tuple(name for name, knob in KNOBS.items() if knob.server)
 TIMEOUT = 10.0  # seconds for the target's report of itself: a busy one-thread server answers it in turn
 LIMIT_TOLERANCE = 0.005  # CPUs: a CFS quota is whole microseconds of its period
 
