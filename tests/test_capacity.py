@@ -236,7 +236,9 @@ def test_a_real_search_brackets_the_queueing_prediction_and_records_every_steps_
     for record in records:
         step = record["capacity_step"]
         assert step["slo_p95_ms"] == 100 and step["verdict"] in ("held", "broke", "unsure") and step["why"]
-        assert step["offered_rps"] == pytest.approx(step["nominal_rps"], rel=0.35) and step["answered"] > 50
+        assert step["offered_rps"] == pytest.approx(step["nominal_rps"], rel=0.35)
+        # a window the machine bounded (other work on a busy machine) counts for nothing, and says so
+        assert step["answered"] > 50 or step["why"].startswith("bounded by the load generator or the machine"), step
         assert step["p95_low_ms"] is None or step["p95_low_ms"] <= step["p95_ms"]
         assert (folder / record["timeline"]["file"]).exists()
     # the answer worked out anew from the records alone is the one the search gave

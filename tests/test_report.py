@@ -86,6 +86,10 @@ def test_conclusions_follow_the_data(copied):
         record = json.loads(path.read_text())
         if record["config"]["id"].startswith("nothreading-io"):
             record["locust"]["rps"] = 10_000.0
+            if record.get("intervals"):  # its interval with it, far from every other mode's: never level with one
+                record["intervals"]["rps"] = {"estimate": 10_000.0, "low": 9_900.0, "high": 10_100.0, "n": 5}
+            # a run the lab flagged (a busy CI machine bounding it) is named apart, not as the fastest: not here
+            record.update(bounded_by_machine=False, bounded_by_load_generator=False, findings=[], warnings=[])
             path.write_text(json.dumps(record))
     build(copied)
     after = (copied / "report.md").read_text().split("## Runs")[0]
