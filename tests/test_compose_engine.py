@@ -97,26 +97,57 @@ class Up:
         return self.proc.wait(timeout=60)
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_every_mode_comes_up_in_containers_answers_right_and_leaves_nothing(mode, place):
-    up = Up(place, MODE=mode, IO_SECONDS="0.05", PRIMES_LIMIT="5000")
+@pytest.fixture(scope="module")
+def one_compose_lab(tmp_path_factory):
+    """One `lab up --backend compose` for every mode's test: each switches the server to its mode through the Lab
+    page's control server, as a user does, instead of bringing the whole stack (PostgreSQL, Locust) up again. On the
+    way out, Ctrl-C stops it all and leaves nothing behind."""
+    place = make_place(tmp_path_factory.mktemp("one-compose-lab") / "lab", OFFSET + 1)
+    up = Up(place, MODE="threaded", IO_SECONDS="0.05", PRIMES_LIMIT="5000")
     try:
-        app = f"http://127.0.0.1:{place.app_port}"
-        for (source, target), rate in seeded_rates().items():
-            assert get(f"{app}/currency/convert?from={source.upper()}&to={target}") == (
-                200, {"from": source, "to": target, "rate": rate, "workload": "io"})  # fmt: skip
-        # the same error contract as native
-        assert get(f"{app}/currency/convert?from=usd")[0] == 400
-        assert get(f"{app}/currency/convert?from=us1&to=gbp")[0] == 400
-        assert get(f"{app}/currency/convert?from=usd&to=xxx") == (404, {"error": "no rate from usd to xxx"})
-        status, health = get(f"{app}/healthz")
-        knobs = parse({"MODE": mode, "IO_SECONDS": "0.05", "PRIMES_LIMIT": "5000"})
-        assert status == 200 and differences(health["server"], knobs) == [], health
-        assert "(a local stand-in)" in up.output
-        assert http_status(f"http://127.0.0.1:{place.locust_port}/") == 200
+        yield place, up
     finally:
         assert up.interrupt() == 0, up.output
     assert not leftovers("container") and not leftovers("volume") and not leftovers("network")
+
+
+def switch_mode(place, mode: str) -> dict:
+    """POST /apply to the Lab page's control server, as the page does (its own origin, JSON; WORKERS and THREADS
+    left empty take the mode's own), again while the lab answers that it is busy with its first verification."""
+    form = {"knobs": {"MODE": mode, "WORKERS": "", "THREADS": ""}}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{place.control_port}/apply", data=json.dumps(form).encode(),
+        headers={"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{place.locust_port}"}, method="POST",
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=240) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 409 or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_mode_comes_up_in_containers_and_answers_right(mode, one_compose_lab):
+    place, up = one_compose_lab
+    applied = switch_mode(place, mode)
+    assert applied["ok"], applied
+    app = f"http://127.0.0.1:{place.app_port}"
+    for (source, target), rate in seeded_rates().items():
+        assert get(f"{app}/currency/convert?from={source.upper()}&to={target}") == (
+            200, {"from": source, "to": target, "rate": rate, "workload": "io"})  # fmt: skip
+    # the same error contract as native
+    assert get(f"{app}/currency/convert?from=usd")[0] == 400
+    assert get(f"{app}/currency/convert?from=us1&to=gbp")[0] == 400
+    assert get(f"{app}/currency/convert?from=usd&to=xxx") == (404, {"error": "no rate from usd to xxx"})
+    status, health = get(f"{app}/healthz")
+    knobs = parse({"MODE": mode, "IO_SECONDS": "0.05", "PRIMES_LIMIT": "5000"})
+    assert status == 200 and differences(health["server"], knobs) == [], health
+    assert "(a local stand-in)" in up.output
+    assert http_status(f"http://127.0.0.1:{place.locust_port}/") == 200
 
 
 def test_distributed_locust_swarms_from_its_web_ui_and_make_down_stops_it_from_another_shell(place):
