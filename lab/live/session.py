@@ -81,6 +81,7 @@ class LiveLab:
         self.folder = folder or new_folder("live")  # one per `make up`, made by its first kept run
         self.operation = threading.Lock()  # one apply or keep at a time; the stack is stopped only after it
         self.stopping = threading.Event()
+        self.first_verification = threading.Event()  # set while the first verification holds `operation`
         self.phase, self.message = VERIFYING, f"verifying the {knobs.mode} server from its own report"
         self.since = now()
         self.verification: Verification | None = None
@@ -214,7 +215,11 @@ class LiveLab:
 
     def _verify_first(self) -> None:
         with self.operation:
-            self._verify()
+            self.first_verification.set()
+            try:
+                self._verify()
+            finally:
+                self.first_verification.clear()
 
     def _verify(self) -> None:
         knobs = self.server_knobs
@@ -310,7 +315,8 @@ class LiveLab:
         """Stop sampling, and wait for an apply or keep under way: the stack is stopped only after it."""
         self.stopping.set()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        # the first verification changes nothing: Ctrl-C stops the stack under it (at IO_SECONDS=5 it takes 20 s)
+        while time.monotonic() < deadline and not self.first_verification.is_set():
             try:
                 if self.operation.acquire(timeout=1.0):
                     self.operation.release()
