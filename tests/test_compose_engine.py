@@ -32,6 +32,7 @@ from .conftest import PYTHON, lab_env, make_place, run_bench
 OFFSET = 20  # ports apart from the native tests'
 PROJECT = "label=com.docker.compose.project=concurrency-lab"
 ENV = {"IMAGES": "local"}
+CTRL_C_BOUND_S = 30  # what Ctrl-C of a compose `make up` may take at most (about 6 s measured)
 
 
 def engine_answers() -> bool:
@@ -107,7 +108,11 @@ def one_compose_lab(tmp_path_factory):
     try:
         yield place, up
     finally:
+        started = time.monotonic()
         assert up.interrupt() == 0, up.output
+        took = time.monotonic() - started
+    # docs/bench.md states the bound: `docker compose down` gives each container 5 s, the rest is the lab's own
+    assert took < CTRL_C_BOUND_S, f"Ctrl-C took {took:.1f} s to stop the compose lab"
     assert not leftovers("container") and not leftovers("volume") and not leftovers("network")
 
 
