@@ -136,10 +136,15 @@ def test_io_wait_happens_in_the_database(place, database):
         ({"mode": "threaded", "db_pool": 0}, {"mode": "threaded"}, "db_pool is '0' in the server, '1' in the run"),
     ],
 )
-def test_a_server_unlike_its_run_fails_verification_naming_the_difference(started, claimed, named, place, database):
+def test_a_server_unlike_its_run_fails_verification_naming_the_difference(started, claimed, named, place, database,
+                                                                        monkeypatch):  # fmt: skip
     from dataclasses import dataclass
 
+    from lab.bench import verification
+
     from .conftest import knobs
+
+    monkeypatch.setattr(verification, "REPORT_WAIT", 2.0)  # a count of workers that differs is waited on: not long here
 
     with running(place, database, io_seconds=0.01, primes_limit=1000, **started) as app:
 

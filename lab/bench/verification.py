@@ -27,6 +27,7 @@ from lab.results.record import CpuReadings, ServerAfter, ServerReport, Verificat
 from lab.results.typedjson import JsonError, read
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
+STARTING = "workers is "  # the one difference a server still starting can show: it counts its workers as they come
 
 
 class VerificationError(RuntimeError):
@@ -110,14 +111,17 @@ def _plain(value: object) -> object:
     return value.value if isinstance(value, Offload) else value
 
 
-def server_report(url: str, knobs: Knobs, wait: float = REPORT_WAIT) -> dict[str, Any]:
-    """The server's report once it agrees with the knobs, or the last one after `wait` seconds
-    (a multi-process server may still be starting workers)."""
-    deadline = time.monotonic() + wait
+def server_report(url: str, knobs: Knobs, wait: float | None = None) -> dict[str, Any]:
+    """The server's report once it agrees with the knobs, or the last one after `wait` seconds while only its count
+    of workers differs (a multi-process server may still be starting them); any other difference is the server's
+    own configuration, which waiting does not change: it is returned at once."""
+    deadline = time.monotonic() + (REPORT_WAIT if wait is None else wait)
     while True:
         status, _, body = get(f"{url}{report_path()}", timeout=10)
         report = body.get("server") or {}
-        if (status == 200 and not differences(report, knobs)) or time.monotonic() > deadline:
+        found = differences(report, knobs)
+        lasting = [d for d in found if not d.startswith(STARTING)]
+        if (status == 200 and (not found or lasting)) or time.monotonic() > deadline:
             return report
         time.sleep(0.2)
 
