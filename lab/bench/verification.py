@@ -27,6 +27,7 @@ from lab.results.record import CpuReadings, ServerAfter, ServerReport, Verificat
 from lab.results.typedjson import JsonError, read
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
+AFTER_WAIT = 5.0  # after a run: a worker its master replaced starts in a second or two, not a whole server
 STARTING = "workers is "  # the one difference a server still starting can show: it counts its workers as they come
 
 
@@ -210,7 +211,7 @@ def after_run(app: Verifiable, knobs: Knobs, before: ServerReport | None, timeli
     status, _, _ = get(f"{app.url}{report_path()}", timeout=10)
     if status != 200:
         return ServerAfter((f"its report of itself answered HTTP {status}",), (), ())
-    raw = server_report(app.url, knobs)  # a replaced worker may still be starting
+    raw = server_report(app.url, knobs, AFTER_WAIT)  # a replaced worker may still be starting
     try:
         report = read_report(raw)
     except VerificationError as error:
