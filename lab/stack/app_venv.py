@@ -232,7 +232,8 @@ def prepare(place: Place | None = None, say: Callable[[str], None] = _say) -> st
     own = env_file(setting("APP_ENV")) if setting("APP_ENV") else {}  # an app may read its environment as it imports
     # ... what the lab gives its servers among it (a Django project's settings read them on import)
     given = {"DATABASE_URL": (place or Place()).postgres().url, **{name: setting(name) for name in SERVER_SETTINGS}}
-    kind = app_interface({**given, **os.environ, **own})
+    # make exports every knob, an unset one empty (its default): an empty one never hides what the lab gives
+    kind = app_interface({**given, **{k: v for k, v in os.environ.items() if v or k not in given}, **own})
     os.environ["APP_INTERFACE"] = kind
     _prepared[inputs] = kind
     return kind
