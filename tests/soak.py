@@ -1,7 +1,7 @@
 """A long `make up` under a steady swarm, with the Lab tab open in a headless browser: every lab process's
 resident memory and open files sampled as it runs, so that a leak shows as a slope, not as a crash days later.
 
-`make soak MINUTES=30` (`python -m tests.soak --minutes 30`; the knobs as for `make up`: MODE, USERS, ...).
+`.venv/bin/python -m tests.soak --minutes 30` (the knobs as for `make up`: MODE, USERS, ...).
 It writes soak.csv (one row per process per sample) and soak.md (each process kind's memory and open files at
 1 and 5 minutes and at the end, and the slope after the first 5 minutes) into a results folder of its own, keeps
 one run at the end through the Lab page and says how large it is, and stops everything it started, on error or
