@@ -90,3 +90,13 @@ def test_a_closed_search_spends_a_step_left_at_the_crossing_only_while_its_band_
     assert narrowing_rate(narrow, [70.0, 90.0, 120.0]) is None  # within ±10%: enough
     assert narrowing_rate(wide, [70.0, 98.0, 120.0]) is None  # a step was offered there already
     assert narrowing_rate(None, [70.0]) is None
+
+
+def test_the_band_is_no_higher_than_the_saturation_of_the_predicted_queue():
+    from lab.analysis.crossing import capped
+
+    flat = Crossing(15.0, 12.0, 112.0, 2)  # two steps near the target: a line so flat its top runs away
+    assert capped(flat, 19.5) == Crossing(15.0, 12.0, 19.5, 2)
+    assert capped(Crossing(15.0, 12.0, None, 2), 19.5) == Crossing(15.0, 12.0, 19.5, 2)  # open: closed at it
+    assert capped(Crossing(15.0, 12.0, 17.0, 4), 19.5) == Crossing(15.0, 12.0, 17.0, 4)  # under it: as found
+    assert capped(flat, None) == flat and capped(None, 19.5) is None

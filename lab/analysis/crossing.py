@@ -11,7 +11,7 @@ steps scatter about the line more than their intervals allow.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -51,6 +51,14 @@ class Crossing:
 
     def __str__(self) -> str:
         return f"{self.estimate:.3g} req/s {band(self.low, self.high)} from {self.steps} steps"
+
+
+def capped(found: Crossing | None, ceiling: float | None) -> Crossing | None:
+    """The band no higher than CEILING, the saturation of the queue the prediction measured: past it the queue
+    grows without end and no p95 target holds, however flat the line over a few steps leaves the band's top."""
+    if found is None or ceiling is None or ceiling <= 0:
+        return found
+    return replace(found, high=min(found.high if found.high is not None else math.inf, ceiling))
 
 
 def band(low: float | None, high: float | None) -> str:

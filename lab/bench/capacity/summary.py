@@ -11,7 +11,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from lab.analysis.crossing import StepP95, crossing_band
+from lab.analysis.crossing import StepP95, capped, crossing_band
 from lab.analysis.latency_parts import grew
 from lab.analysis.model import Arrivals
 from lab.analysis.stats import Interval
@@ -109,12 +109,13 @@ def summarise(config: Configuration, slo_ms: float, records: list[RunRecord], fo
     the slope across the steps where there is one (the first step's carries its idle CPU)."""
     steps = steps_of(records)
     found = capacity_range([(rate, verdict) for rate, verdict, _ in steps])
-    band = crossing_band([p95 for _, _, p95 in steps if p95], slo_ms)
-    estimate = band.estimate if band else None
     cpu = cpu_model(records)
     arrivals: Arrivals = "constant" if config.arrivals == "constant" else "poisson"
     slope = cpu.d_cpu.estimate if cpu and cpu.d_cpu.known and cpu.d_cpu.estimate > 0 else None
     prediction = predict(records[0], folder, slo_ms, arrivals, slope) if records else None
+    near_target = crossing_band([p95 for _, _, p95 in steps if p95], slo_ms)
+    band = capped(near_target, prediction.saturation_rps if prediction else None)  # no p95 holds past saturation
+    estimate = band.estimate if band else None
     wrong = contradiction(found, cpu)
     middle = found.middle
     if estimate is not None and found.low is not None and found.high is not None and not found.crossed:
