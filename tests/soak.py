@@ -157,7 +157,9 @@ def soak(minutes: float, users: int, out: Path) -> Path:
             control = f"http://127.0.0.1:{place.control_port}/keep"
             kept = _post(control, locust, {})
             path = Path(str(kept.get("path", "")))
-            said = f"One run kept at the end: {path} ({folder_size_mb(path)} MB)" if path.exists() else f"keep: {kept}"
+            folder = path if path.is_dir() else path.parent.parent  # the record's runs/ folder lies in the kept one
+            size = folder_size_mb(folder)
+            said = f"One run kept at the end: {path} (its folder {size} MB)" if path.exists() else f"keep: {kept}"
             browser.close()
     finally:
         if up.poll() is None:
