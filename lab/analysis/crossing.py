@@ -69,13 +69,12 @@ def band(low: float | None, high: float | None) -> str:
     return f"[{f'{low:.3g}' if low is not None else 'open'}, {f'{high:.3g}' if high is not None else 'open'}]"
 
 
-def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Weighted least squares y = a + b x: (a, b)."""
-    sw = w.sum()
-    xm, ym = float((w * x).sum() / sw), float((w * y).sum() / sw)
-    sxx = float((w * (x - xm) ** 2).sum())
-    b = float((w * (x - xm) * (y - ym)).sum()) / sxx
-    return ym - b * xm, b
+def _fit(x: np.ndarray, ys: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares y = a + b x for each row of YS (one line, or one per bootstrap draw): (a, b)."""
+    xm = float((w * x).sum() / w.sum())
+    means = ys @ w / w.sum()
+    slopes = ((ys - means[:, None]) * (w * (x - xm))).sum(axis=1) / float((w * (x - xm) ** 2).sum())
+    return means - slopes * xm, slopes
 
 
 def crossing_band(steps: list[StepP95], slo_ms: float, confidence: float = 0.95) -> Crossing | None:
@@ -88,7 +87,7 @@ def crossing_band(steps: list[StepP95], slo_ms: float, confidence: float = 0.95)
     y = np.log([s.p95_ms for s in near])
     sd = np.array([s.log_sd for s in near])
     w = 1 / sd**2
-    a, b = _fit(x, y, w)
+    (a,), (b,) = _fit(x, y[None, :], w)
     if b <= 0:
         return None
     target = math.log(slo_ms)
@@ -98,11 +97,9 @@ def crossing_band(steps: list[StepP95], slo_ms: float, confidence: float = 0.95)
         sd = sd * math.sqrt(max(chi2, 1.0))
     rng = np.random.default_rng(SEED)
     draws = y + rng.standard_normal((DRAWS, len(near))) * sd
-    xm = float((w * x).sum() / w.sum())
-    means = draws @ w / w.sum()
-    slopes = ((draws - means[:, None]) * (w * (x - xm))).sum(axis=1) / float((w * (x - xm) ** 2).sum())
+    intercepts, slopes = _fit(x, draws, w)
     rises = slopes > 0
-    found = np.where(rises, (target - (means - slopes * xm)) / np.where(rises, slopes, 1.0), 0.0)
+    found = np.where(rises, (target - intercepts) / np.where(rises, slopes, 1.0), 0.0)
     # a line that does not rise never meets the target: beyond every rate if the steps sit below it
     found[~rises] = np.where(draws[~rises].mean(axis=1) < target, math.inf, -math.inf)
     tail = (1 - confidence) / 2
