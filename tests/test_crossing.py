@@ -100,3 +100,13 @@ def test_the_band_is_no_higher_than_the_saturation_of_the_predicted_queue():
     assert capped(Crossing(15.0, 12.0, None, 2), 19.5) == Crossing(15.0, 12.0, 19.5, 2)  # open: closed at it
     assert capped(Crossing(15.0, 12.0, 17.0, 4), 19.5) == Crossing(15.0, 12.0, 17.0, 4)  # under it: as found
     assert capped(flat, None) == flat and capped(None, 19.5) is None
+
+
+def test_the_crossing_holds_plain_floats_that_a_record_can_be_written_with():
+    """A numpy scalar in the crossing made `differs_from_prediction` a numpy bool, which capacity.json
+    could not hold: the search ran and its summary failed."""
+    found = crossing_band([step(r, curve(r)) for r in (80, 95, 110, 120)], SLO)
+    assert found is not None
+    for figure in (found.estimate, found.low, found.high):
+        assert type(figure) is float
+    assert type(abs(found.estimate / 90 - 1) > 0.1) is bool

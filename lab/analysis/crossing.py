@@ -105,7 +105,7 @@ def crossing_band(steps: list[StepP95], slo_ms: float, confidence: float = 0.95)
     tail = (1 - confidence) / 2
     low, high = np.quantile(found, [tail, 1 - tail], method="inverted_cdf")
     return Crossing(
-        estimate=estimate,
+        estimate=float(estimate),
         low=float(low) if math.isfinite(low) and low > 0 else None,
         high=float(high) if math.isfinite(high) else None,
         steps=len(near),
