@@ -282,3 +282,16 @@ def test_readme_lists_every_mode_knob_and_target():
     for target in re.findall(r"^([a-z]+):.*## ", makefile, re.M):
         if target not in ("help", "setup", "lint", "clean", "knobs", "modes", "logs", "ps"):
             assert f"make {target}" in readme, target
+
+
+def test_a_stand_in_s_inputs_are_the_files_its_dockerfile_copies_from_the_context(tmp_path: Path):
+    from lab.stack.images import copied
+
+    (tmp_path / "wheels").mkdir()
+    for name in ("b.whl", "a.whl"):
+        (tmp_path / "wheels" / name).write_text(name)
+    (tmp_path / "entry.sh").write_text("exec postgres")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM x AS w\nCOPY wheels/ /wheels/\nRUN pip install\nFROM y\nCOPY --from=w /opt/pg /opt/pg\n"
+                          "COPY --chmod=755 entry.sh /usr/local/bin/\n")  # fmt: skip
+    assert copied(dockerfile, tmp_path) == [tmp_path / "wheels" / "a.whl", tmp_path / "wheels" / "b.whl", tmp_path / "entry.sh"]

@@ -20,7 +20,7 @@ from lab.stack.app_venv import requirement_lines
 from lab.stack.checkout import ROOT
 
 REQUIREMENTS = ROOT / "requirements"
-LOCKS = ("dev", "lab", "services", "standins", "kubectl")
+LOCKS = ("dev", "lab", "services", "standins", "kubectl", "installer")
 ENVIRONMENTS = ("dev", "lab", "services")  # what a venv or an image is made of: pip and setuptools pinned too
 # The lock that installs each folder's code where it runs: the servers' images run services/ and contract/, the lab
 # runs lab/ and locust/ (the Locust workers import the locustfile), the tests run in .venv, made of dev.lock.
@@ -151,7 +151,7 @@ def test_the_scan_sees_the_imports_it_checks():
 
 
 INSTALLS = {
-    "Makefile": r"pip install\b.*-r requirements/dev\.lock",
+    "Makefile": r"pip install\b.*-r requirements/(dev|installer)\.lock",
     ".ci/run": r"pip install\b.*-r requirements/kubectl\.lock",
     "services/Dockerfile": r"pip install\b.*-r requirements/services\.lock",
 }

@@ -31,6 +31,7 @@ WHEELS = ROOT / "images" / "wheels"
 ROOTFS = ROOT / ".lab" / "rootfs"
 BASE = "concurrency-lab/debian:bookworm"
 STANDIN_LABEL = "org.concurrency-lab.standin"
+INPUTS_LABEL = "org.concurrency-lab.inputs"  # the hash of what a stand-in was built from: the same inputs, no build
 # The servers' lock (pip and setuptools, which builds contract/, included) and what the stand-ins add to it: Locust
 # and the embedded PostgreSQL at the lab's versions. Every file of both is downloaded with its hash checked.
 LOCKS = (ROOT / "requirements" / "services.lock", ROOT / "requirements" / "standins.lock")
@@ -125,16 +126,50 @@ def download_wheels(say: Callable[[str], None]) -> None:
     stamp.write_text(key)
 
 
-def build_standins(say: Callable[[str], None] = print) -> dict[str, float]:
-    """Build every stand-in (cached by Docker's layer cache); seconds each build took."""
+def copied(dockerfile: Path, context: Path = ROOT) -> list[Path]:
+    """The files a Dockerfile copies from its context (not from another stage), every file of a folder."""
+    found: list[Path] = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if len(words) < 3 or words[0].upper() not in ("COPY", "ADD") or any(w.startswith("--from") for w in words):
+            continue
+        for source in (context / w for w in words[1:-1] if not w.startswith("--")):
+            found += sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    return found
+
+
+def inputs_key(image: Image, args: list[str]) -> str:
+    """What a stand-in is made of: its Dockerfile, the files it copies, its build arguments and the images it
+    starts from (by id). Docker's layer cache would reuse every layer too, but only after reading the whole
+    context (tens of MB of wheels) for each image on each start: several seconds."""
+    digest = hashlib.sha256()
+    for path in [ROOT / image.dockerfile, *copied(ROOT / image.dockerfile)]:
+        digest.update(f"{path.relative_to(ROOT)}\0".encode() + path.read_bytes())
+    for name in (BASE, *(other.standin for other in IMAGES[: IMAGES.index(image)])):
+        digest.update(docker("image", "inspect", "-f", "{{.Id}}", name, check=False).stdout.encode())
+    digest.update("\0".join(args).encode())
+    return digest.hexdigest()
+
+
+def built_from(name: str) -> str:
+    return docker("image", "inspect", "-f", f'{{{{index .Config.Labels "{INPUTS_LABEL}"}}}}', name, check=False).stdout.strip()
+
+
+def build_standins(say: Callable[[str], None] = print) -> dict[str, float | None]:
+    """Build every stand-in whose inputs changed since it was built: the seconds each build took, None where
+    the image was built from the same inputs already."""
     _base(say)
     download_wheels(say)
-    took = {}
+    took: dict[str, float | None] = {}
     args = [f"--build-arg=BASE_IMAGE={BASE}", f"--build-arg=PYTHON_IMAGE={IMAGES[0].standin}"]
     for image in IMAGES:
+        key = inputs_key(image, args)
+        if built_from(image.standin) == key:
+            took[image.standin] = None
+            continue
         started = time.monotonic()
-        docker("build", "--quiet", "--label", f"{STANDIN_LABEL}=true", "-t", image.standin, "-f", image.dockerfile, *args,
-               str(ROOT))  # fmt: skip
+        docker("build", "--quiet", "--label", f"{STANDIN_LABEL}=true", "--label", f"{INPUTS_LABEL}={key}",
+               "-t", image.standin, "-f", image.dockerfile, *args, str(ROOT))  # fmt: skip
         took[image.standin] = time.monotonic() - started
     return took
 
@@ -181,7 +216,9 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for row in describe(list(took)):
-        print(f"images: {row['name']}: {took[row['name']]:.1f} s to build (cached layers are reused), {row['size_mb']} MB")
+        seconds = took[row["name"]]
+        built = "its inputs unchanged: not built" if seconds is None else f"built in {seconds:.1f} s"
+        print(f"images: {row['name']}: {built}, {row['size_mb']} MB")
     return 0
 
 
