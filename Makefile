@@ -55,9 +55,11 @@ $(INTERPRETER):
 # (its `lab` console script, pyproject.toml) are built by that setuptools, not fetched. A changed lock reinstalls;
 # pip check says if a lock misses a dependency. uv installs the lock in seconds where pip takes a minute; it reads
 # none of pip's configuration, so where it cannot reach the index (a mirror set up for pip alone), pip installs it.
+# Both write every module's bytecode now: where PYTHONDONTWRITEBYTECODE is set, no process would ever write it,
+# and each would compile numpy, scipy, Django... from source on every start.
 $(VENV)/.installed: $(INTERPRETER) requirements/installer.lock requirements/dev.lock contract/pyproject.toml pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/installer.lock
-	$(VENV)/bin/uv pip install --quiet --python $(PY) --require-hashes --no-deps -r requirements/dev.lock \
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --require-hashes --no-deps -r requirements/dev.lock \
 		|| { echo "setup: uv could not install requirements/dev.lock: pip installs it" >&2; \
 		$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock; }
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable ./contract

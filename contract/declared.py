@@ -1,8 +1,10 @@
 """Every variable the lab reads, each declared once, as Gunicorn declares a `Setting`: its name, how its text is read
 (range or choices), its default, what it does, and who may set it. What the rest of the lab lists is derived from
 this table in code: the knobs of a run and the machine's settings (contract/knobs.py), what compose reads, the
-Makefile's exports (`python3 -m contract.knobs names`), the experiments' keys, the flags of `python -m lab` and the
-tables of `make knobs` and the docs (`python -m lab knobs --markdown`). A new knob is one new row.
+Makefile's exports (`python3 -m contract.knobs names`), the experiments' keys, the flags of `python -m lab` and
+`make knobs`; `python -m lab knobs --write` writes the tables of the README and docs/knobs.md and compose.yaml's
+x-knobs block (contract/knob_tables.py). A new knob is one new row, then `--write` (and, for a knob of a run, its
+typed field of Knobs, which the records keep).
 
 Stdlib only, as all of contract/: the servers' images install it, and `make` reads it before any venv exists.
 """

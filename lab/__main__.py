@@ -271,8 +271,13 @@ def cmd_k8s(args: argparse.Namespace) -> int:
 
 
 def cmd_knobs(args: argparse.Namespace) -> int:
-    from contract.knob_tables import listing, markdown
+    from contract.knob_tables import listing, markdown, write
 
+    if args.write:  # after a knob's row is added or changed in contract/declared.py
+        changed = write(ROOT)
+        print(f"knobs: wrote {', '.join(changed)}" if changed else "knobs: the README, docs/knobs.md and compose.yaml "
+              "already hold the declared knobs")  # fmt: skip
+        return 0
     for who in args.who or [Who.RUN]:
         print(markdown(declared(Who(who))) if args.markdown else "\n".join(listing(declared(Who(who)))))
     return 0
@@ -362,6 +367,8 @@ def command_line() -> argparse.ArgumentParser:
     knobs = command("knobs", cmd_knobs, "list the knobs and their defaults")
     knobs.add_argument("--who", choices=list(Who), action="append", help="the knobs of a run (default), or another group")
     knobs.add_argument("--markdown", action="store_true", help="as the table of the README and docs/knobs.md")
+    knobs.add_argument("--write", action="store_true",
+                       help="write the README's and docs/knobs.md's tables and compose.yaml's x-knobs block")  # fmt: skip
     command("serve", cmd_serve, "PostgreSQL and the server of MODE alone, on BIND, for a lab on another host")
     worker = command("worker", cmd_worker, "join the Locust master of a bench on another host as a Locust worker", "MASTER")
     flags.add(worker, "LOCUST_MASTER_PORT", "--master-port")

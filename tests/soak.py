@@ -81,19 +81,24 @@ def sample(up: psutil.Process, at: float) -> list[Sample]:
     return rows
 
 
+Total = tuple[float, int, int]  # a kind's resident MB, open files and processes at one sample
+
+
 def summary(samples: list[Sample], kept: str) -> str:
-    """Per kind of process: the sum over its processes at 1 and 5 minutes and at the end, and the slope after 5."""
-    by_kind: dict[str, dict[float, tuple[float, int]]] = defaultdict(dict)
+    """Per kind of process: the sum over its processes at 1 and 5 minutes and at the end, the slope after 5, and how
+    many there are (PostgreSQL's backends, a connection each, or the server's workers growing would show there)."""
+    by_kind: dict[str, dict[float, Total]] = defaultdict(dict)
     for s in samples:
-        rss, files = by_kind[s.kind].get(s.at, (0.0, 0))
-        by_kind[s.kind][s.at] = (rss + s.rss_mb, files + s.files)
-    head = "| processes | RSS at 1 min (MB) | at 5 min | at the end | slope after 5 min (MB/min, 95%) | open files, 5 min → end |"
-    lines = [head, "|---|---|---|---|---|---|"]
+        rss, files, count = by_kind[s.kind].get(s.at, (0.0, 0, 0))
+        by_kind[s.kind][s.at] = (rss + s.rss_mb, files + s.files, count + 1)
+    head = ("| processes | RSS at 1 min (MB) | at 5 min | at the end | slope after 5 min (MB/min, 95%) | "
+            "open files, 5 min → end | processes, 5 min → end |")  # fmt: skip
+    lines = [head, "|---|---|---|---|---|---|---|"]
     names = dict(KINDS) | {"server": "the server"}
     for kind, series in sorted(by_kind.items()):
         times = sorted(series)
 
-        def at(t: float, series: dict[float, tuple[float, int]] = series, times: list[float] = times) -> tuple[float, int]:
+        def at(t: float, series: dict[float, Total] = series, times: list[float] = times) -> Total:
             return series[min(times, key=lambda x: abs(x - t))]
 
         late = [t for t in times if t >= SETTLED_S]
@@ -101,9 +106,9 @@ def summary(samples: list[Sample], kept: str) -> str:
         if len(late) >= 3:
             line = slope_intercept([t / 60 for t in late], [series[t][0] for t in late])
             slope = f"{line.slope.estimate:+.2f} [{line.slope.low:+.2f}, {line.slope.high:+.2f}]"
-        end = times[-1]
-        lines.append(f"| {names.get(kind, kind)} | {at(60)[0]:.1f} | {at(SETTLED_S)[0]:.1f} | {at(end)[0]:.1f} | {slope} | "
-                     f"{at(SETTLED_S)[1]} → {at(end)[1]} |")  # fmt: skip
+        settled, end = at(SETTLED_S), at(times[-1])
+        lines.append(f"| {names.get(kind, kind)} | {at(60)[0]:.1f} | {settled[0]:.1f} | {end[0]:.1f} | {slope} | "
+                     f"{settled[1]} → {end[1]} | {settled[2]} → {end[2]} |")  # fmt: skip
     return "\n".join([*lines, "", kept])
 
 

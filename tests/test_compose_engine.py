@@ -98,11 +98,12 @@ class Up:
         return self.proc.wait(timeout=60)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def one_compose_lab(tmp_path_factory):
-    """One `lab up --backend compose` for every mode's test: each switches the server to its mode through the Lab
-    page's control server, as a user does, instead of bringing the whole stack (PostgreSQL, Locust) up again. On the
-    way out, Ctrl-C stops it all and leaves nothing behind."""
+    """One `lab up --backend compose` for the tests of TestOneComposeLab: each switches the server to its mode and
+    limit through the Lab page's control server, as a user does, instead of bringing the whole stack (PostgreSQL,
+    Locust) up again. After the class's last test, Ctrl-C stops it all and leaves nothing behind: the compose
+    project is one per engine, and the tests after the class bring up labs of their own."""
     place = make_place(tmp_path_factory.mktemp("one-compose-lab") / "lab", OFFSET + 1)
     up = Up(place, MODE="threaded", IO_SECONDS="0.05", PRIMES_LIMIT="5000")
     try:
@@ -135,24 +136,60 @@ def switch(place, **knobs: str) -> dict:
             time.sleep(1)
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_every_mode_comes_up_in_containers_and_answers_right(mode, one_compose_lab):
-    place, up = one_compose_lab
-    applied = switch(place, MODE=mode, WORKLOAD="io", CPUS="1", PRIMES_LIMIT="5000")
-    assert applied["ok"], applied
-    app = f"http://127.0.0.1:{place.app_port}"
-    for (source, target), rate in seeded_rates().items():
-        assert get(f"{app}/currency/convert?from={source.upper()}&to={target}") == (
-            200, {"from": source, "to": target, "rate": rate, "workload": "io"})  # fmt: skip
-    # the same error contract as native
-    assert get(f"{app}/currency/convert?from=usd")[0] == 400
-    assert get(f"{app}/currency/convert?from=us1&to=gbp")[0] == 400
-    assert get(f"{app}/currency/convert?from=usd&to=xxx") == (404, {"error": "no rate from usd to xxx"})
-    status, health = get(f"{app}/healthz")
-    knobs = parse({"MODE": mode, "IO_SECONDS": "0.05", "PRIMES_LIMIT": "5000"})
-    assert status == 200 and differences(health["server"], knobs) == [], health
-    assert "(a local stand-in)" in up.output
-    assert http_status(f"http://127.0.0.1:{place.locust_port}/") == 200
+def stream(url: str, clients: int, seconds: float) -> None:
+    """Requests back to back from a few clients, for a while."""
+
+    def client() -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            get(url)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class TestOneComposeLab:
+    """Every mode, then each CPU limit, in one compose lab switched through its control server."""
+
+    @pytest.mark.parametrize("mode", list(MODES))
+    def test_every_mode_comes_up_in_containers_and_answers_right(self, mode, one_compose_lab):
+        place, up = one_compose_lab
+        applied = switch(place, MODE=mode, WORKLOAD="io", CPUS="1", PRIMES_LIMIT="5000")
+        assert applied["ok"], applied
+        app = f"http://127.0.0.1:{place.app_port}"
+        for (source, target), rate in seeded_rates().items():
+            assert get(f"{app}/currency/convert?from={source.upper()}&to={target}") == (
+                200, {"from": source, "to": target, "rate": rate, "workload": "io"})  # fmt: skip
+        # the same error contract as native
+        assert get(f"{app}/currency/convert?from=usd")[0] == 400
+        assert get(f"{app}/currency/convert?from=us1&to=gbp")[0] == 400
+        assert get(f"{app}/currency/convert?from=usd&to=xxx") == (404, {"error": "no rate from usd to xxx"})
+        status, health = get(f"{app}/healthz")
+        knobs = parse({"MODE": mode, "IO_SECONDS": "0.05", "PRIMES_LIMIT": "5000"})
+        assert status == 200 and differences(health["server"], knobs) == [], health
+        assert "(a local stand-in)" in up.output
+        assert http_status(f"http://127.0.0.1:{place.locust_port}/") == 200
+
+    # On two cores the test's own clients take a share, so the CPUS=2 container cannot reach 2 (1.42 was seen):
+    # using clearly more than one core is what shows that its quota is two CPUs and not one.
+    @pytest.mark.parametrize(("cpus", "mode", "low", "high"), [("0.5", "nothreading", 0.4, 0.55), ("2", "gunicorn", 1.1, 2.05)])
+    def test_the_cpu_limit_holds_in_the_container(self, cpus, mode, low, high, one_compose_lab):
+        """Measured from the container's own cgroup, as the engine enforces it, in the shared lab switched to it."""
+        place, _ = one_compose_lab
+        applied = switch(place, MODE=mode, WORKLOAD="cpu", CPUS=cpus, PRIMES_LIMIT="200000")
+        assert applied["ok"] and applied["restarted"], applied
+        app = ["docker", "ps", "--quiet", "--filter", PROJECT, "--filter", "label=com.docker.compose.service=app"]
+        container = subprocess.run(app, capture_output=True, text=True).stdout.strip()
+        pid = compose.container_pid(container)
+        assert compose.cgroup_quota(pid) == pytest.approx(float(cpus))
+        before, started = compose.cgroup_usage(pid), time.monotonic()
+        stream(f"http://127.0.0.1:{place.app_port}/currency/convert?from=usd&to=gbp&workload=cpu", 4, 6)
+        used = (compose.cgroup_usage(pid).cpu_seconds - before.cpu_seconds) / (time.monotonic() - started)
+        print(f"CPUS={cpus} ({mode}): the container used {used:.3f} CPU")
+        assert low <= used <= high
 
 
 def test_distributed_locust_swarms_from_its_web_ui_and_make_down_stops_it_from_another_shell(place):
@@ -173,40 +210,6 @@ def test_distributed_locust_swarms_from_its_web_ui_and_make_down_stops_it_from_a
     assert down.returncode == 0 and "compose backend" in down.stdout, down.stdout + down.stderr
     assert up.proc.wait(timeout=30) is not None
     assert not leftovers("container") and not leftovers("volume") and not leftovers("network")
-
-
-def stream(url: str, clients: int, seconds: float) -> None:
-    """Requests back to back from a few clients, for a while."""
-
-    def client() -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            get(url)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-
-# On two cores the test's own clients take a share, so the CPUS=2 container cannot reach 2 (1.42 was seen):
-# using clearly more than one core is what shows that its quota is two CPUs and not one.
-@pytest.mark.parametrize(("cpus", "mode", "low", "high"), [("0.5", "nothreading", 0.4, 0.55), ("2", "gunicorn", 1.1, 2.05)])
-def test_the_cpu_limit_holds_in_the_container(cpus, mode, low, high, one_compose_lab):
-    """Measured from the container's own cgroup, as the engine enforces it, in the shared lab switched to it."""
-    place, _ = one_compose_lab
-    applied = switch(place, MODE=mode, WORKLOAD="cpu", CPUS=cpus, PRIMES_LIMIT="200000")
-    assert applied["ok"] and applied["restarted"], applied
-    app = ["docker", "ps", "--quiet", "--filter", PROJECT, "--filter", "label=com.docker.compose.service=app"]
-    container = subprocess.run(app, capture_output=True, text=True).stdout.strip()
-    pid = compose.container_pid(container)
-    assert compose.cgroup_quota(pid) == pytest.approx(float(cpus))
-    before, started = compose.cgroup_usage(pid), time.monotonic()
-    stream(f"http://127.0.0.1:{place.app_port}/currency/convert?from=usd&to=gbp&workload=cpu", 4, 6)
-    used = (compose.cgroup_usage(pid).cpu_seconds - before.cpu_seconds) / (time.monotonic() - started)
-    print(f"CPUS={cpus} ({mode}): the container used {used:.3f} CPU")
-    assert low <= used <= high
 
 
 def test_stand_ins_built_from_the_same_inputs_are_not_built_again():

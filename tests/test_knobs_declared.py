@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from contract import flags
-from contract.declared import DECLARED, Who, declared
-from contract.knob_tables import listing, markdown
+from contract.declared import DECLARED, Knob, Who, declared
+from contract.knob_tables import COMPOSE, TABLES, listing, markdown, write, written
 from contract.knobs import DERIVED, KNOBS, LAB_OWNED, NOT_IN_COMPOSE, SETTINGS, KnobError, Knobs, env_lines
+from contract.parsers import number
 from contract.serve import SERVER_SETTINGS
 from lab.__main__ import command_line
 from lab.live.switch import LOCUST_ONLY
@@ -23,16 +24,26 @@ from lab.stack import backends
 from lab.stack.backends import compose_cli, remote
 from lab.stack.checkout import ROOT
 
-HOW = "print it with `python -m lab knobs --markdown --who {}` and paste it there"
+
+def test_the_readme_docs_and_compose_hold_what_the_declaration_writes():
+    for where, text in written(ROOT).items():
+        assert (ROOT / where).read_text() == text, f"{where} differs from contract/declared.py: run `lab knobs --write`"
+    assert markdown(declared(Who.RUN)) in (ROOT / "README.md").read_text()
+    for who in (Who.MACHINE, Who.COMPARE, Who.COMMAND, Who.LAB):
+        assert markdown(declared(who)) in (ROOT / "docs" / "knobs.md").read_text()
 
 
-def test_the_readme_s_table_of_knobs_is_the_declaration_s():
-    assert markdown(declared(Who.RUN)) in (ROOT / "README.md").read_text(), HOW.format("run")
-
-
-@pytest.mark.parametrize("who", [Who.MACHINE, Who.COMPARE, Who.COMMAND, Who.LAB])
-def test_docs_knobs_holds_a_table_of_each_other_group(who: Who):
-    assert markdown(declared(who)) in (ROOT / "docs" / "knobs.md").read_text(), HOW.format(who)
+def test_a_new_knob_is_one_row_and_the_lab_writes_it_everywhere_it_is_listed(tmp_path: Path, monkeypatch):
+    for where in {*TABLES.values(), COMPOSE}:
+        (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / where).write_text((ROOT / where).read_text())
+    row = Knob("KEEPALIVE_SECONDS", "5", number(float, 0, 300), "seconds a server keeps an idle connection", compose=True)
+    monkeypatch.setitem(DECLARED, row.name, row)
+    assert sorted(write(tmp_path)) == ["README.md", "compose.yaml"]
+    assert "| `KEEPALIVE_SECONDS` | `5` | seconds a server keeps an idle connection |" in (tmp_path / "README.md").read_text()
+    assert "  KEEPALIVE_SECONDS: ${KEEPALIVE_SECONDS:-5}\n\n" in (tmp_path / "compose.yaml").read_text()
+    assert "KEEPALIVE_SECONDS" in listing(declared(Who.RUN))[-1]  # make knobs
+    assert write(tmp_path) == []  # written once, nothing left to write
 
 
 def test_the_makefile_exports_every_knob_and_setting_a_user_may_set(tmp_path: Path):

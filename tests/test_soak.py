@@ -10,11 +10,14 @@ def test_each_process_kind_is_summed_and_a_leak_shows_as_its_slope():
         at = minute * 60.0
         samples += [Sample(at, 10, "server", 40.0, 12), Sample(at, 11, "server", 40.0, 12)]  # flat, two workers
         samples.append(Sample(at, 20, "locust", 100.0 + 2.0 * minute, 30 + minute))  # 2 MB and one file a minute
+        samples += [Sample(at, 30 + n, "postgres", 10.0, 5) for n in range(3 + minute // 10)]  # a backend every 10 min
     table = summary(samples, "One run kept at the end: x (1.2 MB)")
     server = next(line for line in table.splitlines() if line.startswith("| the server"))
     locust = next(line for line in table.splitlines() if line.startswith("| Locust"))
-    assert server.startswith("| the server | 80.0 | 80.0 | 80.0 | +0.00") and server.endswith("| 24 → 24 |")
-    assert "| +2.00 [+2.00, +2.00] |" in locust and locust.endswith("| 35 → 60 |")
+    postgres = next(line for line in table.splitlines() if line.startswith("| PostgreSQL"))
+    assert server.startswith("| the server | 80.0 | 80.0 | 80.0 | +0.00") and server.endswith("| 24 → 24 | 2 → 2 |")
+    assert "| +2.00 [+2.00, +2.00] |" in locust and locust.endswith("| 35 → 60 | 1 → 1 |")
+    assert postgres.endswith("| 15 → 30 | 3 → 6 |")
     assert table.endswith("One run kept at the end: x (1.2 MB)")
 
 

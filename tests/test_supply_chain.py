@@ -165,3 +165,5 @@ def test_installs_require_hashes_and_never_float_pip(path):
     assert all("--require-hashes" in line and "--no-deps" in line for line in lines), lines
     assert not re.search(r"pip install\b[^\n]*(--upgrade|-U)\b[^\n]*\bpip\b", text), f"{path} upgrades pip unpinned"
     assert not re.search(r"pip install\b[^\n]*-r requirements/\w+\.txt", text), f"{path} installs an unlocked input"
+    # where PYTHONDONTWRITEBYTECODE is set nothing writes bytecode later: each process would compile its imports anew
+    assert all("--compile-bytecode" in line for line in lines if "uv pip install" in line), lines
