@@ -49,6 +49,7 @@ from lab.compare.setups import (
     Side,
     Unlike,
     Work,
+    drift,
     machines,
     pair,
 )
@@ -233,6 +234,33 @@ def test_machines_alike_within_their_spread_say_nothing_and_other_hosts_unmeasur
     assert "compared as measured" in words.machine(unmeasured)
     # where the interpreter is the question, the loop times it too: no speed is read from it
     assert machines(HERE, replace(HERE, loop_s=0.150), frozenset({"interpreter"})) is None
+
+
+def test_a_change_the_machine_s_own_drift_could_make_is_unsure_not_worse() -> None:
+    """CI once found p95 +95% [+42%, +149%] for the same app: the machine had slowed by a quarter (its fixed loop
+    0.187 s at the start of NEW, 0.236 s at the end) and the gate failed the code for it."""
+    base, new = Reading((6.6, 6.7, 6.8)), Reading((12.9, 13.1, 13.3))
+    alone = compare(Figure.P95, base, new, 0.25)
+    assert alone.verdict is Verdict.WORSE
+    drifted = compare(Figure.P95, base, new, 0.25, drift=0.9)
+    assert drifted.verdict is Verdict.UNSURE and drifted.settle is Settle.MACHINE and drifted.drift == 0.9
+    assert drifted.change == alone.change  # the interval is the data's; the verdict allows for the machine
+    assert "the machine's own speed moved by up to 90%" in words.verdict(drifted)
+    # three times the CPU is past any drift the loop saw
+    assert compare(Figure.CPU, Reading((1.0, 1.02, 0.98)), Reading((3.0, 3.1, 2.9)), 0.25, drift=0.3).verdict is Verdict.WORSE
+
+
+def test_the_drift_allowed_is_the_loop_s_move_within_and_between_the_folders() -> None:
+    moving = replace(HERE, spread=0.26)
+    slower = replace(HERE, loop_s=0.240, spread=0.02)  # 20% slower than HERE's 0.200
+    across: frozenset[str] = frozenset()
+    assert drift(moving, HERE, across, None, Figure.P95) == pytest.approx(0.26)  # within: the larger move
+    assert drift(HERE, slower, across, None, Figure.RPS) == pytest.approx(0.02 + 1 / 6)  # and between: 0.2/0.24
+    note = machines(HERE, slower, across)
+    assert note is not None and note.scaled
+    assert drift(HERE, slower, across, note, Figure.CPU) == pytest.approx(0.02)  # put on BASE's pace already
+    assert drift(HERE, slower, frozenset({"interpreter"}), None, Figure.P50) == pytest.approx(0.02)  # the loop times it
+    assert drift(moving, slower, across, note, Figure.MEMORY) == 0 and drift(moving, slower, across, note, Figure.FAILURES) == 0
 
 
 # ---------------------------------------------------------------- thresholds

@@ -19,6 +19,7 @@ from lab.compare.setups import (
     Refusal,
     Setup,
     Side,
+    drift,
     machines,
     on_base_pace,
     pair,
@@ -103,7 +104,8 @@ def compared(base: Side, new: Side, settings: Settings) -> Comparison | Refusal:
     rows = []
     for p in found.pairs:
         theirs = on_base_pace(p.new, note)
-        changes = tuple(compare(f, p.base.readings[f], theirs.readings[f], settings.min_change)
+        changes = tuple(compare(f, p.base.readings[f], theirs.readings[f], settings.min_change,
+                                drift=drift(base.machine, new.machine, across, note, f))
                         for f in Figure if f in p.base.readings and f in theirs.readings)  # fmt: skip
         rows.append(Compared(Configuration.of(p.base), Configuration.of(p.new), p.across, changes))
     limits = judged(settings.thresholds, [g for g in new.groups if g.failed is None])

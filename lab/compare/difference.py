@@ -55,6 +55,7 @@ class Settle(StrEnum):
     SPREAD = "spread"  # one run each: repeats, to learn the spread at all
     TOO_CLOSE = "too close"  # more than MAX_REPEATS: the change sits at MIN_CHANGE itself
     SEARCH = "search"  # a capacity is bracketed by the search's steps: narrower steps, not repeats
+    MACHINE = "machine"  # decided, but not past what the machine's own change of speed could have made of it
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Change:
     verdict: Verdict
     settle: Settle | None = None  # unsure: how to settle it
     repeats: int | None = None  # Settle.REPEATS: the runs each side needs
+    drift: float = 0.0  # how far the machine's own speed may have moved it (a share), which the verdict allows for
 
 
 def welch(base: Sequence[float], new: Sequence[float], confidence: float = CONFIDENCE) -> tuple[Interval, float]:
@@ -135,8 +137,11 @@ def repeats_to_settle(spread_base: float, spread_new: float, reach: float, confi
     return None
 
 
-def compare(figure: Figure, base: Reading, new: Reading, min_change: float, confidence: float = CONFIDENCE) -> Change:
-    """The change of one figure between two configurations' readings, its interval and its verdict."""
+def compare(figure: Figure, base: Reading, new: Reading, min_change: float, confidence: float = CONFIDENCE,
+            drift: float = 0.0) -> Change:  # fmt: skip
+    """The change of one figure between two configurations' readings, its interval and its verdict. A change
+    is better or worse only past MIN_CHANGE by more than `drift`, what the machine's own change of speed
+    could have made of it: a CI runner slowing by a quarter is not a regression of the code."""
     df: float | None = None
     if base.own is None and new.own is None and len(base.runs) > 1 and len(new.runs) > 1:
         difference, df = welch(base.runs, new.runs, confidence)
@@ -153,9 +158,13 @@ def compare(figure: Figure, base: Reading, new: Reading, min_change: float, conf
                           difference.n)  # fmt: skip
     smallest = min_change * FAILURE_POINTS if figure.in_points else min_change
     judged = verdict(change, smallest, figure.higher_is_better)
-    found = Change(figure, base.interval(), new.interval(), difference, change, smallest, method, df, judged)
-    if judged is not Verdict.UNSURE:
+    allowed = verdict(replace(change, low=change.low - drift, high=change.high + drift), smallest, figure.higher_is_better)
+    found = Change(figure, base.interval(), new.interval(), difference, change, smallest, method, df, allowed,
+                   drift=round(drift, 4))  # fmt: skip
+    if allowed is not Verdict.UNSURE:
         return found
+    if judged is not Verdict.UNSURE:  # the machine could have made it: no repeat on this machine settles that
+        return replace(found, settle=Settle.MACHINE)
     return _settled(found, base, new, scale, confidence)
 
 

@@ -28,6 +28,11 @@ class Figure(StrEnum):
         return self in (Figure.RPS, Figure.CAPACITY)
 
     @property
+    def timed(self) -> bool:
+        """It moves with the machine's speed: a slower machine serves fewer requests, later, with more CPU each."""
+        return self not in (Figure.FAILURES, Figure.MEMORY)
+
+    @property
     def in_points(self) -> bool:
         """Its change is in percentage points, not relative to its base: a share near 0 has no relative change."""
         return self is Figure.FAILURES

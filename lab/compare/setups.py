@@ -194,6 +194,21 @@ def machines(base: Machine, new: Machine, across: frozenset[str]) -> MachineNote
     return MachineNote(base, new, pace, noise, True)
 
 
+def drift(base: Machine, new: Machine, across: frozenset[str], note: MachineNote | None, figure: Figure) -> float:
+    """How far the machine's own speed may have moved `figure` apart from any change of the code, as a share: the
+    fixed loop's move within either folder, and between the two where both took it on one interpreter and NEW's
+    figure is not put on BASE's pace (its CPU per request is, where the note says so). First order: a figure near
+    saturation moves more than the speed does."""
+    if not figure.timed:
+        return 0.0
+    within = max([s for s in (base.spread, new.spread) if s is not None] or [0.0])
+    put_right = note is not None and note.scaled and figure is Figure.CPU
+    between = 0.0
+    if "interpreter" not in across and base.loop_s and new.loop_s and not put_right:
+        between = abs(base.loop_s / new.loop_s - 1)
+    return within + between
+
+
 def on_base_pace(group: Group, note: MachineNote | None) -> Group:
     """NEW's configuration with its CPU per request as BASE's machine would have spent it."""
     if note is None or not note.scaled or note.pace is None or Figure.CPU not in group.readings:

@@ -68,6 +68,9 @@ def verdict(c: Change) -> str:
         return f"unsure: repeat with REPEATS={c.repeats}"
     if c.settle is Settle.SPREAD:
         return f"unsure: one run a side shows no spread of its own; repeat with REPEATS={c.repeats}"
+    if c.settle is Settle.MACHINE:
+        return (f"unsure: the machine's own speed moved by up to {c.drift:.0%} (its fixed loop), enough to make this "
+                "change; compare on a steadier machine")  # fmt: skip
     if c.settle is Settle.TOO_CLOSE:
         return f"unsure: it sits at the edge of ±MIN_CHANGE; more than REPEATS={MAX_REPEATS} would be needed"
     return "unsure: the searches' brackets straddle the edge; more steps would narrow them"
