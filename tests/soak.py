@@ -58,14 +58,18 @@ def kind_of(cmdline: list[str]) -> str:
 
 
 def lab_processes(up: psutil.Process) -> list[psutil.Process]:
-    """`make up` and everything under it, with the processes its stack file names (PostgreSQL runs detached)."""
+    """`make up` and everything under it, and the processes of the lab's venv or state with theirs: PostgreSQL runs
+    detached, and its backends (a connection each, titled `postgres: lab lab ...`) are its postmaster's children."""
     found = {up.pid: up}
-    for child in up.children(recursive=True):
-        found[child.pid] = child
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if any(str(ROOT / ".venv") in part or str(Place().state) in part for part in cmdline):
             found.setdefault(proc.pid, proc)
+    for proc in list(found.values()):
+        try:
+            found.update((child.pid, child) for child in proc.children(recursive=True))
+        except psutil.Error:  # ended between the listing and the reading
+            continue
     return list(found.values())
 
 
