@@ -180,6 +180,11 @@ class MachineNote:
     scaled: bool  # NEW's CPU per request is put on BASE's pace
 
 
+def _moved(base: Machine, new: Machine) -> float | None:
+    """The larger move of the fixed loop within either folder; None where neither took it twice."""
+    return max((s for s in (base.spread, new.spread) if s is not None), default=None)
+
+
 def machines(base: Machine, new: Machine, across: frozenset[str]) -> MachineNote | None:
     """A note where the machines' speeds differ beyond the loop's own spread (NEW's CPU per request then scaled
     by it), or where the hosts differ and a speed is unknown; None where the two ran alike. Where the
@@ -188,7 +193,8 @@ def machines(base: Machine, new: Machine, across: frozenset[str]) -> MachineNote
     if "interpreter" in across or base.loop_s is None or new.loop_s is None:
         return MachineNote(base, new, None, None, False) if other_host else None
     pace = base.loop_s / new.loop_s
-    noise = max([s for s in (base.spread, new.spread) if s is not None] or [SPEED_NOISE])
+    moved = _moved(base, new)
+    noise = SPEED_NOISE if moved is None else moved
     if abs(pace - 1) <= noise:
         return None
     return MachineNote(base, new, pace, noise, True)
@@ -201,7 +207,7 @@ def drift(base: Machine, new: Machine, across: frozenset[str], note: MachineNote
     saturation moves more than the speed does."""
     if not figure.timed:
         return 0.0
-    within = max([s for s in (base.spread, new.spread) if s is not None] or [0.0])
+    within = _moved(base, new) or 0.0
     put_right = note is not None and note.scaled and figure is Figure.CPU
     between = 0.0
     if "interpreter" not in across and base.loop_s and new.loop_s and not put_right:

@@ -50,6 +50,7 @@ IMAGES = (
     Image("POSTGRES_IMAGE", "postgres:18", "concurrency-lab/postgres:18-standin", "images/postgres.Dockerfile"),
     Image("LOCUST_IMAGE", "locustio/locust:2.47.0", "concurrency-lab/locust:2.47.0-standin", "images/locust.Dockerfile"),
 )
+BUILD_ARGS = (f"--build-arg=BASE_IMAGE={BASE}", f"--build-arg=PYTHON_IMAGE={IMAGES[0].standin}")
 
 
 def docker(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -138,7 +139,7 @@ def copied(dockerfile: Path, context: Path = ROOT) -> list[Path]:
     return found
 
 
-def inputs_key(image: Image, args: list[str]) -> str:
+def inputs_key(image: Image) -> str:
     """What a stand-in is made of: its Dockerfile, the files it copies, its build arguments and the images it
     starts from (by id). Docker's layer cache would reuse every layer too, but only after reading the whole
     context (tens of MB of wheels) for each image on each start: several seconds."""
@@ -147,7 +148,7 @@ def inputs_key(image: Image, args: list[str]) -> str:
         digest.update(f"{path.relative_to(ROOT)}\0".encode() + path.read_bytes())
     for name in (BASE, *(other.standin for other in IMAGES[: IMAGES.index(image)])):
         digest.update(docker("image", "inspect", "-f", "{{.Id}}", name, check=False).stdout.encode())
-    digest.update("\0".join(args).encode())
+    digest.update("\0".join(BUILD_ARGS).encode())
     return digest.hexdigest()
 
 
@@ -161,15 +162,14 @@ def build_standins(say: Callable[[str], None] = print) -> dict[str, float | None
     _base(say)
     download_wheels(say)
     took: dict[str, float | None] = {}
-    args = [f"--build-arg=BASE_IMAGE={BASE}", f"--build-arg=PYTHON_IMAGE={IMAGES[0].standin}"]
     for image in IMAGES:
-        key = inputs_key(image, args)
+        key = inputs_key(image)
         if built_from(image.standin) == key:
             took[image.standin] = None
             continue
         started = time.monotonic()
         docker("build", "--quiet", "--label", f"{STANDIN_LABEL}=true", "--label", f"{INPUTS_LABEL}={key}",
-               "-t", image.standin, "-f", image.dockerfile, *args, str(ROOT))  # fmt: skip
+               "-t", image.standin, "-f", image.dockerfile, *BUILD_ARGS, str(ROOT))  # fmt: skip
         took[image.standin] = time.monotonic() - started
     return took
 
