@@ -8,7 +8,7 @@ from dataclasses import asdict
 from contract.endpoint import Settings, server_report
 from contract.knobs import Offload, parse
 from contract.serve import server_plan
-from lab.bench.verification import differences
+from lab.bench.verification import differences as found_differences
 from lab.report.parity import parity
 from lab.report.rows import analyse
 from lab.report.words import parity_causes
@@ -16,6 +16,11 @@ from lab.results.experiments import knobs_of
 from lab.results.record import read_record
 
 from .test_advice import record
+
+
+def differences(report: dict, knobs) -> list[str]:
+    """The differences in the words a record and an error keep."""
+    return [str(d) for d in found_differences(report, knobs)]
 
 
 def report_of(**changes: object) -> dict:
@@ -41,6 +46,11 @@ def test_an_offload_without_processes_is_a_difference():
     report = report_of(mode="async", program="uvicorn", workers=1, threads=None, cpu_offload="process")
     knobs = parse({"MODE": "async", "WORKLOAD": "cpu", "CPU_OFFLOAD": "process"})
     assert differences({**report, "workload": "cpu"}, knobs) == ["the server has no process to offload the prime count to"]
+
+
+def test_only_the_count_of_workers_is_a_difference_a_starting_server_shows():
+    found = found_differences(report_of(workers=1, program="uvicorn"), parse({"MODE": "gunicorn"}))
+    assert [d.key for d in found if d.starting] == ["workers"] and [d.key for d in found if not d.starting] == ["program"]
 
 
 def test_an_offload_unlike_the_runs_is_named_as_json_has_it():

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,7 +29,24 @@ from lab.results.typedjson import JsonError, read
 
 REPORT_WAIT = 15.0  # seconds for every worker of a multi-process server to be up and counted
 AFTER_WAIT = 5.0  # after a run: a worker its master replaced starts in a second or two, not a whole server
-STARTING = "workers is "  # the one difference a server still starting can show: it counts its workers as they come
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the server's report disagrees with the run: a setting with both its values, or a fact in words."""
+
+    key: str
+    server: object = None
+    run: object = None
+    words: str = ""
+
+    def __str__(self) -> str:
+        return self.words or f"{self.key} is {self.server!r} in the server, {_plain(self.run)!r} in the run"
+
+    @property
+    def starting(self) -> bool:
+        """The one difference a server still starting can show: it counts its workers as they come."""
+        return self.key == "workers"
 
 
 class VerificationError(RuntimeError):
@@ -60,8 +78,8 @@ def report_path() -> str:
     return REPORT_PATH if setting("APP") else "/healthz"
 
 
-def differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
-    """Each way the server's own report disagrees with the knobs of the run, in words."""
+def differences(report: dict[str, Any], knobs: Knobs) -> list[Difference]:
+    """Each way the server's own report disagrees with the knobs of the run."""
     mode = knobs.server
     if setting("APP"):  # an app of the user's: the server's facts only, no workload of the lab's
         return _app_differences(report, knobs)
@@ -80,23 +98,18 @@ def differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
     if knobs.db_pool == "1":
         expected["db_pool_size"] = int_setting("DB_POOL_SIZE")
     served = {**report, "cpu_offload": _offload(report.get("cpu_offload"))}
-    found = [
-        f"{key} is {report.get(key)!r} in the server, {_plain(value)!r} in the run"
-        for key, value in expected.items()
-        if served.get(key) != value
-    ]
+    found = [Difference(key, report.get(key), value) for key, value in expected.items() if served.get(key) != value]
     if knobs.cpu_offload is Offload.PROCESS and not report.get("offload_processes"):
-        found.append("the server has no process to offload the prime count to")
+        found.append(Difference("offload_processes", words="the server has no process to offload the prime count to"))
     return found
 
 
-def _app_differences(report: dict[str, Any], knobs: Knobs) -> list[str]:
+def _app_differences(report: dict[str, Any], knobs: Knobs) -> list[Difference]:
     expected: dict[str, Any] = {"mode": knobs.mode, "program": knobs.server.program, "workers": knobs.workers,
                                 "app": setting("APP")}  # fmt: skip
     if knobs.server.default_threads is not None and report.get("worker_class") != "UvicornWorker":
         expected["threads"] = knobs.threads
-    return [f"{key} is {report.get(key)!r} in the server, {value!r} in the run" for key, value in expected.items()
-            if report.get(key) != value]  # fmt: skip
+    return [Difference(key, report.get(key), value) for key, value in expected.items() if report.get(key) != value]
 
 
 def _offload(value: Any) -> Offload | None:
@@ -121,7 +134,7 @@ def server_report(url: str, knobs: Knobs, wait: float | None = None) -> dict[str
         status, _, body = get(f"{url}{report_path()}", timeout=10)
         report = body.get("server") or {}
         found = differences(report, knobs)
-        lasting = [d for d in found if not d.startswith(STARTING)]
+        lasting = [d for d in found if not d.starting]
         if (status == 200 and (not found or lasting)) or time.monotonic() > deadline:
             return report
         time.sleep(0.2)
@@ -138,7 +151,7 @@ def read_report(report: dict[str, Any]) -> ServerReport:
 def verify(app: Verifiable, knobs: Knobs) -> Verification:
     report = server_report(app.url, knobs)
     if found := differences(report, knobs):
-        raise VerificationError("the server does not run the run's configuration: " + "; ".join(found))
+        raise VerificationError("the server does not run the run's configuration: " + "; ".join(map(str, found)))
     if setting("APP"):
         return verify_app(app, report)
     before = app.usage().cpu_seconds
@@ -219,7 +232,8 @@ def after_run(app: Verifiable, knobs: Knobs, before: ServerReport | None, timeli
     had, has = set(before.worker_pids if before else ()), set(report.worker_pids)
     last = _last_answers(timeline, had - has) if timeline is not None and had - has else {}
     gone = tuple(WorkerGone(pid, last.get(pid)) for pid in sorted(had - has))
-    return ServerAfter(tuple(differences(raw, knobs)), gone, tuple(sorted(has - had)), report.cpu, report.worker_rss_bytes)
+    found = tuple(map(str, differences(raw, knobs)))
+    return ServerAfter(found, gone, tuple(sorted(has - had)), report.cpu, report.worker_rss_bytes)
 
 
 def own_cpu_seconds(url: str) -> float | None:
