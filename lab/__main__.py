@@ -126,11 +126,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _settled_against_base() -> Callable[[Path], str | None] | None:
     """BASE=folder on a bench: its repeats stop once every verdict against BASE is decided."""
     from contract.knobs import compare_settings
-    from lab.compare.comparison import Settings
-    from lab.compare.settle import against
 
     values = compare_settings(os.environ)
-    return against(Path(str(values["BASE"])), Settings.of(values)) if values["BASE"] else None
+    if not values["BASE"]:
+        return None
+    from lab.compare.comparison import Settings  # statistics' libraries: a second's import, only for a comparison
+    from lab.compare.settle import against
+
+    return against(Path(str(values["BASE"])), Settings.of(values))
 
 
 def _say_picks(folder: Path) -> None:
