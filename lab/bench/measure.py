@@ -69,7 +69,7 @@ def _entry_stats(entries: list[dict[str, Any]], seconds: float) -> LocustStats:
     )  # fmt: skip
 
 
-def _locust_stats(json_file: Path, seconds: float) -> LocustStats:
+def locust_stats(json_file: Path, seconds: float) -> LocustStats:
     """Statistics of the measured window from Locust's final JSON (its CSV may lag the end): for all
     requests, and for io and cpu requests apart (Locust names them by kind)."""
     entries = json.loads(json_file.read_text())
@@ -153,7 +153,7 @@ def measure(app: App, config: RunConfig, folder: Path, state_hook: StateHook, ba
     if usage_from is None or seconds <= 0:
         raise LabError(f"the measured window was empty; see {log}")
     stats = replace(
-        _locust_stats(files.stats, seconds),
+        locust_stats(files.stats, seconds),
         open=open_arrivals(files.open_arrivals, window["start"], seconds) if config.arrival_rate else None,
         errors=tuple(LocustError(e["error"], e["occurrences"]) for e in window.get("errors", [])),
     )

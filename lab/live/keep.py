@@ -4,7 +4,6 @@ run record `make bench` writes, verification included, into a results folder of 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, replace
@@ -13,11 +12,11 @@ from pathlib import Path
 from contract.endpoint import TIMELINE_COLUMNS
 from contract.knobs import Knobs, int_setting
 from lab.bench.checks import failure, findings, judged
-from lab.bench.measure import _locust_stats  # the bench's own reading of Locust's entries: the same figures
+from lab.bench.measure import locust_stats  # the bench's own reading of Locust's entries: the same figures
 from lab.live.window import Sample, measured
 from lab.results import request_timeline
 from lab.results.experiments import RunConfig
-from lab.results.folder import ResultsFolder, write_atomic
+from lab.results.folder import ResultsFolder, write_atomic, write_csv
 from lab.results.manifest import FolderKind, Manifest, write_manifest
 from lab.results.record import Configuration, LimitApplied, LocustError, ModelCounts, RunRecord, Verification, now
 from lab.results.run_files import write_record, write_summary
@@ -49,14 +48,6 @@ class Where:
     started_at: str
 
 
-def _write_timeline(path: Path, rows: list[list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(TIMELINE_COLUMNS)
-        writer.writerows(rows)
-
-
 def keep(folder: Path, knobs: Knobs, window: Window, first: Sample, last: Sample, where: Where,
          verification: Verification) -> Kept:  # fmt: skip
     """The run record of the window from `first` (the sample at its reset) to `last`, written in `folder`."""
@@ -70,11 +61,11 @@ def keep(folder: Path, knobs: Knobs, window: Window, first: Sample, last: Sample
     kept = files.locust(config.id, index)
     write_atomic(kept.stats, json.dumps(window["entries"]))
     errors = sorted(window["errors"], key=lambda e: -int(e.get("occurrences", 0)))[:5]
-    locust = replace(_locust_stats(kept.stats, seconds),
+    locust = replace(locust_stats(kept.stats, seconds),
                      errors=tuple(LocustError(str(e.get("error")), int(e.get("occurrences", 0))) for e in errors))  # fmt: skip
     timeline = None
     if window["rows"]:
-        _write_timeline(kept.timeline, window["rows"])
+        write_csv(kept.timeline, TIMELINE_COLUMNS, window["rows"])
         timeline = request_timeline.summary(kept.timeline, files.relative(kept.timeline))
     result = measured(first, last, locust, processes=window["processes"], warned=window["cpu_warned"], timeline=timeline)
     model = ModelCounts(*run.capacity(int_setting("DB_POOL_SIZE")))

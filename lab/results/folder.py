@@ -10,8 +10,11 @@ lab.results.run_files (runs/ and summary.csv), lab.results.manifest (experiment.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,6 +88,15 @@ def write_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise RecordError(f"could not write {path}: {error.strerror or error}") from None
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A table as CSV, written whole."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(path, out.getvalue())
 
 
 def write_json(path: Path, value: object) -> None:
