@@ -227,57 +227,12 @@ def test_a_mode_the_image_cannot_serve_names_the_image_to_use():
     assert "MODE=async is served by the fastapi service" in result.stderr and "SERVICE=fastapi" in result.stderr
 
 
-TINY = """
-io_seconds = 0.05
-primes_limit = 10_000
-warmup = 0.5
-run_time = 2
-users = 3
-[[matrix]]
-modes = ["threaded", "async"]
-workloads = ["io", "cpu"]
-"""
-
-
-def test_a_compose_bench_records_like_native_stops_on_ctrl_c_and_resumes(tmp_path):
-    experiment = tmp_path / "tiny.toml"
-    experiment.write_text(TINY)
-    place = make_place(tmp_path / "state", OFFSET + 1)
-    results = tmp_path / "results"
-    proc = subprocess.Popen([PYTHON, "-m", "lab", "bench", str(experiment), "--backend", "compose"], cwd=ROOT,
-                            env=lab_env(place, LAB_RESULTS=str(results), **ENV), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    runs = results / "latest" / "runs"
-    wait_until(lambda: len(list(runs.glob("*.json"))) >= 1 or proc.poll() is not None, 300, 0.2)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
-    assert "RESUME=1" in err and not leftovers("container")
-    finished = {p.name: p.read_bytes() for p in runs.glob("*.json")}
-    assert 1 <= len(finished) < 4
-
-    result = run_bench(place, results, str(experiment), "--resume", "--backend", "compose", **ENV)
-    assert result.returncode == 0, result.stdout + result.stderr
-    records = load_records(results / "latest")
-    assert len(records) == 4 and all(r["status"] == "ok" for r in records), [r["reason"] for r in records]
-    after = {p.name: p.read_bytes() for p in runs.glob("*.json")}
-    assert all(after[name] == content for name, content in finished.items())  # nothing redone
-    for record in records:
-        assert record["backend"] == "compose"
-        assert record["load_generator"]["utilisation"] is not None  # from the Locust container's cgroup
-        assert record["machine_cpu"]["parts_cpu_seconds"]["postgres"] is not None
-        assert {image["standin"] for image in record["where"]["images"]} == {True}
-        assert record["cpu_limit"]["enforced"] and "in the container's cgroup" in record["cpu_limit"]["method"]
-    summary = (results / "latest" / "summary.csv").read_text().splitlines()
-    assert all(line.count(",compose,") == 1 for line in summary[1:])
-    assert not leftovers("container") and not leftovers("volume")
-
-
-PARITY = """
+# The same two configurations on both backends, each native run just before its compose twin
+BOTH = """
 io_seconds = 0.05
 primes_limit = 15_000
-warmup = 1
-run_time = 3
+warmup = 0.5
+run_time = 2
 users = 4
 backends = ["native", "compose"]
 [[matrix]]
@@ -289,21 +244,46 @@ workloads = "cpu"
 """
 
 
-def test_an_experiment_on_both_backends_sets_them_side_by_side(tmp_path):
-    experiment = tmp_path / "parity.toml"
-    experiment.write_text(PARITY)
-    place = make_place(tmp_path / "state", OFFSET + 2)
-    result = run_bench(place, tmp_path / "results", str(experiment), **ENV)
+def test_an_experiment_on_both_backends_stops_on_ctrl_c_resumes_and_sets_them_side_by_side(tmp_path):
+    """Ctrl-C once a run is recorded stops both backends (exit 130, no container left), RESUME=1 measures only what
+    was left; the compose records hold what native ones do, from the containers' cgroups; the report sets the two
+    backends side by side."""
+    experiment = tmp_path / "both.toml"
+    experiment.write_text(BOTH)
+    place = make_place(tmp_path / "state", OFFSET + 1)
+    results = tmp_path / "results"
+    proc = subprocess.Popen([PYTHON, "-m", "lab", "bench", str(experiment)], cwd=ROOT,
+                            env=lab_env(place, LAB_RESULTS=str(results), **ENV), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    runs = results / "latest" / "runs"
+    wait_until(lambda: len(list(runs.glob("*.json"))) >= 1 or proc.poll() is not None, 300, 0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "RESUME=1" in err and not leftovers("container")
+    finished = {p.name: p.read_bytes() for p in runs.glob("*.json")}
+    assert 1 <= len(finished) < 4
+
+    result = run_bench(place, results, str(experiment), "--resume", **ENV)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = load_records(tmp_path / "results" / "latest")
-    assert {r["backend"] for r in records} == {"native", "compose"}
-    build = subprocess.run([PYTHON, "-m", "lab", "report", str(tmp_path / "results" / "latest")], cwd=ROOT,
-                           capture_output=True, text=True, env=lab_env(place))  # fmt: skip
+    records = load_records(results / "latest")
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records), [r["reason"] for r in records]
+    assert sorted(r["backend"] for r in records) == ["compose", "compose", "native", "native"]
+    after = {p.name: p.read_bytes() for p in runs.glob("*.json")}
+    assert all(after[name] == content for name, content in finished.items())  # nothing redone
+    for record in (r for r in records if r["backend"] == "compose"):
+        assert record["load_generator"]["utilisation"] is not None  # from the Locust container's cgroup
+        assert record["machine_cpu"]["parts_cpu_seconds"]["postgres"] is not None
+        assert {image["standin"] for image in record["where"]["images"]} == {True}
+        assert record["cpu_limit"]["enforced"] and "in the container's cgroup" in record["cpu_limit"]["method"]
+    summary = (results / "latest" / "summary.csv").read_text().splitlines()
+    assert sorted(line.count(",compose,") for line in summary[1:]) == [0, 0, 1, 1]
+    build = subprocess.run([PYTHON, "-m", "lab", "report", str(results / "latest")], cwd=ROOT, capture_output=True,
+                           text=True, env=lab_env(place))  # fmt: skip
     assert build.returncode == 0, build.stderr
-    report = (tmp_path / "results" / "latest" / "report.md").read_text()
+    report = (results / "latest" / "report.md").read_text()
     table = report.split("## The same runs on both backends")[1].split("##")[0]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "compose/native" not in line]
     assert len(rows) == 2, table
     assert all(float(row.split("|")[4]) > 0 for row in rows)  # compose/native of throughput, measured
-    print(table)
-    assert not leftovers("container")
+    assert not leftovers("container") and not leftovers("volume")

@@ -245,7 +245,7 @@ def test_a_decision_for_an_example_app_names_what_to_deploy_within_its_stated_bu
 ):
     """The whole decision, for real and short: an example app, two paths, CPUS=1, a small time budget."""
     place = make_place(tmp_path / "state", 12)
-    minutes = 1.5
+    minutes = 1.25
     started = time.monotonic()
     done = subprocess.run(
         [PYTHON, "-m", "lab", "decide", "--minutes", str(minutes), "--backend", backend], cwd=ROOT, capture_output=True,

@@ -259,7 +259,7 @@ def _tmpfs(path: Path, size: str) -> None:
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="making a small disk needs root (a tmpfs)")
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_a_full_or_read_only_disk_stops_the_bench_with_every_earlier_record_intact(tmp_path, fault):
-    path, results, place = case(tmp_path, '["nothreading", "async", "gunicorn"]', 35)
+    path, results, place = case(tmp_path, '["nothreading", "async"]', 35)  # the fault comes in the second run
     _tmpfs(results, "32m")
     try:
         proc = start_bench(place, results, path)
@@ -285,7 +285,7 @@ def test_a_full_or_read_only_disk_stops_the_bench_with_every_earlier_record_inta
             assert (results / "latest" / "runs" / name).read_bytes() == content
         result = run_bench(place, results, str(path), "--resume")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert len(load_records(results / "latest")) == 3
+        assert len(load_records(results / "latest")) == 2
     finally:
         subprocess.run(["umount", "-l", str(results)], check=False)
     assert_nothing_left(place)
