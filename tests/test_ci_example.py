@@ -35,7 +35,7 @@ def test_the_workflow_measures_the_baseline_on_main_and_gates_each_pull_request(
 def test_the_gate_passes_the_same_app_and_fails_one_three_times_slower(tmp_path: Path):
     experiment = tmp_path / "gate.toml"  # the shipped gate's shape, shorter: a test's budget, not a team's
     experiment.write_text((CI / "gate.toml").read_text().replace("run_time = 8", "run_time = 3")
-                          .replace("repeats = 6", "repeats = 2"))  # fmt: skip
+                          .replace("repeats = 6", "repeats = 3"))  # fmt: skip
     place = make_place(tmp_path / "state", 70)  # ports apart from the other tests'
 
     def gate(command: str, n: int) -> subprocess.CompletedProcess[str]:

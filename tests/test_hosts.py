@@ -238,6 +238,13 @@ def test_a_bench_and_a_capacity_search_run_across_three_hosts(tmp_path: Path) ->
     # around the others), each of which costs the server some CPU: a few percent of a run of a few seconds
     readings_of_run = across["server_cpu_readings"]
     assert 0.85 <= readings_of_run["server_to_cgroup"] <= 1.05, readings_of_run
+    # where the time went, across hosts: the server's parts as it timed them; the client's and the server's clocks
+    # are not one, so before and after the handler are one part between them, and the parts still add up
+    parts = across["timeline"]["parts"]
+    assert parts and parts["same_clock"] is False and parts["requests"] > 0, parts
+    assert "between" in parts["parts"] and not {"before", "after"} & set(parts["parts"]), parts["parts"]
+    assert 45 < parts["parts"]["db"]["mean_ms"] < 80, parts["parts"]  # IO_SECONDS=0.05, as the server waited
+    assert parts["parts"]["between"]["mean_ms"] >= 0 and abs(parts["unaccounted_ms"]) < 0.02 * parts["latency_mean_ms"]
 
     steps = records(results, "capacity")
     assert steps and all(s["where"]["target"] == target and s["machine"]["hostname"] == HOSTNAMES["master"] for s in steps)
