@@ -295,3 +295,15 @@ def test_a_stand_in_s_inputs_are_the_files_its_dockerfile_copies_from_the_contex
     dockerfile.write_text("FROM x AS w\nCOPY wheels/ /wheels/\nRUN pip install\nFROM y\nCOPY --from=w /opt/pg /opt/pg\n"
                           "COPY --chmod=755 entry.sh /usr/local/bin/\n")  # fmt: skip
     assert copied(dockerfile, tmp_path) == [tmp_path / "wheels" / "a.whl", tmp_path / "wheels" / "b.whl", tmp_path / "entry.sh"]
+
+
+def test_postgres_started_again_by_the_backend_runs_on_the_images_the_runs_do(monkeypatch):
+    """CI found it: PostgreSQL's container, found stopped after a run and started again, was asked of compose
+    without the images, so under IMAGES=local compose pulled the official image from a registry."""
+    from lab.stack.backends.compose import ComposeBackend
+
+    monkeypatch.setenv("IMAGES", "local")
+    env = ComposeBackend().env
+    assert {image.variable: env.get(image.variable) for image in IMAGES} == {image.variable: image.standin for image in IMAGES}
+    monkeypatch.setenv("IMAGES", "official")
+    assert not {image.variable for image in IMAGES} & set(ComposeBackend().env) - set(os.environ)

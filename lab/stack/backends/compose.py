@@ -219,7 +219,9 @@ class ComposeBackend:
 
     def __init__(self, place: Place | None = None) -> None:
         self.place = place or Place()
-        self.env = dict(os.environ)
+        # the images too: PostgreSQL's container started again must be the one the runs started (IMAGES=local
+        # asks no registry), not compose's default image
+        self.env = {**os.environ, **images.compose_env(choice_setting("IMAGES"))}
         self.pg_container = ""
 
     def check_database(self) -> str | None:
